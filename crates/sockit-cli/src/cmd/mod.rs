@@ -1,0 +1,3 @@
+//! One module per subcommand: arguments in, library call, output.
+
+pub mod echo;

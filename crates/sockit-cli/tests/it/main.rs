@@ -1,0 +1,4 @@
+//! Integration tests: one binary, one module per capability, each spawning `sockit`.
+
+mod echo;
+mod util;

@@ -1,0 +1,64 @@
+//! Typed errors of the library: one enum, one doc line per variant.
+
+use std::io;
+
+/// Everything the library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An address string that does not follow the `[scheme://]HOST:PORT` / `unix:PATH` syntax.
+    #[error("invalid address {input:?}: {reason}")]
+    Address {
+        /// The text as the user gave it.
+        input: String,
+        /// What is wrong with it, in words.
+        reason: String,
+    },
+    /// A host name that did not resolve to any address.
+    #[error("cannot resolve {host:?}: {source}")]
+    Resolve {
+        /// The host name looked up.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: io::Error,
+    },
+    /// A CIDR network in an allow/deny list that does not parse.
+    #[error("invalid network {input:?}: expected CIDR like 10.0.0.0/8 or an address")]
+    Network {
+        /// The text as the user gave it.
+        input: String,
+    },
+    /// A concurrency model name that is not one of the known models.
+    #[error("unknown model {0:?} (expected one of: {models})", models = crate::server::Model::NAMES.join(", "))]
+    UnknownModel(String),
+    /// A model asked to serve a socket kind it cannot serve.
+    #[error("model {model} cannot serve {what}")]
+    Unsupported {
+        /// The model's name.
+        model: &'static str,
+        /// What was asked of it.
+        what: &'static str,
+    },
+    /// An operating-system call failed; `what` says which and on what.
+    #[error("{what}: {source}")]
+    Io {
+        /// The operation and its object, e.g. `bind tcp://127.0.0.1:80`.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,169 @@
+//! The blocking connection driver shared by the `blocking`, `threads` and `fork` models:
+//! read, hand the bytes to the handler, write what it produced, until one side is done.
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::gate::Slot;
+use super::listener::{Listener, Peer, Stream};
+use super::shutdown::{Shutdown, Wake};
+use super::{Config, Ctx, Flow, Handler, accept_error_is_transient};
+use crate::error::{Error, Result};
+
+/// Bytes read per `read` call; one buffer per connection, as these models block per connection.
+const READ_BUF: usize = 64 * 1024;
+
+/// Serves one connection to the end. Errors are the peer's (reset, timeout) and end only it.
+pub(crate) fn drive<H: Handler>(stream: &Stream, peer: &Peer, mut handler: H, config: &Config) {
+    if let Err(e) = run(stream, &mut handler, config) {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+fn run<H: Handler>(mut stream: &Stream, handler: &mut H, config: &Config) -> io::Result<()> {
+    stream.set_read_timeout(config.idle_timeout)?;
+    let mut buf = vec![0u8; READ_BUF];
+    let mut out = Vec::new();
+    let mut flow = handler.on_connect(&mut out);
+    while flow == Flow::Continue {
+        flush(stream, &mut out)?;
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                handler.on_eof(&mut out);
+                break;
+            }
+            Ok(n) => flow = handler.on_data(&buf[..n], &mut out),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // SO_RCVTIMEO expiring: the idle timeout.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                return Err(io::Error::new(ErrorKind::TimedOut, "idle timeout"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    flush(stream, &mut out)
+}
+
+fn flush(mut stream: &Stream, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// The accept loop of the blocking models: waits for a connection or shutdown, admits it
+/// through the gate and hands it to `on_conn`. `on_tick` runs at least every `tick`.
+pub(crate) fn accept_each(
+    listener: &Listener,
+    ctx: &Ctx<'_>,
+    tick: Option<Duration>,
+    mut on_tick: impl FnMut(),
+    mut on_conn: impl FnMut(Stream, Peer, Slot),
+) -> Result<()> {
+    // Non-blocking so that a connection that vanished between poll and accept cannot
+    // leave the loop stuck in accept, deaf to shutdown.
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("set listener non-blocking", e))?;
+    loop {
+        let wake = ctx
+            .shutdown
+            .wait_readable(listener.as_fd(), tick)
+            .map_err(|e| Error::io("poll listener", e))?;
+        match wake {
+            Wake::Shutdown => return Ok(()),
+            Wake::Timeout => {
+                on_tick();
+                continue;
+            }
+            Wake::Ready => {}
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                if let Some(slot) = ctx.gate.admit(stream.as_fd(), &peer) {
+                    on_conn(stream, peer, slot);
+                }
+            }
+            Err(e) if accept_error_is_transient(&e) => {
+                if e.kind() != ErrorKind::WouldBlock {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            Err(e) => return Err(Error::io("accept", e)),
+        }
+    }
+}
+
+/// The open connections of a blocking-model server, so that shutdown can end them: their
+/// read side is shut, the handler sees EOF, and its last reply is still written.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    inner: Mutex<RegistryInner>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryInner {
+    next: u64,
+    streams: HashMap<u64, Stream>,
+    closed: bool,
+}
+
+/// A registered connection; deregistered when dropped.
+pub(crate) struct Registered<'a> {
+    registry: &'a Registry,
+    id: u64,
+}
+
+impl Registry {
+    /// Starts the thread that waits for shutdown and then ends every connection.
+    pub(crate) fn watch(self: &Arc<Self>, shutdown: &Shutdown) {
+        let registry = self.clone();
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            while shutdown.wait_readable(shutdown.fd(), None).ok() != Some(Wake::Shutdown) {}
+            registry.close_all();
+        });
+    }
+
+    /// Tracks `stream` until the returned guard is dropped.
+    pub(crate) fn register(&self, stream: &Stream) -> Registered<'_> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.next += 1;
+        let id = inner.next;
+        match stream.try_clone() {
+            // Registered after shutdown began: end it at once rather than serve it forever.
+            Ok(clone) if inner.closed => {
+                let _ = clone.shutdown(std::net::Shutdown::Read);
+            }
+            Ok(clone) => {
+                inner.streams.insert(id, clone);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot track connection for shutdown"),
+        }
+        Registered { registry: self, id }
+    }
+
+    fn close_all(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.closed = true;
+        for stream in inner.streams.values() {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut inner = self
+            .registry
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        inner.streams.remove(&self.id);
+    }
+}

@@ -1,0 +1,70 @@
+//! Admission of new peers, the same for every model: the allow/deny lists first, then the
+//! connection limit. A peer over the limit gets the service's busy message and a close,
+//! not a silent hang in the backlog.
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::access::AccessList;
+use super::listener::Peer;
+
+/// Decides who gets in; shared by all the loops and threads of one server.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    access: Arc<AccessList>,
+    limit: usize,
+    live: Arc<AtomicUsize>,
+    busy: Arc<[u8]>,
+}
+
+/// A connection's place under the limit; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    pub(crate) fn new(access: AccessList, limit: usize, busy: &[u8]) -> Gate {
+        Gate {
+            access: Arc::new(access),
+            limit,
+            live: Arc::new(AtomicUsize::new(0)),
+            busy: busy.into(),
+        }
+    }
+
+    /// Whether a datagram from `peer` may be answered.
+    pub(crate) fn permits(&self, peer: &Peer) -> bool {
+        self.access.permits(peer.ip())
+    }
+
+    /// Admits a freshly accepted connection, or refuses it (the caller then drops it,
+    /// which closes it).
+    pub(crate) fn admit(&self, fd: BorrowedFd<'_>, peer: &Peer) -> Option<Slot> {
+        if !self.permits(peer) {
+            tracing::info!(%peer, "refused: denied by --allow/--deny");
+            return None;
+        }
+        let prev = self.live.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(self.live.clone());
+        if prev >= self.limit {
+            tracing::warn!(%peer, limit = self.limit, "refused: connection limit reached");
+            if !self.busy.is_empty() {
+                // Best effort and never blocking: the refusal must not stall the accept loop.
+                let _ = rustix::net::send(fd, &self.busy, rustix::net::SendFlags::DONTWAIT);
+            }
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// Connections admitted and still open.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,366 @@
+//! The socketserver: Python's `socketserver` done right.
+//!
+//! A user writes one [`Service`] (a factory of per-connection [`Handler`]s, the
+//! `BaseRequestHandler.handle()` idea) or one [`DatagramService`], binds a [`Server`] and
+//! picks a [`Model`]. Handlers never touch the socket: they get the bytes that arrived and
+//! append their reply to a buffer they are given, so one handler runs under every model.
+//!
+//! ```no_run
+//! use sockit::server::{Config, Flow, Handler, Model, Peer, Server, Service};
+//!
+//! struct Upper;
+//! impl Handler for Upper {
+//!     fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+//!         out.extend(data.iter().map(u8::to_ascii_uppercase));
+//!         Flow::Continue
+//!     }
+//! }
+//! struct UpperService;
+//! impl Service for UpperService {
+//!     type Handler = Upper;
+//!     fn handler(&self, _peer: &Peer) -> Upper { Upper }
+//! }
+//!
+//! let config = Config { model: Model::Threads, ..Config::default() };
+//! let server = Server::bind(&"127.0.0.1:0".parse()?, config)?;
+//! eprintln!("listening on {}", server.local_endpoint());
+//! server.serve(UpperService)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Models
+//! One file each: [`blocking`](self) (one connection at a time), `threads`, `fork`,
+//! `select`, `poll`, `epoll`, `epoll-et` (the last four share `eventloop`, differing only
+//! in their readiness backend) and `async` (tokio).
+
+pub mod access;
+mod r#async;
+mod blocking;
+mod conn;
+mod datagram;
+mod eventloop;
+mod fork;
+mod gate;
+mod listener;
+mod shutdown;
+mod threads;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use access::{AccessList, Network};
+pub use listener::{DatagramSocket, Listener, Peer, Stream};
+pub use shutdown::Shutdown;
+
+use crate::addr::{Endpoint, Transport};
+use crate::error::{Error, Result};
+use gate::Gate;
+use listener::{Bound, UnixPathGuard};
+
+/// How connections are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// One connection at a time, like `socketserver.TCPServer`.
+    Blocking,
+    /// A thread per connection, bounded, like `ThreadingTCPServer`.
+    Threads,
+    /// A process per connection, bounded, like `ForkingTCPServer`.
+    Fork,
+    /// An event loop on `select(2)`; refuses descriptors at or above `FD_SETSIZE`.
+    Select,
+    /// An event loop on `poll(2)`.
+    Poll,
+    /// An event loop on level-triggered `epoll(7)`.
+    Epoll,
+    /// An event loop on edge-triggered `epoll(7)`.
+    EpollEt,
+    /// Tasks on a multi-threaded tokio runtime.
+    Async,
+}
+
+impl Model {
+    /// Every model, in the order of the documentation.
+    pub const ALL: [Model; 8] = [
+        Model::Blocking,
+        Model::Threads,
+        Model::Fork,
+        Model::Select,
+        Model::Poll,
+        Model::Epoll,
+        Model::EpollEt,
+        Model::Async,
+    ];
+
+    /// The names accepted by [`Model::from_str`], in the order of [`Model::ALL`].
+    pub const NAMES: [&'static str; 8] = [
+        "blocking", "threads", "fork", "select", "poll", "epoll", "epoll-et", "async",
+    ];
+
+    /// The model's name as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[Self::ALL.iter().position(|m| *m == self).unwrap_or(0)]
+    }
+
+    /// Whether `workers` means "event loops" (each with its own SO_REUSEPORT listener).
+    pub fn is_event_loop(self) -> bool {
+        matches!(
+            self,
+            Model::Select | Model::Poll | Model::Epoll | Model::EpollEt
+        )
+    }
+
+    /// The connection limit used when none is configured: what the model can bear.
+    pub fn default_max_conns(self) -> usize {
+        match self {
+            Model::Blocking => usize::MAX,
+            // Threads and processes are the scarce resource of these two models.
+            Model::Threads => 16_384,
+            Model::Fork => 256,
+            _ => 1_000_000,
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Model {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Model> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| Error::UnknownModel(s.to_owned()))
+    }
+}
+
+/// How a server runs; `Config::default()` is a sensible start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The concurrency model.
+    pub model: Model,
+    /// Event loops (event-loop models), runtime threads (`async`), or datagram workers;
+    /// `None` means one per CPU for `async` and datagram workers, and 1 for event loops.
+    pub workers: Option<usize>,
+    /// Connections served at once; more are refused. `None`: [`Model::default_max_conns`].
+    pub max_conns: Option<usize>,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Which client networks may connect.
+    pub access: AccessList,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            model: Model::Epoll,
+            workers: None,
+            max_conns: None,
+            idle_timeout: None,
+            access: AccessList::default(),
+        }
+    }
+}
+
+impl Config {
+    fn max_conns(&self) -> usize {
+        self.max_conns.unwrap_or(self.model.default_max_conns())
+    }
+}
+
+/// What a handler wants after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep the connection open.
+    Continue,
+    /// Send what is in `out`, then close.
+    Close,
+}
+
+/// The per-connection protocol logic: bytes in, bytes and a [`Flow`] out. No I/O.
+///
+/// The driver calls `on_connect` once, `on_data` for every chunk read (chunks are cut
+/// wherever the network cut them: a handler that needs whole messages buffers them), and
+/// `on_eof` when the peer stops sending. Whatever a handler appends to `out` is written to
+/// the peer, in order, before the next call reads more (the driver stops reading while
+/// replies are still queued, so a peer that does not read cannot make the server buffer
+/// without bound).
+pub trait Handler: Send + 'static {
+    /// The connection was accepted; a greeting may go into `out`.
+    fn on_connect(&mut self, out: &mut Vec<u8>) -> Flow {
+        let _ = out;
+        Flow::Continue
+    }
+
+    /// Bytes arrived.
+    fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow;
+
+    /// The peer closed its sending side; last words may go into `out`, then the
+    /// connection is closed.
+    fn on_eof(&mut self, out: &mut Vec<u8>) {
+        let _ = out;
+    }
+}
+
+/// Makes a [`Handler`] for each connection; shared by every thread, loop or process.
+pub trait Service: Send + Sync + 'static {
+    /// The per-connection state.
+    type Handler: Handler;
+
+    /// A handler for a newly admitted peer.
+    fn handler(&self, peer: &Peer) -> Self::Handler;
+
+    /// Sent to a peer refused because the server is full, before closing (empty: just close).
+    fn busy_message(&self) -> &[u8] {
+        b""
+    }
+}
+
+/// The datagram counterpart of [`Service`]: one datagram in, at most one reply out.
+pub trait DatagramService: Send + Sync + 'static {
+    /// A datagram arrived from `peer`; a non-empty `out` is sent back to it.
+    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>);
+}
+
+/// A bound server, ready to serve under its model.
+#[derive(Debug)]
+pub struct Server {
+    sockets: Sockets,
+    local: Endpoint,
+    config: Config,
+    shutdown: Shutdown,
+    // Dropped last: the socket file goes once no loop can use it.
+    _guard: Option<UnixPathGuard>,
+}
+
+#[derive(Debug)]
+enum Sockets {
+    Stream(Vec<Listener>),
+    Datagram(Vec<DatagramSocket>),
+}
+
+impl Server {
+    /// Binds `endpoint` (stream or datagram) for the configured model.
+    pub fn bind(endpoint: &Endpoint, config: Config) -> Result<Server> {
+        let count = if config.model.is_event_loop() {
+            config.workers.unwrap_or(1).max(1)
+        } else {
+            1
+        };
+        let shutdown = Shutdown::new().map_err(|e| Error::io("create shutdown pipe", e))?;
+        let (sockets, local, guard) = match endpoint.transport() {
+            Transport::Stream => {
+                let Bound {
+                    sockets,
+                    local,
+                    guard,
+                } = listener::bind_stream(endpoint, count)?;
+                (Sockets::Stream(sockets), local, guard)
+            }
+            Transport::Datagram => {
+                let Bound {
+                    sockets,
+                    local,
+                    guard,
+                } = listener::bind_datagram(endpoint, count)?;
+                (Sockets::Datagram(sockets), local, guard)
+            }
+        };
+        Ok(Server {
+            sockets,
+            local,
+            config,
+            shutdown,
+            _guard: guard,
+        })
+    }
+
+    /// The address really bound (the port the OS chose for port 0).
+    pub fn local_endpoint(&self) -> &Endpoint {
+        &self.local
+    }
+
+    /// A handle that stops this server from any thread.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves connections until shutdown. The endpoint must be a stream endpoint.
+    pub fn serve<S: Service>(self, service: S) -> Result<()> {
+        let Sockets::Stream(listeners) = &self.sockets else {
+            return Err(Error::Unsupported {
+                model: self.config.model.name(),
+                what: "a datagram endpoint with a stream service",
+            });
+        };
+        let gate = Gate::new(
+            self.config.access.clone(),
+            self.config.max_conns(),
+            service.busy_message(),
+        );
+        let service = Arc::new(service);
+        let ctx = Ctx {
+            config: &self.config,
+            shutdown: &self.shutdown,
+            gate,
+        };
+        match self.config.model {
+            Model::Blocking => blocking::serve(&listeners[0], service, ctx),
+            Model::Threads => threads::serve(&listeners[0], service, ctx),
+            Model::Fork => fork::serve(&listeners[0], service, ctx),
+            Model::Async => r#async::serve(&listeners[0], service, ctx),
+            backend => eventloop::serve(listeners, backend, service, ctx),
+        }
+    }
+
+    /// Serves datagrams until shutdown. The endpoint must be a datagram endpoint.
+    pub fn serve_datagram<S: DatagramService>(self, service: S) -> Result<()> {
+        let Sockets::Datagram(sockets) = &self.sockets else {
+            return Err(Error::Unsupported {
+                model: self.config.model.name(),
+                what: "a stream endpoint with a datagram service",
+            });
+        };
+        let gate = Gate::new(self.config.access.clone(), usize::MAX, b"");
+        let ctx = Ctx {
+            config: &self.config,
+            shutdown: &self.shutdown,
+            gate,
+        };
+        datagram::serve(sockets, Arc::new(service), ctx)
+    }
+}
+
+/// How long a stopping server waits for its connections to write their last replies
+/// (a peer that does not read could otherwise hold shutdown forever).
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
+
+/// What every model driver gets besides its sockets and the service.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) shutdown: &'a Shutdown,
+    pub(crate) gate: Gate,
+}
+
+/// `accept` errors that concern one connection (or a momentary shortage) and must not
+/// stop the server: retry after a short back-off, as mini-redis does.
+pub(crate) fn accept_error_is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | TimedOut
+    ) || matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO | libc::EPERM
+        )
+    )
+}
