@@ -3,6 +3,7 @@
 //! exits. On shutdown the parent stops accepting and sends SIGTERM to its children.
 
 use std::collections::HashSet;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ pub(crate) fn serve<S: Service>(listener: &Listener, service: Arc<S>, ctx: Ctx<'
             let mut children = children.borrow_mut();
             reap(&mut children, false);
             if children.len() >= limit {
-                tracing::warn!(%peer, limit, "refused: connection limit reached");
+                ctx.gate.refuse_busy(stream.as_fd(), &peer, limit);
                 return;
             }
             // SAFETY: the child only runs this connection's handler and then `_exit`s; it

@@ -53,14 +53,19 @@ impl Gate {
         let prev = self.live.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(self.live.clone());
         if prev >= self.limit {
-            tracing::warn!(%peer, limit = self.limit, "refused: connection limit reached");
-            if !self.busy.is_empty() {
-                // Best effort and never blocking: the refusal must not stall the accept loop.
-                let _ = rustix::net::send(fd, &self.busy, rustix::net::SendFlags::DONTWAIT);
-            }
+            self.refuse_busy(fd, peer, self.limit);
             return None;
         }
         Some(slot)
+    }
+
+    /// Tells a peer the server is full (`limit` connections); the caller then closes it.
+    pub(crate) fn refuse_busy(&self, fd: BorrowedFd<'_>, peer: &Peer, limit: usize) {
+        tracing::warn!(%peer, limit, "refused: connection limit reached");
+        if !self.busy.is_empty() {
+            // Best effort and never blocking: the refusal must not stall the accept loop.
+            let _ = rustix::net::send(fd, &self.busy, rustix::net::SendFlags::DONTWAIT);
+        }
     }
 
     /// Connections admitted and still open.
