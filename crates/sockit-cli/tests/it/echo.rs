@@ -192,3 +192,21 @@ fn bad_addresses_are_one_line_and_exit_2() {
         assert!(err.contains(bad), "{bad}: {err}");
     }
 }
+
+#[test]
+fn ipv6_loopback_is_served_and_printed_in_brackets() {
+    let server = Server::start(&["echo", "[::1]:0", "--model", "threads"]);
+    assert!(
+        server.endpoint.starts_with("tcp://[::1]:"),
+        "{}",
+        server.endpoint
+    );
+    roundtrip(&server.endpoint.parse().unwrap(), payload(10_000, 3));
+    let server = Server::start(&["echo", "udp://[::1]:0", "--model", "async"]);
+    let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(crate::util::WAIT)).unwrap();
+    sock.send_to(b"six", server.addr()).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(sock.recv(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"six");
+}
