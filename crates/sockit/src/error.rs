@@ -39,6 +39,9 @@ pub enum Error {
         /// What was asked of it.
         what: &'static str,
     },
+    /// A peer broke the framing rules (over-long frame or line, truncated frame).
+    #[error(transparent)]
+    Frame(#[from] crate::frame::FrameError),
     /// An operating-system call failed; `what` says which and on what.
     #[error("{what}: {source}")]
     Io {

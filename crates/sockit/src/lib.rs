@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`addr`]: [`Endpoint`], the one address syntax (`HOST:PORT`, `udp://`, `unix:`, ...).
+//! - [`frame`]: sans-IO framing: 4-byte length prefix and lines, with limits.
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
@@ -10,6 +11,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod frame;
 pub mod proto;
 pub mod server;
 
