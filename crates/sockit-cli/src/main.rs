@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Echo(cmd::echo::Args),
+    Subnet(cmd::subnet::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,10 +33,15 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Echo(args) => cmd::echo::run(args),
+        Command::Subnet(args) => cmd::subnet::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Usage>() => {
+            eprintln!("sockit: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("sockit: {e:#}");
             ExitCode::FAILURE
@@ -64,6 +70,24 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let line = line.strip_prefix("error: ").unwrap_or(line);
     eprintln!("sockit: {line} (see --help)");
     ExitCode::from(2)
+}
+
+/// Bad input found after argument parsing (an invalid CIDR, say): exit code 2, like a
+/// parse error, rather than 1.
+#[derive(Debug)]
+pub struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Wraps a message or error as a [`Usage`] error.
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    Usage(e.to_string()).into()
 }
 
 fn init_tracing() {

@@ -6,12 +6,14 @@
 //! - [`frame`]: sans-IO framing: 4-byte length prefix and lines, with limits.
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
+//! - [`net`]: network utilities: [`net::subnet`] arithmetic.
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
 //! - [`error`]: the typed [`Error`].
 
 pub mod addr;
 pub mod error;
 pub mod frame;
+pub mod net;
 pub mod proto;
 pub mod server;
 

@@ -1,0 +1,3 @@
+//! Network utilities: subnet arithmetic (ipcalc's job).
+
+pub mod subnet;
