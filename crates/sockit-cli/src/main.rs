@@ -23,6 +23,7 @@ struct Cli {
 enum Command {
     Echo(cmd::echo::Args),
     Subnet(cmd::subnet::Args),
+    Ports(cmd::ports::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(args) => cmd::echo::run(args),
         Command::Subnet(args) => cmd::subnet::run(args),
+        Command::Ports(args) => cmd::ports::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! One module per subcommand: arguments in, library call, output.
 
 pub mod echo;
+pub mod ports;
 pub mod subnet;
