@@ -24,6 +24,7 @@ enum Command {
     Echo(cmd::echo::Args),
     Subnet(cmd::subnet::Args),
     Ports(cmd::ports::Args),
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::Echo(args) => cmd::echo::run(args),
         Command::Subnet(args) => cmd::subnet::run(args),
         Command::Ports(args) => cmd::ports::run(args),
+        Command::Check(args) => cmd::check::run(args),
     };
     match result {
         Ok(code) => code,

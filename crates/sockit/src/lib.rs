@@ -6,7 +6,8 @@
 //! - [`frame`]: sans-IO framing: 4-byte length prefix and lines, with limits.
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
-//! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table.
+//! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
+//!   [`net::check`] port scans.
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
 //! - [`error`]: the typed [`Error`].
 

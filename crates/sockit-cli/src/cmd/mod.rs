@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments in, library call, output.
 
+pub mod check;
 pub mod echo;
 pub mod ports;
 pub mod subnet;
