@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
+mod connect;
 mod echo;
 mod util;
