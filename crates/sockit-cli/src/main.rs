@@ -23,6 +23,7 @@ struct Cli {
 enum Command {
     Echo(cmd::echo::Args),
     Connect(cmd::connect::Args),
+    Listen(cmd::listen::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(args) => cmd::echo::run(args),
         Command::Connect(args) => cmd::connect::run(args),
+        Command::Listen(args) => cmd::listen::run(args),
     };
     match result {
         Ok(code) => code,

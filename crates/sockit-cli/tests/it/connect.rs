@@ -1,7 +1,8 @@
-//! `sockit connect` against peers nobody here wrote: Python's `socket`
+//! `sockit connect` and `sockit listen` against peers nobody here wrote: Python's `socket`
 //! module, `nc` (OpenBSD) and `ncat`; one test per rule of `connect --help`.
 
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -421,6 +422,8 @@ fn bad_usage_is_one_line_and_exit_2() {
         &["connect", "--timeout", "5 parsecs", "127.0.0.1:1"],
         &["connect", "--send-only", "--recv-only", "127.0.0.1:1"],
         &["connect"],
+        &["listen", "udp://"],
+        &["listen", "--allow", "10.0.0.0/33", "127.0.0.1:0"],
     ] {
         let out = crate::util::sockit().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -541,4 +544,278 @@ fn unix_dgram_binds_a_reply_socket_and_removes_it_on_exit() {
         !std::path::Path::new(&reply_path).exists(),
         "{reply_path} left behind"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// listen
+
+#[test]
+fn listen_against_an_ncat_client() {
+    let mut sockit = Proc::sockit(&["listen", "127.0.0.1:0"]);
+    let endpoint = sockit.listening_on();
+    let port = endpoint.rsplit_once(':').unwrap().1;
+    let mut ncat = Proc::spawn({
+        let mut c = Command::new("ncat");
+        c.args(["127.0.0.1", port]);
+        c
+    });
+    ncat.write(b"from ncat\n");
+    sockit.wait_stdout_contains("from ncat\n");
+    sockit.write(b"from sockit\n");
+    ncat.wait_stdout_contains("from sockit\n");
+    // ncat half-closes at its stdin EOF; that ends sockit, whose close ends ncat.
+    ncat.close_stdin();
+    assert_exit_0(&mut sockit);
+    assert_eq!(sockit.stdout(), b"from ncat\n");
+    ncat.wait_exit(WAIT);
+    assert_eq!(ncat.stdout(), b"from sockit\n");
+}
+
+#[test]
+fn listen_on_unix_against_nc_and_the_socket_file_goes_away() {
+    let dir = TempDir::new("listen-nc");
+    let path = dir.path("l.sock");
+    let mut sockit = Proc::sockit(&["listen", &format!("unix:{}", path.display())]);
+    assert_eq!(sockit.listening_on(), format!("unix:{}", path.display()));
+    let mut nc = Proc::spawn({
+        let mut c = Command::new("nc");
+        c.arg("-NU").arg(&path);
+        c
+    });
+    nc.write(b"from nc\n");
+    sockit.wait_stdout_contains("from nc\n");
+    sockit.write(b"to nc\n");
+    nc.wait_stdout_contains("to nc\n");
+    nc.close_stdin(); // -N: nc shuts down its write side, and sockit sees EOF.
+    assert_exit_0(&mut sockit);
+    assert!(!path.exists(), "socket file left behind");
+    nc.wait_exit(WAIT);
+}
+
+#[test]
+fn listen_against_a_python_client_1_mib_each_way() {
+    let dir = TempDir::new("listen-py");
+    let received = dir.path("received");
+    let mut sockit = Proc::sockit(&["listen", "127.0.0.1:0"]);
+    let port = sockit.listening_on().rsplit_once(':').unwrap().1.to_owned();
+    let to_client = payload(1 << 20, 2);
+    let from_client = payload(1 << 20, 3);
+    // sockit reads stdin once the client is there, sends it all, then half-closes.
+    sockit.feed_and_close(to_client.clone());
+    let mut py = Proc::python(
+        &dedent(
+            r#"
+            import socket, sys, threading
+            c = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)
+            data = open(sys.argv[2], 'rb').read()
+            def send():
+                c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+            t = threading.Thread(target=send)
+            t.start()
+            got = bytearray()
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                got += b
+            t.join()
+            open(sys.argv[3], 'wb').write(got)
+            c.close()
+            "#,
+        ),
+        &[
+            &port,
+            &write_file(&dir, "to-send", &from_client),
+            received.to_str().unwrap(),
+        ],
+    );
+    assert_exit_0(&mut py);
+    assert_exit_0(&mut sockit);
+    assert!(sockit.stdout() == from_client, "sockit printed other bytes");
+    assert!(
+        std::fs::read(&received).unwrap() == to_client,
+        "client got other bytes"
+    );
+}
+
+fn write_file(dir: &TempDir, name: &str, bytes: &[u8]) -> String {
+    let path = dir.path(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn listen_k_merges_three_clients_and_sends_stdin_to_all() {
+    let mut sockit = Proc::sockit(&["listen", "-k", "127.0.0.1:0"]);
+    let addr = sockit
+        .listening_on()
+        .split_once("://")
+        .unwrap()
+        .1
+        .to_owned();
+    let mut clients: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let mut c = TcpStream::connect(&addr).unwrap();
+            c.set_read_timeout(Some(WAIT)).unwrap();
+            c.write_all(format!("line from client {i}\n").as_bytes())
+                .unwrap();
+            c
+        })
+        .collect();
+    // Every client's line arrives whole.
+    sockit.wait_stdout(|out| {
+        (0..3).all(|i| contains(out, format!("line from client {i}\n").as_bytes()))
+    });
+    sockit.write(b"to everyone\n");
+    for c in &mut clients {
+        let mut got = [0u8; 12];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"to everyone\n");
+    }
+    // One leaving changes nothing for the others.
+    drop(clients.remove(0));
+    sockit.write(b"still here\n");
+    for c in &mut clients {
+        let mut got = [0u8; 11];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"still here\n");
+    }
+    assert!(sockit.running(), "-k must keep running");
+    // A late client is welcome too.
+    let mut late = TcpStream::connect(&addr).unwrap();
+    late.write_all(b"late\n").unwrap();
+    sockit.wait_stdout_contains("late\n");
+    signal(&sockit.child, 15);
+    assert_exit_0(&mut sockit);
+}
+
+#[test]
+fn listen_k_half_closes_everyone_at_stdin_eof() {
+    let mut sockit = Proc::sockit(&["listen", "-k", "127.0.0.1:0"]);
+    let addr = sockit
+        .listening_on()
+        .split_once("://")
+        .unwrap()
+        .1
+        .to_owned();
+    let mut a = TcpStream::connect(&addr).unwrap();
+    a.set_read_timeout(Some(WAIT)).unwrap();
+    a.write_all(b"a\n").unwrap();
+    sockit.wait_stdout_contains("a\n");
+    sockit.feed_and_close(b"last words\n".to_vec());
+    let mut got = Vec::new();
+    a.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"last words\n");
+    // Half-closed, not closed: what the client still says gets through.
+    a.write_all(b"after eof\n").unwrap();
+    sockit.wait_stdout_contains("after eof\n");
+    assert!(sockit.running());
+    signal(&sockit.child, 2); // SIGINT
+    assert_exit_0(&mut sockit);
+}
+
+#[test]
+fn listen_removes_its_unix_socket_on_sigterm_with_and_without_k() {
+    let dir = TempDir::new("listen-rm");
+    for k in [&[][..], &["-k"][..]] {
+        let path = dir.path("s.sock");
+        let addr = format!("unix:{}", path.display());
+        let mut args = vec!["listen"];
+        args.extend_from_slice(k);
+        args.push(&addr);
+        let mut sockit = Proc::sockit(&args);
+        assert_eq!(sockit.listening_on(), addr);
+        assert!(path.exists());
+        signal(&sockit.child, 15);
+        assert_exit_0(&mut sockit);
+        assert!(!path.exists(), "{k:?}: socket file left behind");
+    }
+}
+
+#[test]
+fn listen_deny_refuses_and_keeps_listening() {
+    let mut sockit = Proc::sockit(&["listen", "--deny", "127.0.0.0/8", "127.0.0.1:0"]);
+    let addr = sockit
+        .listening_on()
+        .split_once("://")
+        .unwrap()
+        .1
+        .to_owned();
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 16];
+    // Closed at once: EOF (or a reset, if our bytes were still unread).
+    let _ = c.write_all(b"let me in\n");
+    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    assert!(sockit.running());
+    signal(&sockit.child, 15);
+    assert_exit_0(&mut sockit);
+    assert_eq!(sockit.stdout(), b"");
+}
+
+#[test]
+fn listen_udp_answers_the_last_peer_or_with_k_every_peer() {
+    for k in [false, true] {
+        let args: &[&str] = if k {
+            &["listen", "-k", "udp://127.0.0.1:0"]
+        } else {
+            &["listen", "udp://127.0.0.1:0"]
+        };
+        let mut sockit = Proc::sockit(args);
+        let addr = sockit
+            .listening_on()
+            .split_once("://")
+            .unwrap()
+            .1
+            .to_owned();
+        let peers: Vec<UdpSocket> = (0..2)
+            .map(|_| {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                s
+            })
+            .collect();
+        peers[0].send_to(b"first", &addr).unwrap();
+        sockit.wait_stdout_contains("first\n");
+        peers[1].send_to(b"second\n", &addr).unwrap();
+        sockit.wait_stdout_contains("second\n");
+        sockit.write(b"reply\n");
+        let mut buf = [0u8; 64];
+        let n = peers[1]
+            .recv(&mut buf)
+            .expect("the last peer gets the line");
+        assert_eq!(&buf[..n], b"reply");
+        let first = peers[0].recv(&mut buf).map(|n| buf[..n].to_vec());
+        if k {
+            assert_eq!(first.unwrap(), b"reply");
+        } else {
+            assert!(first.is_err(), "without -k only the last peer is answered");
+        }
+        // Each datagram printed on its own line, a newline added only where missing.
+        assert_eq!(sockit.stdout(), b"first\nsecond\n");
+        signal(&sockit.child, 15);
+        assert_exit_0(&mut sockit);
+    }
+}
+
+#[test]
+fn connect_to_sockit_listen() {
+    let mut listen = Proc::sockit(&["listen", "127.0.0.1:0"]);
+    let endpoint = listen.listening_on();
+    let to_connect = payload(300_000, 4);
+    let to_listen = payload(300_000, 5);
+    let mut connect = Proc::sockit(&["connect", &endpoint]);
+    connect.feed(to_listen.clone());
+    listen.feed(to_connect.clone());
+    listen.wait_stdout(|b| b.len() >= to_listen.len());
+    connect.wait_stdout(|b| b.len() >= to_connect.len());
+    // connect's stdin EOF half-closes; listen's peer is then done, so listen ends, and
+    // its close ends connect. Both exit 0.
+    connect.close_stdin();
+    assert_exit_0(&mut listen);
+    assert_exit_0(&mut connect);
+    assert!(listen.stdout() == to_listen);
+    assert!(connect.stdout() == to_connect);
 }

@@ -201,6 +201,12 @@ impl Proc {
             .unwrap_or_else(|e| panic!("write to {}: {e}", self.what));
     }
 
+    /// Writes `bytes` from a thread (big inputs must not deadlock on a child that is not
+    /// reading yet); stdin stays open. A later [`Proc::close_stdin`] waits for it.
+    pub fn feed(&mut self, bytes: Vec<u8>) {
+        self.feed_then(bytes, false);
+    }
+
     /// Writes `bytes` from a thread, then closes stdin.
     pub fn feed_and_close(&mut self, bytes: Vec<u8>) {
         self.feed_then(bytes, true);
@@ -257,6 +263,15 @@ impl Proc {
         String::from_utf8_lossy(line).into_owned()
     }
 
+    /// Waits for `listening on ENDPOINT` on stderr; returns ENDPOINT.
+    pub fn listening_on(&self) -> String {
+        let err = self.wait_for(&self.stderr, "stderr", |b| b.contains(&b'\n'));
+        let line = String::from_utf8_lossy(err.split(|&b| b == b'\n').next().unwrap()).into_owned();
+        line.strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first stderr line of {} was {line:?}", self.what))
+            .to_owned()
+    }
+
     /// Waits at most `limit` for the child to exit.
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         match wait_timeout(&mut self.child, limit) {
@@ -274,6 +289,11 @@ impl Proc {
                 self.stderr()
             ),
         }
+    }
+
+    /// Whether the child is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 
     fn wait_for(
