@@ -25,6 +25,8 @@ enum Command {
     Subnet(cmd::subnet::Args),
     Ports(cmd::ports::Args),
     Check(cmd::check::Args),
+    Connect(cmd::connect::Args),
+    Listen(cmd::listen::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
         Command::Subnet(args) => cmd::subnet::run(args),
         Command::Ports(args) => cmd::ports::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Connect(args) => cmd::connect::run(args),
+        Command::Listen(args) => cmd::listen::run(args),
     };
     match result {
         Ok(code) => code,
@@ -47,7 +51,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("sockit: {e:#}");
+            eprintln!("sockit: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -102,6 +106,22 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// The error and its causes on one line, `a: b: c`. A cause whose text the previous message
+/// already ends with (library errors print their source too) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

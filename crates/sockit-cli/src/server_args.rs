@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::server::{AccessList, Config, Model, Network, Server};
+use sockit::server::{AccessList, Config, Model, Network, Server, Shutdown};
 
 /// Server options: model, workers, limits, access lists.
 #[derive(Debug, clap::Args)]
@@ -55,7 +55,11 @@ impl ServerArgs {
 /// Prints the `listening on` line and stops `server` on SIGINT/SIGTERM.
 pub fn announce(server: &Server) -> anyhow::Result<()> {
     eprintln!("listening on {}", server.local_endpoint());
-    let shutdown = server.shutdown_handle();
+    stop_on_signals(server.shutdown_handle())
+}
+
+/// Triggers `shutdown` on SIGINT or SIGTERM (from a thread of its own).
+pub fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

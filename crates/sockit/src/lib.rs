@@ -9,6 +9,8 @@
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
 //!   [`net::check`] port scans.
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
+//! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
+//!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
 //! - [`error`]: the typed [`Error`].
 
 pub mod addr;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod frame;
 pub mod net;
 pub mod proto;
+pub mod relay;
 pub mod server;
 
 pub use addr::{Endpoint, Transport};

@@ -41,7 +41,7 @@ mod datagram;
 mod eventloop;
 mod fork;
 mod gate;
-mod listener;
+pub(crate) mod listener;
 mod shutdown;
 mod threads;
 
