@@ -8,11 +8,14 @@
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
 //!   [`net::check`] port scans.
-//! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
+//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`]).
+//! - [`exec`]: authenticated remote command execution: the tokio server driver and the
+//!   blocking client around [`proto::exec`].
 //! - [`error`]: the typed [`Error`].
 
 pub mod addr;
 pub mod error;
+pub mod exec;
 pub mod frame;
 pub mod net;
 pub mod proto;
