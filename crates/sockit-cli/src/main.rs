@@ -25,6 +25,7 @@ enum Command {
     Subnet(cmd::subnet::Args),
     Ports(cmd::ports::Args),
     Check(cmd::check::Args),
+    Exec(cmd::exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Command::Subnet(args) => cmd::subnet::run(args),
         Command::Ports(args) => cmd::ports::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Exec(args) => cmd::exec::run(args),
     };
     match result {
         Ok(code) => code,

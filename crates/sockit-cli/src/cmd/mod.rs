@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod echo;
+pub mod exec;
 pub mod ports;
 pub mod subnet;

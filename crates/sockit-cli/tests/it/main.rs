@@ -2,6 +2,7 @@
 
 mod check;
 mod echo;
+mod exec;
 mod ports;
 mod subnet;
 mod util;
