@@ -12,11 +12,15 @@
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
 //! - [`error`]: the typed [`Error`].
+//! - `fuzzing` (hidden): the invariant checks run by the fuzz targets in `fuzz/` and by
+//!   the corpus replay test.
 
 pub mod addr;
 pub mod error;
 pub mod exec;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod net;
 pub mod proto;
 pub mod server;
