@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,12 @@ const HIGH_WATER: usize = 4 * MAX_CHUNK;
 
 /// How long last words (a refusal, the exit status) may take to reach a client.
 const LAST_WORDS: Duration = Duration::from_secs(5);
+
+/// Capacity asked for the program's stdout and stderr pipes (the default is 64 KiB).
+const PIPE_SIZE: usize = 1 << 20;
+
+/// Most bytes read and dropped after the last message, waiting for the client to close.
+const DRAIN_LIMIT: usize = 16 << 20;
 
 /// What an exec server enforces.
 #[derive(Debug, Clone)]
@@ -137,6 +144,7 @@ async fn serve_one(
             if let Some(refusal) = refusal {
                 tracing::info!(%peer, reason = %refusal, "refused");
                 last_words(&mut writer, VecDeque::from([frame(refusal.into())])).await;
+                drain(&mut frames).await;
             }
             return Ok(());
         }
@@ -163,6 +171,7 @@ async fn serve_one(
         Err(e) => {
             let refusal = Refusal(format!("cannot run {}: {e}", argv[0]));
             last_words(&mut writer, VecDeque::from([frame(refusal.into())])).await;
+            drain(&mut frames).await;
             return Ok(());
         }
     };
@@ -227,6 +236,18 @@ struct Run {
 impl Run {
     fn new(mut child: Child, session: Session) -> Run {
         let group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
+        for fd in [
+            child.stdout.as_ref().map(AsFd::as_fd),
+            child.stderr.as_ref().map(AsFd::as_fd),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // A bigger pipe lets the program run ahead while the server writes the socket:
+            // fewer switches between the two per byte. Best effort (capped by
+            // /proc/sys/fs/pipe-max-size for unprivileged servers).
+            let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+        }
         Run {
             stdin: child.stdin.take(),
             pending: Bytes::new(),
@@ -397,13 +418,7 @@ impl Run {
         let Some(last) = last else { return };
         self.queue.push_back(frame(last));
         last_words(writer, self.queue).await;
-        // Read what the client may still send (stdin the program never took) until it
-        // closes, so that closing with unread data does not reset the connection before
-        // the client has read the last message.
-        let _ = tokio::time::timeout(LAST_WORDS, async {
-            while let Some(Ok(_)) = frames.next().await {}
-        })
-        .await;
+        drain(frames).await;
     }
 }
 
@@ -526,6 +541,24 @@ async fn write_stdin(stdin: &mut Option<ChildStdin>, data: &[u8]) -> io::Result<
 
 async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, msg: &Message) -> io::Result<()> {
     writer.write_all(&frame(msg.clone())).await
+}
+
+/// Reads and drops what the client may still send (stdin the program never took, the
+/// rest of a bad frame) until it closes, at most [`LAST_WORDS`] and [`DRAIN_LIMIT`]: closing
+/// with unread bytes would reset the connection, and the client could lose the last
+/// message before reading it.
+async fn drain(frames: &mut Frames) {
+    let mut left = DRAIN_LIMIT;
+    let mut scratch = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(LAST_WORDS, async {
+        while left > 0 {
+            match frames.reader.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// Writes the queued frames and closes the sending side, giving up after [`LAST_WORDS`].
