@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -119,14 +119,16 @@ async fn serve_one(
     let mut challenge = [0u8; CHALLENGE_LEN];
     random(&mut challenge).map_err(io::Error::other)?;
     let mut session = Session::new(options.policy.clone(), challenge);
-    write_frame(&mut writer, &session.greeting()).await?;
+    writer.write_all(&frame(session.greeting())).await?;
 
     let handshake = async {
         loop {
             match next_action(&mut frames, &mut session).await {
                 Next::Action(Action::None) => continue,
                 Next::Action(Action::Spawn { program, argv }) => return Ok((program, argv)),
-                Next::Action(other) => unreachable!("no {other:?} before the command"),
+                // The session yields no stdin before the command; should that ever change,
+                // the peer loses its connection, not the server its task.
+                Next::Action(other) => return Err(Some(internal(&other))),
                 Next::Refuse(r) => return Err(Some(r)),
                 Next::Gone => return Err(None),
             }
@@ -159,6 +161,7 @@ async fn serve_one(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true)
+        // A Unix peer has no port: none may leak in from the server's own environment.
         .env_remove("SOCKIT_REMOTE_PORT");
     match peer {
         Peer::Inet(a) => command
@@ -311,7 +314,7 @@ impl Run {
                             }
                         }
                         Next::Action(Action::CloseStdin) => self.stdin = None,
-                        Next::Action(other) => unreachable!("no {other:?} while running"),
+                        Next::Action(other) => return End::Refuse(internal(&other)),
                         Next::Refuse(refusal) => return End::Refuse(refusal),
                         Next::Gone => return End::Gone,
                     }
@@ -492,6 +495,12 @@ impl Drop for Group {
     }
 }
 
+/// A session action the driver does not expect in its current phase.
+fn internal(action: &Action) -> Refusal {
+    tracing::error!(?action, "exec session produced an action out of phase");
+    Refusal("internal error".into())
+}
+
 fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -537,10 +546,6 @@ async fn write_stdin(stdin: &mut Option<ChildStdin>, data: &[u8]) -> io::Result<
         Some(s) => s.write(data).await,
         None => Err(io::ErrorKind::BrokenPipe.into()),
     }
-}
-
-async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, msg: &Message) -> io::Result<()> {
-    writer.write_all(&frame(msg.clone())).await
 }
 
 /// Reads and drops what the client may still send (stdin the program never took, the
