@@ -531,7 +531,7 @@ fn several_clients_at_once() {
                 let mut cmd = sockit();
                 cmd.args(["exec", &addr, "--token-file"])
                     .arg(&token)
-                    .args(["--", "sh", "-c", "sleep 0.3; echo $0", &format!("n{i}")])
+                    .args(["--", "sh", "-c", "sleep 1; echo $0", &format!("n{i}")])
                     .stdin(Stdio::null());
                 (i, output_within(cmd))
             })
