@@ -29,6 +29,7 @@ enum Command {
     Check(cmd::check::Args),
     Connect(cmd::connect::Args),
     Listen(cmd::listen::Args),
+    Exec(cmd::exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Connect(args) => cmd::connect::run(args),
         Command::Listen(args) => cmd::listen::run(args),
+        Command::Exec(args) => cmd::exec::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod connect;
 pub mod echo;
+pub mod exec;
 pub mod listen;
 pub mod ports;
 pub mod subnet;

@@ -3,6 +3,7 @@
 mod check;
 mod connect;
 mod echo;
+mod exec;
 mod ports;
 mod subnet;
 mod util;

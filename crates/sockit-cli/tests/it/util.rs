@@ -66,6 +66,11 @@ impl Server {
         self.addr().rsplit_once(':').unwrap().1.parse().unwrap()
     }
 
+    /// The next line the server writes to stderr after `listening on`, waiting at most `WAIT`.
+    pub fn next_line(&self) -> Option<String> {
+        self.stderr_rest.recv_timeout(WAIT).ok()
+    }
+
     /// Sends SIGTERM and returns the exit status and the rest of stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         signal(&self.child, 15); // SIGTERM

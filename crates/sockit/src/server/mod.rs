@@ -43,6 +43,7 @@ mod fork;
 mod gate;
 pub(crate) mod listener;
 mod shutdown;
+mod tasks;
 mod threads;
 
 use std::fmt;
@@ -53,6 +54,7 @@ use std::time::Duration;
 pub use access::{AccessList, Network};
 pub use listener::{DatagramSocket, Listener, Peer, Stream};
 pub use shutdown::Shutdown;
+pub use tasks::{Stopping, TaskStream};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
