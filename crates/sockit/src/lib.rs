@@ -6,9 +6,12 @@
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
+//! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
+//!   ([`bench::echo`]) and many idle connections ([`bench::conns`]).
 //! - [`error`]: the typed [`Error`].
 
 pub mod addr;
+pub mod bench;
 pub mod error;
 pub mod proto;
 pub mod server;
