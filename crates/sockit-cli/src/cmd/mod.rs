@@ -1,3 +1,4 @@
 //! One module per subcommand: arguments in, library call, output.
 
+pub mod bench;
 pub mod echo;
