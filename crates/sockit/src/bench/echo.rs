@@ -299,6 +299,14 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
     })
 }
 
+/// One `writev` for all the slices (`Stream`'s own `Write` writes only the first).
+fn write_vectored(stream: &Stream, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
+    match stream {
+        Stream::Tcp(s) => (&*s).write_vectored(iov),
+        Stream::Unix(s) => (&*s).write_vectored(iov),
+    }
+}
+
 /// The three moments of a run.
 #[derive(Debug, Clone, Copy)]
 struct Clock {
@@ -561,7 +569,7 @@ impl<'a> Worker<'a> {
                 iov[i] = IoSlice::new(if i == 0 { &msg[conn.unsent_pos..] } else { msg });
                 count = i + 1;
             }
-            match (&conn.stream).write_vectored(&iov[..count]) {
+            match write_vectored(&conn.stream, &iov[..count]) {
                 Ok(n) => {
                     let mut n = n;
                     while n > 0 {
