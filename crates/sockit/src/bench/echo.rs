@@ -614,3 +614,93 @@ impl<'a> Worker<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> EchoReport {
+        let mut failures = Failures::default();
+        failures.add(FailureKind::Corrupt);
+        EchoReport {
+            endpoint: "127.0.0.1:7000".parse().unwrap(),
+            conns: 50,
+            connected: 50,
+            size: 16384,
+            pipeline: 16,
+            threads: 1,
+            duration: Duration::from_millis(2500),
+            msgs: 100_000,
+            drained: 800,
+            unfinished: 0,
+            latency: Latency {
+                count: 100_000,
+                p50: Duration::from_micros(120),
+                ..Latency::default()
+            },
+            failures,
+        }
+    }
+
+    #[test]
+    fn rates_are_per_second_of_the_window() {
+        let r = report();
+        assert_eq!(r.msgs_per_sec(), 40_000.0);
+        // 40,000 × 16,384 bytes per second, in 10^6 bytes.
+        assert!((r.mb_per_sec() - 655.36).abs() < 1e-9);
+        assert_eq!(r.errors(), 1);
+        let zero = EchoReport {
+            duration: Duration::ZERO,
+            ..report()
+        };
+        assert_eq!(zero.msgs_per_sec(), 0.0);
+    }
+
+    #[test]
+    fn json_and_text_carry_every_figure() {
+        let r = report();
+        let json = r.to_json();
+        for field in [
+            r#""endpoint":"tcp://127.0.0.1:7000""#,
+            r#""msgs":100000"#,
+            r#""drained":800"#,
+            r#""msgs_per_sec":40000.000"#,
+            r#""mb_per_sec":655.360"#,
+            r#""p50":120000"#,
+            r#""errors":1"#,
+            r#""failures":{"corrupt":1}"#,
+        ] {
+            assert!(json.contains(field), "{field} missing from {json}");
+        }
+        let text = r.to_string();
+        assert!(text.contains("40000/s, 655.36 MB/s"), "{text}");
+        assert!(text.contains("p50 120µs"), "{text}");
+        assert!(text.contains("errors    1 (corrupt 1)"), "{text}");
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let base = EchoConfig::new("127.0.0.1:7000".parse().unwrap());
+        assert!(base.check().is_ok());
+        for bad in [
+            EchoConfig {
+                conns: 0,
+                ..base.clone()
+            },
+            EchoConfig {
+                size: 0,
+                ..base.clone()
+            },
+            EchoConfig {
+                pipeline: 0,
+                ..base.clone()
+            },
+            EchoConfig {
+                threads: 0,
+                ..base.clone()
+            },
+        ] {
+            assert!(matches!(bad.check(), Err(Error::Setting(_))));
+        }
+    }
+}
