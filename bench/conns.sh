@@ -9,7 +9,7 @@
 # in it: they are the same for every model.
 #
 # Usage: bench/conns.sh            N=2000 HOLD=3s MODELS="epoll async" bench/conns.sh
-# Variables: N (10000), HOLD (5s), MODELS, REFS, SERVER_CPU (0), LOAD_CPU (1), OUT.
+# Variables: N (10000), HOLD (5s), MODELS, REFS, SERVER_CPU (0), LOAD_CPU (1), NICE (0), OUT.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -56,7 +56,7 @@ for server in $MODELS $REFS; do
     base_kb=$(tree_private_kb "$SPID")
     base_socks=$(tree_sockets "$SPID")
     out=$(mktemp)
-    taskset -c "$LOAD_CPU" "$SOCKIT" bench conns "$ADDR" --conns "$N" --hold "$HOLD" \
+    nice -n "$NICE" taskset -c "$LOAD_CPU" "$SOCKIT" bench conns "$ADDR" --conns "$N" --hold "$HOLD" \
         --connect-timeout 3s --ping-timeout 5s --json >"$out" 2>/dev/null &
     bench=$!
     # Wait until the server holds N connections, or their number stops growing; then
@@ -68,9 +68,9 @@ for server in $MODELS $REFS; do
         socks=$(tree_sockets "$SPID")
         [ $((socks - base_socks)) -ge "$N" ] && break
         if [ "$socks" -eq "$last" ]; then stable=$((stable + 1)); else stable=0; fi
-        [ "$stable" -ge 2 ] && [ "$socks" -gt "$base_socks" ] && break
+        [ "$stable" -ge 6 ] && [ "$socks" -gt "$base_socks" ] && break
         last=$socks
-        sleep 0.2
+        sleep 0.25
     done
     held_kb=$(tree_private_kb "$SPID")
     held_socks=$(($(tree_sockets "$SPID") - base_socks))
@@ -100,6 +100,7 @@ emit "echoed their 8-byte ping. Server held: sockets the server's processes had 
 emit "holding (the blocking model serves one; the others wait in the kernel's backlog)."
 emit "Memory: private dirty memory of the server's process tree; per connection = (held -"
 emit "before) / server held."
+emit "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine competes for both cores)."
 if [ ${#skipped[@]} -gt 0 ]; then
     emit ""
     emit "Skipped (server did not start): ${skipped[*]}"

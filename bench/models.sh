@@ -11,7 +11,7 @@
 # Usage: bench/models.sh                      (everything, ~SECS+1 s per row)
 #        SECS=5 MODELS="epoll async" CONNS=50 bench/models.sh
 # Variables: SECS (3), MODELS, REFS, CONNS ("1 50 500"), SIZES ("64 16384"),
-# PIPELINES ("1 16"), SERVER_CPU (0), LOAD_CPU (1), OUT (also write the table there).
+# PIPELINES ("1 16"), SERVER_CPU (0), LOAD_CPU (1), NICE (0), OUT (also write the table there).
 # A model whose server does not start (not on this branch yet) is skipped.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -62,7 +62,7 @@ for server in $MODELS $REFS; do
                 before=$(cpu_snapshot "$SPID")
                 load_times=$(mktemp)
                 t0=$(date +%s%N)
-                json=$( { TIMEFORMAT='%U %S'; time taskset -c "$LOAD_CPU" "$SOCKIT" bench echo "$ADDR" \
+                json=$( { TIMEFORMAT='%U %S'; time pinned "$LOAD_CPU" "$SOCKIT" bench echo "$ADDR" \
                     --conns "$conns" --size "$size" --pipeline "$pipeline" --secs "$SECS" \
                     --json 2>/dev/null; } 2>"$load_times" || true)
                 t1=$(date +%s%N)
@@ -113,6 +113,7 @@ emit "messages echoed (in the window plus drained). Exact (schedstat, ns) unless
 emit "ticks of 1/${CLK_TCK} s, used when threads or processes exited during the run)."
 emit "Server/load CPU: share of one core over the wall time of the run. Peak RSS: VmHWM of the"
 emit "server's main process (fork: the parent only)."
+emit "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine competes for both cores)."
 if [ ${#skipped[@]} -gt 0 ]; then
     emit ""
     emit "Skipped (server did not start): ${skipped[*]}"
