@@ -47,6 +47,8 @@ fn echo_against_the_threads_model_counts_messages_and_no_errors() {
         "1000",
         "--pipeline",
         "4",
+        "--threads",
+        "2",
         "--secs",
         "1",
         "--json",
@@ -56,6 +58,7 @@ fn echo_against_the_threads_model_counts_messages_and_no_errors() {
     assert!(json_u64(&json, "msgs") > 0, "{json}");
     assert_eq!(json_u64(&json, "errors"), 0, "{json}");
     assert_eq!(json_u64(&json, "connected"), 4, "{json}");
+    assert_eq!(json_u64(&json, "threads"), 2, "{json}");
     assert_eq!(json_u64(&json, "unfinished"), 0, "{json}");
     assert!(json_u64(&json, "p50") > 0, "{json}");
     assert!(server.stop().0.success());
