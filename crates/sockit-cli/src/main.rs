@@ -30,6 +30,7 @@ enum Command {
     Connect(cmd::connect::Args),
     Listen(cmd::listen::Args),
     Exec(cmd::exec::Args),
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => cmd::connect::run(args),
         Command::Listen(args) => cmd::listen::run(args),
         Command::Exec(args) => cmd::exec::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -54,6 +54,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A setting out of its range (zero connections, an empty message, ...).
+    #[error("invalid setting: {0}")]
+    Setting(String),
 }
 
 impl Error {

@@ -13,11 +13,14 @@
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`]).
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
+//! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
+//!   ([`bench::echo`]) and many idle connections ([`bench::conns`]).
 //! - [`error`]: the typed [`Error`].
 //! - `fuzzing` (hidden): the invariant checks run by the fuzz targets in `fuzz/` and by
 //!   the corpus replay test.
 
 pub mod addr;
+pub mod bench;
 pub mod error;
 pub mod exec;
 pub mod frame;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
+mod bench;
 mod check;
 mod connect;
 mod echo;
