@@ -296,6 +296,9 @@ impl Server {
 
     /// Serves connections until shutdown. The endpoint must be a stream endpoint.
     pub fn serve<S: Service>(self, service: S) -> Result<()> {
+        if self.config.model == Model::Async {
+            return r#async::serve(self, service);
+        }
         let Sockets::Stream(listeners) = &self.sockets else {
             return Err(Error::Unsupported {
                 model: self.config.model.name(),
@@ -317,7 +320,6 @@ impl Server {
             Model::Blocking => blocking::serve(&listeners[0], service, ctx),
             Model::Threads => threads::serve(&listeners[0], service, ctx),
             Model::Fork => fork::serve(&listeners[0], service, ctx),
-            Model::Async => r#async::serve(&listeners[0], service, ctx),
             backend => eventloop::serve(listeners, backend, service, ctx),
         }
     }
