@@ -38,10 +38,13 @@ mod r#async;
 mod blocking;
 mod conn;
 mod datagram;
+mod epoll;
 mod eventloop;
 mod fork;
 mod gate;
 mod listener;
+mod poll;
+mod select;
 mod shutdown;
 mod threads;
 
