@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
 mod echo;
+mod limits;
 mod util;
