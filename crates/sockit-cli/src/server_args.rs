@@ -54,8 +54,11 @@ impl ServerArgs {
 
 /// Prints the `listening on` line and stops `server` on SIGINT/SIGTERM.
 pub fn announce(server: &Server) -> anyhow::Result<()> {
+    // Handlers first: a script may send SIGTERM the moment it reads the line, and the
+    // default action would kill the server without its clean shutdown.
+    stop_on_signals(server.shutdown_handle())?;
     eprintln!("listening on {}", server.local_endpoint());
-    stop_on_signals(server.shutdown_handle())
+    Ok(())
 }
 
 /// Triggers `shutdown` on SIGINT or SIGTERM (from a thread of its own).

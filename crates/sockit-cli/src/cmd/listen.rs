@@ -57,9 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let access = AccessList::new(args.allow, args.deny);
     let listening = Listening::bind(&args.addr, access)
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    eprintln!("listening on {}", listening.local_endpoint());
     let stop = Shutdown::new().context("cannot create the stop handle")?;
+    // Before the line: a script may signal as soon as it reads it.
     stop_on_signals(stop.clone())?;
+    eprintln!("listening on {}", listening.local_endpoint());
     let accept = if args.keep_open {
         Accept::Many
     } else {

@@ -82,6 +82,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test shows what the server said and whether it was still alive.
+            let status = self.child.try_wait().ok().flatten();
+            let rest: Vec<String> = self.stderr_rest.try_iter().collect();
+            eprintln!(
+                "server {} ({}): {}",
+                self.endpoint,
+                status.map_or("still running".to_owned(), |s| format!("exited: {s}")),
+                rest.join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
