@@ -82,9 +82,15 @@ impl fmt::Display for Peer {
 
 impl Listener {
     /// Accepts one connection (blocking or not, as the listener is set).
+    /// TCP connections get TCP_NODELAY: a reply is written whole as soon as the handler
+    /// produced it, and Nagle's delay would only hold back the last small segment.
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
-            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Peer::Inet(a))),
+            Listener::Tcp(l) => l.accept().map(|(s, a)| {
+                // Best effort: a failure concerns this one connection, never the listener.
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), Peer::Inet(a))
+            }),
             Listener::Unix(l) => l
                 .accept()
                 .map(|(s, a)| (Stream::Unix(s), Peer::from_unix(&a))),

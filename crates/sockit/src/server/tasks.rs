@@ -141,10 +141,12 @@ enum Accept {
 impl Accept {
     async fn accept(&self) -> io::Result<(TaskStream, Peer)> {
         match self {
-            Accept::Tcp(l) => l
-                .accept()
-                .await
-                .map(|(s, a)| (TaskStream::Tcp(s), Peer::Inet(a))),
+            Accept::Tcp(l) => {
+                let (s, a) = l.accept().await?;
+                // As for every model (see `Listener::accept`).
+                let _ = s.set_nodelay(true);
+                Ok((TaskStream::Tcp(s), Peer::Inet(a)))
+            }
             Accept::Unix(l) => l.accept().await.map(|(s, a)| {
                 let peer = Peer::Unix(a.as_pathname().map(Into::into));
                 (TaskStream::Unix(s), peer)
