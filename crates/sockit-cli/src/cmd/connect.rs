@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::relay::{self, Direction, InputEof, LineEndings, Options};
+use sockit::relay::{self, Direction, Dump, Framing, InputEof, LineEndings, Options};
 use sockit::server::Shutdown;
 
 use crate::server_args::{parse_duration, stop_on_signals};
@@ -26,12 +26,24 @@ use crate::server_args::{parse_duration, stop_on_signals};
 ///   - --recv-only: stdin is never read and the write side stays open; sockit exits when
 ///     the peer closes.
 ///   - --crlf: every LF from stdin goes out as CRLF (an existing CRLF stays as it is).
+///   - --frame: length-prefixed frames (4-byte big-endian length, then the bytes; the
+///     framing of `sockit exec`). Each stdin line, without its LF or CRLF, is sent as one
+///     frame (an empty line: an empty frame; a last line without LF: at stdin EOF); each
+///     frame received is printed followed by one LF. A received length over --max-frame
+///     (default 16M), or a peer that closes in the middle of a frame, ends the connection
+///     with one error line (exit 1); a stdin line over --max-frame too. Not with --crlf.
+///   - --hex: print what is received as a hex dump (xxd's format: offset, 16 bytes in
+///     hex, ASCII), each read as it arrives with offsets from the start of the
+///     connection; with --frame, each frame dumped on its own from offset 0 (an empty
+///     frame is `00000000:` alone). Output only: stdin is sent as it is (or framed).
 ///
 /// Rules for datagrams (udp, unix-dgram):
 ///   - Each stdin line is one datagram, without its newline (with --crlf: ending in CRLF).
 ///     Each datagram received is printed, plus a newline when it does not end in one.
 ///   - At stdin EOF sockit waits for replies until none has come for --reply-wait, then
 ///     exits 0; with --no-shutdown it waits until interrupted; --send-only exits at once.
+///   - --hex dumps each datagram on its own from offset 0. --frame is for streams only
+///     (a usage error here: exit 2).
 ///   - unix-dgram: sockit binds a temporary socket of its own in $TMPDIR to receive the
 ///     replies, and removes it on exit.
 ///
@@ -41,6 +53,7 @@ use crate::server_args::{parse_duration, stop_on_signals};
 /// Examples:
 ///   printf 'GET / HTTP/1.0\r\n\r\n' | sockit connect --crlf 127.0.0.1:8000
 ///   echo hello | sockit connect udp://127.0.0.1:7000
+///   printf 'ping\npong\n' | sockit connect --frame --hex 127.0.0.1:9000
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -71,12 +84,42 @@ pub struct RelayArgs {
     /// Send every LF from stdin as CRLF.
     #[arg(long)]
     crlf: bool,
+    /// Streams: send each stdin line as one length-prefixed frame; print each frame received
+    /// as one line.
+    #[arg(long, conflicts_with = "crlf")]
+    frame: bool,
+    /// With --frame: the largest frame sent or accepted: bytes, or with K, M, G (KiB, MiB,
+    /// GiB); at most 4294967295. Default: 16M.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_frame)]
+    max_frame: Option<usize>,
+    /// Print received bytes as a hex dump (xxd's format); stdin is still sent as it is.
+    #[arg(long)]
+    hex: bool,
+}
+
+fn parse_max_frame(s: &str) -> Result<usize, String> {
+    let n = super::exec::parse_size(s)?;
+    match usize::try_from(n) {
+        Ok(n) if n <= u32::MAX as usize => Ok(n),
+        _ => Err(format!(
+            "{s:?} is over the largest frame a 4-byte length can announce (4294967295)"
+        )),
+    }
 }
 
 impl RelayArgs {
-    /// The library's options for these flags.
-    pub fn options(&self) -> Options {
-        Options {
+    /// The library's options for these flags; `--frame` on a datagram address is a usage
+    /// error.
+    pub fn options(&self, addr: &Endpoint) -> anyhow::Result<Options> {
+        if self.frame && addr.transport() == sockit::Transport::Datagram {
+            return Err(crate::usage(format!(
+                "--frame needs a stream address (tcp or unix), not {addr}"
+            )));
+        }
+        if self.max_frame.is_some() && !self.frame {
+            return Err(crate::usage("--max-frame needs --frame"));
+        }
+        Ok(Options {
             direction: match (self.send_only, self.recv_only) {
                 (true, _) => Direction::SendOnly,
                 (_, true) => Direction::RecvOnly,
@@ -92,15 +135,23 @@ impl RelayArgs {
             } else {
                 LineEndings::AsIs
             },
+            framing: if self.frame {
+                Framing::Frames {
+                    max_frame: self.max_frame.unwrap_or(sockit::frame::DEFAULT_MAX_FRAME),
+                }
+            } else {
+                Framing::Raw
+            },
+            dump: if self.hex { Dump::Hex } else { Dump::AsIs },
             ..Options::default()
-        }
+        })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = Options {
         reply_wait: args.reply_wait,
-        ..args.relay.options()
+        ..args.relay.options(&args.addr)?
     };
     let link = relay::connect(&args.addr, args.timeout)?;
     // Only now: until connected, SIGINT's default (exit at once) is what a user wants.

@@ -190,7 +190,7 @@ fn is_broken_pipe(e: &sockit::Error) -> bool {
 }
 
 /// Byte counts: `65536`, `64K`, `16M`, `1G` (binary units; `KiB`, `MiB`, `GiB` too).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);

@@ -18,12 +18,14 @@ use crate::server_args::stop_on_signals;
 ///
 /// Without -k: accepts one connection, stops listening, and relays it by the rules of
 /// `sockit connect` (full duplex; stdin EOF half-closes; the peer closing ends sockit;
-/// --send-only, --recv-only, --no-shutdown, --crlf), exiting when it ends.
+/// --send-only, --recv-only, --no-shutdown, --crlf, --frame, --hex), exiting when it ends.
 ///
 /// With -k: accepts connections until interrupted. Every client's bytes go to stdout, each
 /// read whole (never interleaved inside one read); every stdin read goes to all clients;
 /// stdin EOF half-closes them all (and each later client at once) unless --no-shutdown;
-/// a client that closes or half-closes leaves.
+/// a client that closes or half-closes leaves. With --frame each client has its own framing:
+/// one that sends an over-long or truncated frame is dropped with a warning, the others
+/// carry on.
 /// stdin is read only while a client is connected. A client that leaves 256 KiB unread
 /// for 10s is dropped so that it cannot stall the others.
 ///
@@ -35,6 +37,7 @@ use crate::server_args::stop_on_signals;
 /// Examples:
 ///   sockit listen 127.0.0.1:9000 > received.bin
 ///   sockit listen -k unix:/tmp/hub.sock
+///   sockit listen --frame --hex 127.0.0.1:9000
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -54,6 +57,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = args.relay.options(&args.addr)?;
     let access = AccessList::new(args.allow, args.deny);
     let listening = Listening::bind(&args.addr, access)
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -70,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::io::stdin(),
         std::io::stdout().lock(),
         accept,
-        &args.relay.options(),
+        &options,
         &stop,
     )?;
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@ mod check;
 mod connect;
 mod echo;
 mod exec;
+mod frame;
 mod limits;
 mod ports;
 mod subnet;

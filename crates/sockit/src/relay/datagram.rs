@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags};
 
-use super::text::{Datagrams, needs_newline};
+use super::text::{Datagrams, hex_message, needs_newline};
 use super::{
-    Accept, CHUNK, Direction, End, HIGH_WATER, InputEof, MAX_DATAGRAM, MAX_PEERS, Options, emit,
-    read_input, wait,
+    Accept, CHUNK, Direction, Dump, End, Framing, HIGH_WATER, InputEof, MAX_DATAGRAM, MAX_PEERS,
+    Options, emit, read_input, wait,
 };
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
@@ -46,6 +46,11 @@ pub(super) fn relay<O: Write>(
         Mode::Connected(remote) => remote.to_string(),
         Mode::Listening { local, .. } => local.to_string(),
     };
+    if options.framing != Framing::Raw {
+        return Err(Error::Setting(
+            "frames (--frame) need a stream: tcp or unix".into(),
+        ));
+    }
     let fail = |e: io::Error| Error::io(name.clone(), e);
     socket.set_nonblocking(true).map_err(fail)?;
     let connected = matches!(mode, Mode::Connected(_));
@@ -140,8 +145,14 @@ pub(super) fn relay<O: Write>(
                 }
                 if print {
                     let datagram = &buf[..n];
-                    let newline: &[u8] = if needs_newline(datagram) { b"\n" } else { b"" };
-                    emit(&mut output, &[datagram, newline])?;
+                    if options.dump == Dump::Hex {
+                        let mut dump = Vec::new();
+                        hex_message(datagram, &mut dump);
+                        emit(&mut output, &[&dump])?;
+                    } else {
+                        let newline: &[u8] = if needs_newline(datagram) { b"\n" } else { b"" };
+                        emit(&mut output, &[datagram, newline])?;
+                    }
                 }
                 if replies_until.is_some() {
                     replies_until = Some(Instant::now() + options.reply_wait);

@@ -29,13 +29,27 @@
 //! 7. **[`LineEndings::Crlf`]** (`--crlf`): every `\n` from stdin goes out as `\r\n`
 //!    (a `\r\n` already there is left alone).
 //! 8. A reset, or any other socket error, ends the relay with [`Error::Io`].
+//! 9. **[`Framing::Frames`]** (`--frame`): each stdin line, without its `\n` (or `\r\n`),
+//!    goes out as one SPEC §5 frame (4-byte big-endian length, then the bytes; a last
+//!    line without a newline too, at stdin EOF); each frame received is printed as its
+//!    bytes and one `\n`. A received length over `max_frame` ends that connection at once
+//!    (before the frame arrives), and so does a stream that ends inside a frame: both are
+//!    [`Error::Io`] of kind `InvalidData` naming the peer (under [`Accept::Many`], a
+//!    warning, and the others carry on). A stdin line over `max_frame` ends the relay
+//!    with the same kind of error. Not with [`LineEndings::Crlf`], nor on datagrams
+//!    ([`Error::Setting`]).
+//! 10. **[`Dump::Hex`]** (`--hex`): received bytes are printed as an `xxd` hex dump
+//!     ([`text::hex_lines`]): a stream's reads as they arrive, offsets counted from the
+//!     start of the connection; with frames, each frame dumped on its own from offset 0.
+//!     stdin is never read as hex.
 //!
 //! # Rules for datagrams (UDP, Unix datagram)
 //! - Each stdin line is one datagram, without its `\n` or `\r\n` (with `--crlf` it ends
 //!   in `\r\n` instead); an empty line is an empty datagram; a line longer than
 //!   [`MAX_DATAGRAM`] goes out in pieces of that size.
 //! - Each datagram received is written out followed by a `\n` when it does not already
-//!   end in one; a (Unix) datagram longer than 64 KiB is cut there.
+//!   end in one (with [`Dump::Hex`]: dumped on its own, from offset 0); a (Unix) datagram
+//!   longer than 64 KiB is cut there.
 //! - Connected (`connect`): stdin EOF has nothing to close, so the relay waits for replies
 //!   until none has come for [`Options::reply_wait`], then ends. `--no-shutdown` keeps it
 //!   waiting until stopped; `--send-only` ends it at stdin EOF. A peer that refuses
@@ -128,6 +142,31 @@ pub enum LineEndings {
     Crlf,
 }
 
+/// How the bytes of a stream are cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// A byte stream, relayed as it comes.
+    #[default]
+    Raw,
+    /// SPEC §5 frames (`--frame`): each stdin line goes out as one frame, each frame
+    /// received is printed as one line (rule 9). Streams only.
+    Frames {
+        /// The largest frame sent or accepted ([`crate::frame::DEFAULT_MAX_FRAME`] by
+        /// default).
+        max_frame: usize,
+    },
+}
+
+/// How received bytes are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dump {
+    /// Byte for byte.
+    #[default]
+    AsIs,
+    /// As a hex dump in `xxd`'s format (`--hex`, rule 10); stdin is still sent as is.
+    Hex,
+}
+
 /// How many peers a listening relay takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accept {
@@ -146,6 +185,10 @@ pub struct Options {
     pub input_eof: InputEof,
     /// Line endings on the wire.
     pub line_endings: LineEndings,
+    /// Streams: raw bytes or frames.
+    pub framing: Framing,
+    /// How received bytes are printed.
+    pub dump: Dump,
     /// Datagrams, connected: how long to keep waiting for replies after stdin EOF (each
     /// reply starts the wait again).
     pub reply_wait: Duration,
@@ -157,6 +200,8 @@ impl Default for Options {
             direction: Direction::Both,
             input_eof: InputEof::HalfClose,
             line_endings: LineEndings::AsIs,
+            framing: Framing::Raw,
+            dump: Dump::AsIs,
             reply_wait: Duration::from_secs(1),
         }
     }

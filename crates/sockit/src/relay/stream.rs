@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 
-use super::text::Crlf;
+use super::text::{Crlf, FrameDecoder, FrameEncoder, HexDump};
 use super::{
-    CHUNK, Direction, End, HIGH_WATER, InputEof, LINGER, LineEndings, Options, STALL_LIMIT, emit,
-    read_input, wait,
+    CHUNK, Direction, Dump, End, Framing, HIGH_WATER, InputEof, LINGER, LineEndings, Options,
+    STALL_LIMIT, emit, read_input, wait,
 };
 use crate::error::{Error, Result};
 use crate::server::{AccessList, Listener, Peer, Shutdown, Stream};
@@ -36,10 +36,37 @@ pub(super) struct Conn {
     write: WriteSide,
     /// Since when [`HIGH_WATER`] bytes or more have waited for this peer.
     stalled_since: Option<Instant>,
+    /// How its bytes are printed (set by the relay from its options).
+    incoming: Incoming,
     /// The peer sent EOF; under one connection, it stays to take the rest of stdin.
     read_closed: bool,
     /// Set when the connection ended this round; the sweep removes it.
     gone: Option<Gone>,
+}
+
+/// What happens to a connection's bytes on their way to the output (rules 9 and 10).
+#[derive(Debug)]
+enum Incoming {
+    AsIs,
+    Hex(HexDump),
+    Frames(FrameDecoder),
+}
+
+impl Incoming {
+    fn new(options: &Options) -> Incoming {
+        match (options.framing, options.dump) {
+            (Framing::Raw, Dump::AsIs) => Incoming::AsIs,
+            (Framing::Raw, Dump::Hex) => Incoming::Hex(HexDump::default()),
+            (Framing::Frames { max_frame }, dump) => {
+                Incoming::Frames(FrameDecoder::new(max_frame, dump))
+            }
+        }
+    }
+}
+
+/// A framing error as the I/O error that ends one connection.
+fn invalid_data(e: crate::frame::FrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +94,7 @@ impl Conn {
             outbox: Outbox::default(),
             write: WriteSide::Open,
             stalled_since: None,
+            incoming: Incoming::AsIs,
             read_closed: false,
             gone: None,
         })
@@ -156,10 +184,41 @@ impl Conn {
         } else if ready.intersects(PollFlags::IN | trouble) {
             match (&self.stream).read(buf) {
                 Ok(0) => {
-                    self.peer_eof(many);
+                    let mut rest = Vec::new();
+                    if let Incoming::Frames(frames) = &mut self.incoming
+                        && let Err(e) = frames.finish(&mut rest)
+                    {
+                        self.gone = Some(Gone::Failed(invalid_data(e)));
+                    } else {
+                        self.peer_eof(many);
+                    }
+                    if !rest.is_empty() {
+                        emit(output, &[&rest])?;
+                    }
                     return Ok(());
                 }
-                Ok(n) => emit(output, &[&buf[..n]])?,
+                Ok(n) => {
+                    let mut printed = Vec::new();
+                    let result = match &mut self.incoming {
+                        Incoming::AsIs => {
+                            emit(output, &[&buf[..n]])?;
+                            Ok(())
+                        }
+                        Incoming::Hex(hex) => {
+                            hex.push(&buf[..n], &mut printed);
+                            Ok(())
+                        }
+                        Incoming::Frames(frames) => frames.push(&buf[..n], &mut printed),
+                    };
+                    // Frames decoded before a bad one are still printed.
+                    if !printed.is_empty() {
+                        emit(output, &[&printed])?;
+                    }
+                    if let Err(e) = result {
+                        self.gone = Some(Gone::Failed(invalid_data(e)));
+                        return Ok(());
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -288,6 +347,19 @@ pub(super) fn relay<O: Write>(
     let many = listener.is_some();
     let mut input_open = options.direction != Direction::RecvOnly;
     let mut crlf = Crlf::default();
+    let mut frames = match options.framing {
+        Framing::Raw => None,
+        Framing::Frames { .. } if options.line_endings == LineEndings::Crlf => {
+            return Err(Error::Setting(
+                "frames (--frame) carry lines without their line endings: no --crlf".into(),
+            ));
+        }
+        Framing::Frames { max_frame } => Some(FrameEncoder::new(max_frame)),
+    };
+    let stdin_line = |e| Error::io("stdin line", invalid_data(e));
+    for c in &mut conns {
+        c.incoming = Incoming::new(options);
+    }
     let mut buf = vec![0u8; CHUNK];
     let mut accept_paused_until: Option<Instant> = None;
     // Since when stdin and the peer have moved no bytes (one connection, after its EOF).
@@ -377,15 +449,28 @@ pub(super) fn relay<O: Write>(
                 None => {}
                 Some(0) => {
                     input_open = false;
+                    if let Some(frames) = &mut frames {
+                        let mut last = Vec::new();
+                        frames.finish(&mut last).map_err(stdin_line)?;
+                        if !last.is_empty() {
+                            let bytes: Rc<[u8]> = last.into();
+                            conns.iter_mut().for_each(|c| c.send(&bytes));
+                        }
+                    }
                     if options.input_eof == InputEof::HalfClose {
                         conns.iter_mut().for_each(Conn::half_close_when_flushed);
                     }
                 }
                 Some(n) => {
                     idle_since = Instant::now();
-                    let bytes: Rc<[u8]> = match options.line_endings {
-                        LineEndings::AsIs => buf[..n].into(),
-                        LineEndings::Crlf => {
+                    let bytes: Rc<[u8]> = match (&mut frames, options.line_endings) {
+                        (Some(frames), _) => {
+                            let mut out = Vec::with_capacity(n + 64);
+                            frames.push(&buf[..n], &mut out).map_err(stdin_line)?;
+                            out.into()
+                        }
+                        (None, LineEndings::AsIs) => buf[..n].into(),
+                        (None, LineEndings::Crlf) => {
                             let mut out = Vec::with_capacity(n + n / 8);
                             crlf.encode(&buf[..n], &mut out);
                             out.into()
@@ -409,6 +494,7 @@ pub(super) fn relay<O: Write>(
                         let Some(mut conn) = admit(stream, &peer, access) else {
                             continue;
                         };
+                        conn.incoming = Incoming::new(options);
                         if !input_open
                             && options.direction != Direction::RecvOnly
                             && options.input_eof == InputEof::HalfClose
