@@ -11,7 +11,7 @@ use sockit::server::{AccessList, Config, Model, Network, Server, Shutdown};
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// Concurrency model: blocking, threads, fork, select, poll, epoll, epoll-et, async.
-    #[arg(long, short = 'm', default_value = "threads", value_parser = parse_model)]
+    #[arg(long, short = 'm', default_value = "epoll", value_parser = parse_model)]
     pub model: Model,
     /// Event loops (select/poll/epoll/epoll-et, one SO_REUSEPORT listener each), runtime
     /// threads (async) or datagram receivers (threads/fork). Default: 1 loop; one per CPU.
