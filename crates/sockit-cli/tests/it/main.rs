@@ -6,5 +6,6 @@ mod connect;
 mod echo;
 mod exec;
 mod ports;
+mod raw;
 mod subnet;
 mod util;

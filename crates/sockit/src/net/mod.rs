@@ -3,5 +3,7 @@
 
 pub mod check;
 pub mod packet;
+pub mod ping;
 pub mod ports;
 pub mod subnet;
+pub mod syn;
