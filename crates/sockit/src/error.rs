@@ -54,6 +54,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The OS refused a socket the operation needs (raw or ICMP sockets); the text says
+    /// why and what to do.
+    #[error("{0}")]
+    NotPermitted(String),
     /// A setting out of its range (zero connections, an empty message, ...).
     #[error("invalid setting: {0}")]
     Setting(String),

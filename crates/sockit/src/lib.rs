@@ -7,7 +7,9 @@
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
-//!   [`net::check`] port scans.
+//!   [`net::check`] port scans (connect), and on raw sockets: [`net::packet`] (sans-IO
+//!   IPv4, IPv6, ICMP, ICMPv6 and TCP headers with their checksums), [`net::ping`] (ICMP
+//!   echo) and [`net::syn`] (half-open SYN scan).
 //! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
 //!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`]).

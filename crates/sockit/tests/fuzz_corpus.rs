@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use sockit::fuzzing::{check_exec_message, check_frame_decoder};
+use sockit::fuzzing::{check_exec_message, check_frame_decoder, check_packets};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -61,4 +61,19 @@ fn exec_message_corpus_holds_the_invariants() {
         assert!(result.is_ok(), "{} broke an invariant", path.display());
     }
     generated(5000, 2).for_each(|d| check_exec_message(&d));
+}
+
+#[test]
+fn packets_corpus_holds_the_invariants() {
+    for (path, data) in corpus("packets") {
+        let result = std::panic::catch_unwind(|| check_packets(&data));
+        assert!(result.is_ok(), "{} broke an invariant", path.display());
+        // Every byte flipped in turn: checksums and lengths break in every way.
+        for i in 0..data.len() {
+            let mut bent = data.clone();
+            bent[i] ^= 0x5a;
+            check_packets(&bent);
+        }
+    }
+    generated(5000, 3).for_each(|d| check_packets(&d));
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 use sockit::net::check::{self, PortList, PortState, ScanOptions};
 use sockit::net::ports;
+use sockit::net::syn::{self, SynOptions};
 
 use crate::server_args::parse_duration;
 
@@ -15,12 +16,15 @@ use crate::server_args::parse_duration;
 ///
 /// Tries every port concurrently (bounded by --concurrency), prints the open ones (every
 /// port with --all) with the service name from `sockit ports`, and a summary on stderr.
+/// With --syn (root only), a half-open SYN scan over a raw socket instead: SYN-ACK is open
+/// (and answered with a RST), RST is closed, silence is filtered; same output.
 /// Exit 0 when at least one port is open, 1 when none is.
 ///
 /// Examples:
 ///   sockit check 127.0.0.1 22,80,443
 ///   sockit check ::1 8000-8100 --all --timeout 300ms
 ///   sockit check localhost 1-65535 --json
+///   sudo sockit check 127.0.0.1 1-65535 --syn
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Host name or address (IPv6 with or without brackets).
@@ -34,6 +38,12 @@ pub struct Args {
     /// Connection attempts in flight at once.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     concurrency: u32,
+    /// Half-open SYN scan over a raw socket (root only), like `nmap -sS`.
+    #[arg(long)]
+    syn: bool,
+    /// With --syn: most SYNs sent per second.
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: u32,
     /// Print every port, not only the open ones.
     #[arg(long)]
     all: bool,
@@ -44,13 +54,22 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let host = resolve(&args.host)?;
-    let options = ScanOptions {
-        timeout: args.timeout,
-        concurrency: args.concurrency as usize,
-    };
     let started = Instant::now();
-    let results = check::scan(host, &args.ports, options)
-        .with_context(|| format!("scan of {host} failed"))?;
+    let results = if args.syn {
+        let options = SynOptions {
+            timeout: args.timeout,
+            rate: args.rate,
+            ..SynOptions::default()
+        };
+        syn::scan(host, &args.ports, options)
+    } else {
+        let options = ScanOptions {
+            timeout: args.timeout,
+            concurrency: args.concurrency as usize,
+        };
+        check::scan(host, &args.ports, options)
+    }
+    .with_context(|| format!("scan of {host} failed"))?;
     let shown = results
         .iter()
         .filter(|r| args.all || r.state == PortState::Open);
@@ -85,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn resolve(host: &str) -> anyhow::Result<IpAddr> {
+pub(crate) fn resolve(host: &str) -> anyhow::Result<IpAddr> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))

@@ -6,5 +6,6 @@ pub mod connect;
 pub mod echo;
 pub mod exec;
 pub mod listen;
+pub mod ping;
 pub mod ports;
 pub mod subnet;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::util::sockit;
 
-fn free_port(host: &str) -> u16 {
+pub fn free_port(host: &str) -> u16 {
     TcpListener::bind((host, 0))
         .unwrap()
         .local_addr()
@@ -16,7 +16,7 @@ fn free_port(host: &str) -> u16 {
 
 /// A listener with a backlog of 0 that never accepts, and one connection already queued
 /// (and another attempt dropped), so further SYNs go unanswered.
-fn full_backlog() -> (socket2::Socket, Vec<socket2::Socket>, u16) {
+pub fn full_backlog() -> (socket2::Socket, Vec<socket2::Socket>, u16) {
     let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
         .unwrap();

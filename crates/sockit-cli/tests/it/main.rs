@@ -8,5 +8,6 @@ mod exec;
 mod frame;
 mod limits;
 mod ports;
+mod raw;
 mod subnet;
 mod util;

@@ -160,6 +160,10 @@ async fn probe(addr: SocketAddr, timeout: Duration) -> Result<PortResult> {
     use std::io::ErrorKind::*;
     let state = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
         Err(_elapsed) => PortState::Filtered,
+        // Connecting to a free port in the ephemeral range can pick that very port as the
+        // source: TCP's simultaneous open then connects the socket to itself. Nobody
+        // listens there, so it is closed.
+        Ok(Ok(stream)) if stream.local_addr().ok() == Some(addr) => PortState::Closed,
         Ok(Ok(_stream)) => PortState::Open,
         Ok(Err(e)) if e.kind() == ConnectionRefused => PortState::Closed,
         Ok(Err(e)) if matches!(e.kind(), HostUnreachable | NetworkUnreachable | TimedOut) => {

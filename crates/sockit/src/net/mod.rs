@@ -1,6 +1,9 @@
-//! Network utilities: subnet arithmetic (ipcalc's job), the well-known ports table, and
-//! port checks (`ncat -z`'s job).
+//! Network utilities: subnet arithmetic (ipcalc's job), the well-known ports table, port
+//! checks (`ncat -z`'s job), and the raw-socket tools: packets, `ping`, the SYN scan.
 
 pub mod check;
+pub mod packet;
+pub mod ping;
 pub mod ports;
 pub mod subnet;
+pub mod syn;
