@@ -2,3 +2,4 @@
 //! each is tested in memory and served by any model of [`crate::server`].
 
 pub mod echo;
+pub mod transfer;
