@@ -8,7 +8,9 @@
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
 //!   [`net::check`] port scans.
-//! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
+//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::transfer`]).
+//! - [`transfer`]: the file-transfer drivers of `send` and `recv` around
+//!   [`proto::transfer`].
 //! - [`error`]: the typed [`Error`].
 
 pub mod addr;
@@ -17,6 +19,7 @@ pub mod frame;
 pub mod net;
 pub mod proto;
 pub mod server;
+pub mod transfer;
 
 pub use addr::{Endpoint, Transport};
 pub use error::{Error, Result};
