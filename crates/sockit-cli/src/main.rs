@@ -25,6 +25,8 @@ enum Command {
     Subnet(cmd::subnet::Args),
     Ports(cmd::ports::Args),
     Check(cmd::check::Args),
+    Send(cmd::send::Args),
+    Recv(cmd::recv::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
         Command::Subnet(args) => cmd::subnet::run(args),
         Command::Ports(args) => cmd::ports::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Recv(args) => cmd::recv::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,4 +3,6 @@
 pub mod check;
 pub mod echo;
 pub mod ports;
+pub mod recv;
+pub mod send;
 pub mod subnet;

@@ -4,4 +4,5 @@ mod check;
 mod echo;
 mod ports;
 mod subnet;
+mod transfer;
 mod util;

@@ -320,6 +320,12 @@ impl Session<'_> {
             let msg = self.sm.skip(format!("{} exists on the receiver", h.path));
             return self.send(&msg);
         }
+        if found == Found::Symlink && existing != Existing::Overwrite {
+            return Err(self.refuse(format!(
+                "{} is a symbolic link on the receiver; refusing to follow or replace it",
+                h.path
+            )));
+        }
         if found == Found::Dir || found == Found::Other {
             return Err(self.refuse(format!("{} exists and is not a regular file", h.path)));
         }
