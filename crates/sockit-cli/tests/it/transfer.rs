@@ -654,3 +654,53 @@ fn existing_files_are_kept_matched_skipped_or_overwritten() {
     assert!(recv.wait().0.success());
     assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), b"new contents");
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    /// `None` where mounting is not allowed (not root, no mount namespace rights).
+    fn mount(at: &Path, size: &str) -> Option<SmallFs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallFs(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_and_leaves_no_file() {
+    let tmp = TempDir::new("xfer-enospc");
+    let dir = tmp.path("small");
+    let Some(_fs) = SmallFs::mount(&dir, "1m") else {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    };
+    let big = tmp.path("big.bin");
+    random_file(&big, 3 << 20);
+    let recv = Recv::start(&dir, &["-k"]);
+    let (status, _, err) = send(&[os(&recv.addr), big.as_os_str()]);
+    assert!(!status.success());
+    assert!(err.contains("no space left"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "nothing may stay behind: {left:?}");
+
+    // The receiver goes on serving, and a file that fits arrives.
+    let small = tmp.path("small.txt");
+    std::fs::write(&small, b"fits").unwrap();
+    let (status, _, err) = send(&[os(&recv.addr), small.as_os_str()]);
+    assert!(status.success(), "{err}");
+    assert_eq!(std::fs::read(dir.join("small.txt")).unwrap(), b"fits");
+    let (status, _, rerr) = recv.stop();
+    assert!(status.success(), "{rerr}");
+}

@@ -320,12 +320,16 @@ fn send_file(
     // The digest covers the whole file, the part the receiver already has included.
     pipe.begin(algo);
     pipe.file(file.clone(), size);
-    copy_to_socket(&file, &conn.stream, offset, size, events).map_err(|e| TransferError::Io {
-        what: format!("send {}", entry.source.display()),
-        source: e,
-    })?;
+    if let Err(e) = copy_to_socket(&file, &conn.stream, offset, size, events) {
+        return Err(conn.why_closed(TransferError::Io {
+            what: format!("send {}", entry.source.display()),
+            source: e,
+        }));
+    }
     let digest = pipe.finish().map_err(source_err)?;
-    conn.send(&Message::Digest(digest.clone()))?;
+    if let Err(e) = conn.send(&Message::Digest(digest.clone())) {
+        return Err(conn.why_closed(e));
+    }
     match conn.recv()? {
         Message::Ack(_) => {}
         other => return Err(unexpected(other)),
@@ -427,6 +431,22 @@ impl Conn {
                 what: "send to the receiver".into(),
                 source: e,
             })
+    }
+
+    /// After a failed send: the receiver may have refused the file (a full disk, say) and
+    /// closed, and its `!` may still be waiting to be read. That reason beats `err`.
+    fn why_closed(&mut self, err: TransferError) -> TransferError {
+        if self
+            .stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .is_err()
+        {
+            return err;
+        }
+        match self.recv() {
+            Ok(Message::Error(reason)) => TransferError::Refused(format!("receiver: {reason}")),
+            _ => err,
+        }
     }
 
     fn recv(&mut self) -> Result<Message, TransferError> {
