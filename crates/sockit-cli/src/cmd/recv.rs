@@ -49,9 +49,10 @@ pub struct Args {
     /// Senders served at once, with -k.
     #[arg(long, default_value_t = 64)]
     max_conns: usize,
-    /// Drop a sender that sends nothing for this long (e.g. 30s, 5m).
-    #[arg(long, value_parser = parse_duration)]
-    idle_timeout: Option<Duration>,
+    /// Drop a sender that sends nothing for this long (e.g. 30s, 5m): a stuck or
+    /// half-open sender must not hold its slot forever.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    idle_timeout: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -66,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         model: Model::Threads,
         // Without -k, one sender: a second one is turned away while the first is served.
         max_conns: Some(if args.keep_open { args.max_conns } else { 1 }),
-        idle_timeout: args.idle_timeout,
+        idle_timeout: Some(args.idle_timeout),
         ..Config::default()
     };
     let server = Server::bind(&args.addr, config)

@@ -704,3 +704,49 @@ fn a_full_disk_is_reported_and_leaves_no_file() {
     let (status, _, rerr) = recv.stop();
     assert!(status.success(), "{rerr}");
 }
+
+#[test]
+fn several_senders_at_once_over_a_unix_socket() {
+    let tmp = TempDir::new("xfer-many");
+    let dir = tmp.path("dir");
+    let sock = tmp.path("recv.sock");
+    let mut child = sockit()
+        .args(["recv", &format!("unix:{}", sock.display()), "-k", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.starts_with("listening on unix:"), "{first}");
+    // Keep reading, so the receiver never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = format!("unix:{}", sock.display());
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let src = tmp.path(&format!("f{i}.bin"));
+            random_file(&src, (3 << 20) + i);
+            sockit()
+                .args(["send", &addr])
+                .arg(&src)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for s in senders {
+        let (status, _, err) = finish(s);
+        assert!(status.success(), "{err}");
+    }
+    for i in 0..4 {
+        let name = format!("f{i}.bin");
+        assert!(std::fs::read(tmp.path(&name)).unwrap() == std::fs::read(dir.join(&name)).unwrap());
+    }
+    crate::util::signal(&child, 15);
+    assert!(wait_timeout(&mut child, WAIT).unwrap().success());
+    assert!(!sock.exists(), "socket file removed on exit");
+}
