@@ -21,6 +21,9 @@ use crate::proto::transfer::{
 };
 use crate::server::{Peer, Stream, StreamService};
 
+/// Received bytes handed to the disk at a time (see [`fs::start_writeback`]).
+const WRITEBACK: u64 = 16 << 20;
+
 /// What to do when a file's name is already taken in DIR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Existing {
@@ -188,6 +191,8 @@ struct Incoming {
     file: Arc<File>,
     /// Where the next byte goes.
     pos: u64,
+    /// Bytes before this are on their way to the disk.
+    flushed: u64,
     /// Bytes that were there before this session.
     resumed: u64,
 }
@@ -418,6 +423,7 @@ impl Session<'_> {
             partial,
             file,
             pos: have,
+            flushed: have,
             resumed: have,
         });
         self.send(&msg)
@@ -468,6 +474,10 @@ impl Session<'_> {
             return Err(self.refuse(reason));
         }
         inc.pos += got as u64;
+        if inc.pos - inc.flushed >= WRITEBACK {
+            fs::start_writeback(&inc.file, inc.flushed, inc.pos - inc.flushed);
+            inc.flushed = inc.pos;
+        }
         pipe.bytes(buf, got);
         self.sm.on_bytes(got as u64);
         if eof {
