@@ -1,9 +1,9 @@
 //! Verified, resumable file and folder transfer: the I/O drivers of `sockit send` and
 //! `sockit recv` around the sans-IO protocol in [`crate::proto::transfer`].
 //!
-//! - [`send`]: plans a list of files and folders and sends them over one connection,
+//! - [`mod@send`]: plans a list of files and folders and sends them over one connection,
 //!   file bytes with `sendfile`, digests computed by a hashing thread.
-//! - [`recv`]: a [`crate::server::StreamService`] that receives into a directory, never
+//! - [`mod@recv`]: a [`crate::server::StreamService`] that receives into a directory, never
 //!   outside it ([`fs`]), verifying each file before it is renamed into place.
 
 pub mod fs;
