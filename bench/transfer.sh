@@ -9,7 +9,7 @@
 # with the receiver pinned to CPU 0 and the sender to CPU 1 (taskset). Each row is the
 # best of $REPS rounds (the methods take turns in each round), timed from the sender's
 # start until both sides have exited; the source file is in the page cache beforehand. Prints a markdown table: GB/s (10^9 bytes
-# per second) and the ratio to socat.
+# per second), the ratio to socat, and the CPU time each side used.
 #
 # Usage: bench/transfer.sh            # files under /tmp (BENCH_DIR to change)
 #        BENCH_DIR=/dev/shm bench/transfer.sh   # tmpfs: takes the disk out of the picture
@@ -91,56 +91,64 @@ check_copy() {
     fi
 }
 
-# One run of each kind; prints seconds.
+# CPU time (user + system) of each side, from /usr/bin/time: on a shared machine the
+# wall time suffers from other people's load, the CPU a transfer costs much less.
+RTIME="/usr/bin/time -o $WORK/rcpu -f %U+%S"
+STIME="/usr/bin/time -o $WORK/scpu -f %U+%S"
+report() {
+    echo "$(echo "$2 - $1" | bc -l) $(bc -l < "$WORK/rcpu") $(bc -l < "$WORK/scpu")"
+}
+
+# One run of each kind; prints wall seconds, receiver CPU seconds, sender CPU seconds.
 run_sockit() {
     local algo=$1 out="$WORK/recv" log="$WORK/recv.log"
     rm -rf "$out"
-    taskset -c 0 "$SOCKIT" recv 127.0.0.1:0 --dir "$out" >/dev/null 2>"$log" &
+    $RTIME taskset -c 0 "$SOCKIT" recv 127.0.0.1:0 --dir "$out" >/dev/null 2>"$log" &
     local rpid=$!
     local addr
     addr=$(listening_addr "$log")
     local t0
     t0=$(now)
-    taskset -c 1 "$SOCKIT" send "$addr" "$SRC" --checksum "$algo" >/dev/null 2>"$WORK/send.log"
+    $STIME taskset -c 1 "$SOCKIT" send "$addr" "$SRC" --checksum "$algo" >/dev/null 2>"$WORK/send.log"
     wait "$rpid"
     local t1
     t1=$(now)
     check_copy "$out/source.bin"
-    echo "$t1 - $t0" | bc -l
+    report "$t0" "$t1"
 }
 
 PORT=47391
 run_socat() {
     local sync=$1 dst="$WORK/socat.bin"
     rm -f "$dst"
-    taskset -c 0 socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" "OPEN:$dst,creat,trunc" &
+    $RTIME taskset -c 0 socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" "OPEN:$dst,creat,trunc" &
     local rpid=$!
     wait_port "$PORT"
     local t0
     t0=$(now)
-    taskset -c 1 socat -u "OPEN:$SRC" "TCP:127.0.0.1:$PORT"
+    $STIME taskset -c 1 socat -u "OPEN:$SRC" "TCP:127.0.0.1:$PORT"
     wait "$rpid"
     if [[ $sync == sync ]]; then sync "$dst"; fi
     local t1
     t1=$(now)
     check_copy "$dst"
-    echo "$t1 - $t0" | bc -l
+    report "$t0" "$t1"
 }
 
 run_nc() {
     local dst="$WORK/nc.bin"
     rm -f "$dst"
-    taskset -c 0 nc -l 127.0.0.1 "$PORT" > "$dst" &
+    $RTIME taskset -c 0 nc -l 127.0.0.1 "$PORT" > "$dst" &
     local rpid=$!
     wait_port "$PORT"
     local t0
     t0=$(now)
-    taskset -c 1 nc -N 127.0.0.1 "$PORT" < "$SRC"
+    $STIME taskset -c 1 nc -N 127.0.0.1 "$PORT" < "$SRC"
     wait "$rpid"
     local t1
     t1=$(now)
     check_copy "$dst"
-    echo "$t1 - $t0" | bc -l
+    report "$t0" "$t1"
 }
 
 # iperf3 reports its own rate; converted to seconds for the same table.
@@ -152,7 +160,7 @@ run_iperf() {
     bps=$(taskset -c 1 iperf3 -c 127.0.0.1 -p "$PORT" -n "$BYTES" -J |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
     wait "$rpid" || true
-    echo "$BYTES * 8 / $bps" | bc -l
+    echo "$(echo "$BYTES * 8 / $bps" | bc -l) - -"
 }
 
 # Methods take turns within each round, so a burst of load on the (shared) machine hits
@@ -171,14 +179,15 @@ run_method() {
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A SECS
+declare -A SECS RCPU SCPU
+min() { if [[ -z $1 || $2 == - ]] || (( $(echo "$2 < $1" | bc -l) )); then echo "$2"; else echo "$1"; fi; }
 for round in $(seq "$REPS"); do
     for m in "${METHODS[@]}"; do
-        t=$(run_method "$m")
-        echo "round $round: $m ${t}s" >&2
-        if [[ -z ${SECS[$m]:-} ]] || (( $(echo "$t < ${SECS[$m]}" | bc -l) )); then
-            SECS[$m]=$t
-        fi
+        read -r t r c < <(run_method "$m")
+        echo "round $round: $m wall ${t}s, receiver CPU ${r}s, sender CPU ${c}s" >&2
+        SECS[$m]=$(min "${SECS[$m]:-}" "$t")
+        RCPU[$m]=$(min "${RCPU[$m]:-}" "$r")
+        SCPU[$m]=$(min "${SCPU[$m]:-}" "$c")
         rm -f "$WORK/socat.bin" "$WORK/nc.bin"
         rm -rf "$WORK/recv"
     done
@@ -191,12 +200,19 @@ fs=$(df -PT "$BENCH_DIR" | awk 'NR==2 {print $2}')
 echo
 echo "$SIZE_MIB MiB file, loopback, receiver on CPU 0, sender on CPU 1, best of $REPS rounds; files in $BENCH_DIR ($fs); load average before: $LOAD_BEFORE"
 echo
-echo "| transfer | verified | seconds | GB/s | vs socat |"
-echo "|---|---|---|---|---|"
-row() { printf '| %s | %s | %.3f | %s | %s× |\n' "$1" "$2" "${SECS[$3]}" "$(gbps "${SECS[$3]}")" "$(ratio "${SECS[$3]}")"; }
+echo "| transfer | verified | seconds | GB/s | vs socat | receiver CPU s | sender CPU s |"
+echo "|---|---|---|---|---|---|---|"
+cpu() { if [[ $1 == - ]]; then echo -; else printf '%.2f' "$1"; fi; }
+row() {
+    printf '| %s | %s | %.3f | %s | %s× | %s | %s |\n' "$1" "$2" "${SECS[$3]}" \
+        "$(gbps "${SECS[$3]}")" "$(ratio "${SECS[$3]}")" "$(cpu "${RCPU[$3]}")" "$(cpu "${SCPU[$3]}")"
+}
 row "sockit send/recv, blake3" "yes, fsynced" blake3
 row "sockit send/recv, sha256" "yes, fsynced" sha256
 row "socat" "no" socat
 row "socat, then sync FILE" "no, fsynced" socat_sync
 row "nc (OpenBSD)" "no" nc
 if (( HAVE_IPERF )); then row "iperf3, 1 stream (no file)" "no" iperf; fi
+echo
+echo "seconds: best wall time, sender start to both sides exited; CPU: least user+system"
+echo "time of that side over the rounds (the receiver's includes hashing and fsync)."
