@@ -197,6 +197,28 @@ struct Incoming {
     resumed: u64,
 }
 
+impl Incoming {
+    fn new(
+        header: Header,
+        parent: OwnedFd,
+        name: Vec<u8>,
+        partial: Option<String>,
+        file: Arc<File>,
+        have: u64,
+    ) -> Incoming {
+        Incoming {
+            header,
+            parent,
+            name,
+            partial,
+            file,
+            pos: have,
+            flushed: have,
+            resumed: have,
+        }
+    }
+}
+
 struct Session<'a> {
     rx: &'a Receiver,
     peer: &'a Peer,
@@ -345,7 +367,8 @@ impl Session<'_> {
                         }
                         Err(e) => return Err(self.refuse(format!("{}: {e}", h.path))),
                     };
-                    return self.start(h, parent, name, None, file, size, Origin::Existing);
+                    let inc = Incoming::new(h, parent, name, None, file, size);
+                    return self.start(inc, Origin::Existing);
                 }
                 Found::Nothing => {}
                 _ => {
@@ -390,20 +413,13 @@ impl Session<'_> {
         } else {
             Origin::Fresh
         };
-        self.start(h, parent, name, Some(partial), Arc::new(file), have, origin)
+        let inc = Incoming::new(h, parent, name, Some(partial), Arc::new(file), have);
+        self.start(inc, origin)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &mut self,
-        header: Header,
-        parent: OwnedFd,
-        name: Vec<u8>,
-        partial: Option<String>,
-        file: Arc<File>,
-        have: u64,
-        origin: Origin,
-    ) -> Result<(), TransferError> {
+    /// Offers `inc` to the sender from what the receiver already has of it, which the
+    /// hashing thread reads back first.
+    fn start(&mut self, inc: Incoming, origin: Origin) -> Result<(), TransferError> {
         if self.pipe.is_none() {
             self.pipe = Some(HashPipe::new().map_err(|e| TransferError::Io {
                 what: "start hashing thread".into(),
@@ -411,21 +427,12 @@ impl Session<'_> {
             })?);
         }
         let pipe = self.pipe.as_ref().expect("pipe just set");
-        pipe.begin(header.algo);
+        pipe.begin(inc.header.algo);
         // The bytes already here are hashed again: the digest must cover the whole file,
         // whoever wrote its first part.
-        pipe.file(file.clone(), have);
-        let msg = self.sm.offer(have, origin);
-        self.file = Some(Incoming {
-            header,
-            parent,
-            name,
-            partial,
-            file,
-            pos: have,
-            flushed: have,
-            resumed: have,
-        });
+        pipe.file(inc.file.clone(), inc.resumed);
+        let msg = self.sm.offer(inc.resumed, origin);
+        self.file = Some(inc);
         self.send(&msg)
     }
 
