@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Addresses: HOST:PORT or tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix-dgram:PATH;
 /// IPv6 as [::1]:PORT; port 0 picks a free port. Durations: 500ms, 5s, 2m.
+// The doc comment is clap's help text, where `[::1]` is an address, not a rustdoc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Parser)]
 #[command(name = "sockit", version, propagate_version = true)]
 struct Cli {
@@ -25,6 +27,10 @@ enum Command {
     Subnet(cmd::subnet::Args),
     Ports(cmd::ports::Args),
     Check(cmd::check::Args),
+    Connect(cmd::connect::Args),
+    Listen(cmd::listen::Args),
+    Exec(cmd::exec::Args),
+    Bench(cmd::bench::Args),
     Send(cmd::send::Args),
     Recv(cmd::recv::Args),
 }
@@ -40,6 +46,10 @@ fn main() -> ExitCode {
         Command::Subnet(args) => cmd::subnet::run(args),
         Command::Ports(args) => cmd::ports::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Connect(args) => cmd::connect::run(args),
+        Command::Listen(args) => cmd::listen::run(args),
+        Command::Exec(args) => cmd::exec::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
     };
@@ -51,7 +61,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("sockit: {e:#}");
+            eprintln!("sockit: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -106,6 +116,22 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// The error and its causes on one line, `a: b: c`. A cause whose text the previous message
+/// already ends with (library errors print their source too) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::server::{AccessList, Config, Model, Network, Server};
+use sockit::server::{AccessList, Config, Model, Network, Server, Shutdown};
 
 /// Server options: model, workers, limits, access lists.
 #[derive(Debug, clap::Args)]
@@ -54,8 +54,15 @@ impl ServerArgs {
 
 /// Prints the `listening on` line and stops `server` on SIGINT/SIGTERM.
 pub fn announce(server: &Server) -> anyhow::Result<()> {
+    // Handlers first: a script may send SIGTERM the moment it reads the line, and the
+    // default action would kill the server without its clean shutdown.
+    stop_on_signals(server.shutdown_handle())?;
     eprintln!("listening on {}", server.local_endpoint());
-    let shutdown = server.shutdown_handle();
+    Ok(())
+}
+
+/// Triggers `shutdown` on SIGINT or SIGTERM (from a thread of its own).
+pub fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

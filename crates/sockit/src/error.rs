@@ -42,6 +42,9 @@ pub enum Error {
     /// A peer broke the framing rules (over-long frame or line, truncated frame).
     #[error(transparent)]
     Frame(#[from] crate::frame::FrameError),
+    /// A peer broke the exec protocol (SPEC §5): a malformed or out-of-turn message.
+    #[error("exec protocol: {0}")]
+    Exec(#[from] crate::proto::exec::ProtocolError),
     /// An operating-system call failed; `what` says which and on what.
     #[error("{what}: {source}")]
     Io {
@@ -51,6 +54,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A setting out of its range (zero connections, an empty message, ...).
+    #[error("invalid setting: {0}")]
+    Setting(String),
 }
 
 impl Error {

@@ -8,16 +8,30 @@
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
 //!   [`net::check`] port scans.
-//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::transfer`]).
+//! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
+//!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
+//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`],
+//!   [`proto::transfer`]).
+//! - [`exec`]: authenticated remote command execution: the tokio server driver and the
+//!   blocking client around [`proto::exec`].
+//! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
+//!   ([`bench::echo`]) and many idle connections ([`bench::conns`]).
 //! - [`transfer`]: the file-transfer drivers of `send` and `recv` around
 //!   [`proto::transfer`].
 //! - [`error`]: the typed [`Error`].
+//! - `fuzzing` (hidden): the invariant checks run by the fuzz targets in `fuzz/` and by
+//!   the corpus replay test.
 
 pub mod addr;
+pub mod bench;
 pub mod error;
+pub mod exec;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod net;
 pub mod proto;
+pub mod relay;
 pub mod server;
 pub mod transfer;
 

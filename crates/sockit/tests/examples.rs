@@ -103,3 +103,11 @@ fn udp_server_and_client() {
     let out = run_client(client, "ping\n");
     assert!(out.starts_with("PING (from 127.0.0.1:"), "{out}");
 }
+
+#[test]
+fn select_server_answers_upper_cased() {
+    let server = Running::start("select_server", "127.0.0.1:0");
+    let mut client = example("upper_client");
+    client.arg(&server.1);
+    assert_eq!(run_client(client, "select me\n"), "SELECT ME\n");
+}

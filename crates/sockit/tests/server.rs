@@ -6,12 +6,9 @@ use std::time::Duration;
 use sockit::proto::echo::Echo;
 use sockit::server::{Config, Model, Server, Stream};
 
-/// Models under test; the event-loop models join when they land.
-const MODELS: &[Model] = &[Model::Blocking, Model::Threads, Model::Fork, Model::Async];
-
 #[test]
 fn a_shutdown_handle_stops_every_model_with_a_client_connected() {
-    for &model in MODELS {
+    for model in Model::ALL {
         let config = Config {
             model,
             ..Config::default()

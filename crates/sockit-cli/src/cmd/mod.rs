@@ -1,7 +1,11 @@
 //! One module per subcommand: arguments in, library call, output.
 
+pub mod bench;
 pub mod check;
+pub mod connect;
 pub mod echo;
+pub mod exec;
+pub mod listen;
 pub mod ports;
 pub mod recv;
 pub mod send;

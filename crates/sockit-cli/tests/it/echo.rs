@@ -10,8 +10,10 @@ use sockit::server::Stream;
 
 use crate::util::{Server, TempDir};
 
-/// Models that serve streams; the event-loop models join as they land.
-const STREAM_MODELS: &[&str] = &["blocking", "threads", "fork", "async"];
+/// Every model; all of them serve streams.
+pub const STREAM_MODELS: &[&str] = &[
+    "blocking", "threads", "fork", "select", "poll", "epoll", "epoll-et", "async",
+];
 
 /// Deterministic, non-repeating-looking bytes so a misplaced chunk cannot go unnoticed.
 fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -77,6 +79,25 @@ fn every_model_echoes_tcp_byte_exact() {
         let (status, _) = server.stop();
         assert!(status.success(), "{model}: exit {status}");
     }
+}
+
+#[test]
+fn several_event_loops_share_the_port() {
+    for model in ["epoll", "epoll-et", "poll"] {
+        let server = Server::start(&["echo", "127.0.0.1:0", "--model", model, "--workers", "2"]);
+        let endpoint: Endpoint = server.endpoint.parse().unwrap();
+        exercise(&endpoint, model);
+        let (status, _) = server.stop();
+        assert!(status.success(), "{model} --workers 2: exit {status}");
+    }
+    let dir = TempDir::new("echo-workers");
+    let addr = format!("unix:{}", dir.path("w.sock").display());
+    let server = Server::start(&["echo", &addr, "--model", "epoll", "--workers", "2"]);
+    exercise(
+        &server.endpoint.parse().unwrap(),
+        "epoll --workers 2 (unix)",
+    );
+    assert!(server.stop().0.success());
 }
 
 #[test]

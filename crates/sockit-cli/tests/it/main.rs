@@ -1,7 +1,11 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
+mod bench;
 mod check;
+mod connect;
 mod echo;
+mod exec;
+mod limits;
 mod ports;
 mod subnet;
 mod transfer;

@@ -66,6 +66,11 @@ impl Server {
         self.addr().rsplit_once(':').unwrap().1.parse().unwrap()
     }
 
+    /// The next line the server writes to stderr after `listening on`, waiting at most `WAIT`.
+    pub fn next_line(&self) -> Option<String> {
+        self.stderr_rest.recv_timeout(WAIT).ok()
+    }
+
     /// Sends SIGTERM and returns the exit status and the rest of stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         signal(&self.child, 15); // SIGTERM
@@ -77,6 +82,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test shows what the server said and whether it was still alive.
+            let status = self.child.try_wait().ok().flatten();
+            let rest: Vec<String> = self.stderr_rest.try_iter().collect();
+            eprintln!(
+                "server {} ({}): {}",
+                self.endpoint,
+                status.map_or("still running".to_owned(), |s| format!("exited: {s}")),
+                rest.join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -139,4 +155,218 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A child process with all three standard streams piped: stdin written (and closed) by
+/// the test, stdout and stderr collected in the background as they arrive.
+pub struct Proc {
+    pub child: Child,
+    /// Shared with background writers; `None` once closed.
+    stdin: std::sync::Arc<std::sync::Mutex<Option<std::process::ChildStdin>>>,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    collectors: Vec<std::thread::JoinHandle<()>>,
+    what: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped stdio.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let (stdout, out_thread) = collect(child.stdout.take().expect("stdout piped"));
+        let (stderr, err_thread) = collect(child.stderr.take().expect("stderr piped"));
+        Proc {
+            stdin: std::sync::Arc::new(std::sync::Mutex::new(child.stdin.take())),
+            child,
+            stdout,
+            stderr,
+            collectors: vec![out_thread, err_thread],
+            what,
+        }
+    }
+
+    /// `sockit ARGS...` with piped stdio.
+    pub fn sockit(args: &[&str]) -> Proc {
+        let mut cmd = sockit();
+        cmd.args(args);
+        Proc::spawn(cmd)
+    }
+
+    /// `python3 -c SCRIPT ARGS...` with piped stdio.
+    pub fn python(script: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(script).args(args);
+        Proc::spawn(cmd)
+    }
+
+    /// Writes to the child's stdin (which stays open).
+    pub fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stdin
+            .lock()
+            .unwrap()
+            .as_mut()
+            .expect("stdin already closed")
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("write to {}: {e}", self.what));
+    }
+
+    /// Writes `bytes` from a thread (big inputs must not deadlock on a child that is not
+    /// reading yet); stdin stays open. A later [`Proc::close_stdin`] waits for it.
+    pub fn feed(&mut self, bytes: Vec<u8>) {
+        self.feed_then(bytes, false);
+    }
+
+    /// Writes `bytes` from a thread, then closes stdin.
+    pub fn feed_and_close(&mut self, bytes: Vec<u8>) {
+        self.feed_then(bytes, true);
+    }
+
+    fn feed_then(&mut self, bytes: Vec<u8>, close: bool) {
+        use std::io::Write;
+        let stdin = self.stdin.clone();
+        let (started_tx, started_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stdin = stdin.lock().unwrap();
+            let _ = started_tx.send(());
+            if let Some(pipe) = stdin.as_mut() {
+                // The child may rightly stop reading (it ended); a broken pipe is its business.
+                let _ = pipe.write_all(&bytes);
+            }
+            if close {
+                *stdin = None;
+            }
+        });
+        // The writer holds the pipe before anything else can write or close it.
+        let _ = started_rx.recv();
+    }
+
+    /// Closes the child's stdin (after any background write finished).
+    pub fn close_stdin(&mut self) {
+        *self.stdin.lock().unwrap() = None;
+    }
+
+    /// Everything the child wrote to stdout so far.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Everything the child wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (at most [`WAIT`]) until stdout satisfies `done`; returns it.
+    pub fn wait_stdout(&self, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        self.wait_for(&self.stdout, "stdout", |b| done(b))
+    }
+
+    /// Waits (at most [`WAIT`]) until stdout contains `needle`.
+    pub fn wait_stdout_contains(&self, needle: &str) -> Vec<u8> {
+        self.wait_stdout(|b| contains(b, needle.as_bytes()))
+    }
+
+    /// Waits (at most [`WAIT`]) for a complete first stdout line; returns it.
+    pub fn first_line(&self) -> String {
+        let out = self.wait_stdout(|b| b.contains(&b'\n'));
+        let line = out.split(|&b| b == b'\n').next().unwrap();
+        String::from_utf8_lossy(line).into_owned()
+    }
+
+    /// Waits for `listening on ENDPOINT` on stderr; returns ENDPOINT.
+    pub fn listening_on(&self) -> String {
+        let err = self.wait_for(&self.stderr, "stderr", |b| b.contains(&b'\n'));
+        let line = String::from_utf8_lossy(err.split(|&b| b == b'\n').next().unwrap()).into_owned();
+        line.strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first stderr line of {} was {line:?}", self.what))
+            .to_owned()
+    }
+
+    /// Waits at most `limit` for the child to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        match wait_timeout(&mut self.child, limit) {
+            Some(status) => {
+                // The pipes are closed now: the collectors take the last bytes and end.
+                for t in self.collectors.drain(..) {
+                    let _ = t.join();
+                }
+                status
+            }
+            None => panic!(
+                "{} still running after {limit:?}; stdout {:?}, stderr {:?}",
+                self.what,
+                String::from_utf8_lossy(&self.stdout()),
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Whether the child is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    fn wait_for(
+        &self,
+        buf: &std::sync::Mutex<Vec<u8>>,
+        name: &str,
+        done: impl Fn(&[u8]) -> bool,
+    ) -> Vec<u8> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            {
+                let b = buf.lock().unwrap();
+                if done(&b) {
+                    return b.clone();
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "{}: {name} never got what was expected; stdout {:?}, stderr {:?}",
+                    self.what,
+                    String::from_utf8_lossy(&self.stdout()),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `haystack` contains `needle`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+type Collected = (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    std::thread::JoinHandle<()>,
+);
+
+fn collect(mut from: impl std::io::Read + Send + 'static) -> Collected {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    let thread = std::thread::spawn(move || {
+        let mut chunk = [0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    (buf, thread)
 }

@@ -2,4 +2,5 @@
 //! each is tested in memory and served by any model of [`crate::server`].
 
 pub mod echo;
+pub mod exec;
 pub mod transfer;

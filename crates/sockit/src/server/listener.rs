@@ -82,9 +82,15 @@ impl fmt::Display for Peer {
 
 impl Listener {
     /// Accepts one connection (blocking or not, as the listener is set).
+    /// TCP connections get TCP_NODELAY: a reply is written whole as soon as the handler
+    /// produced it, and Nagle's delay would only hold back the last small segment.
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
-            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Peer::Inet(a))),
+            Listener::Tcp(l) => l.accept().map(|(s, a)| {
+                // Best effort: a failure concerns this one connection, never the listener.
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), Peer::Inet(a))
+            }),
             Listener::Unix(l) => l
                 .accept()
                 .map(|(s, a)| (Stream::Unix(s), Peer::from_unix(&a))),
@@ -196,6 +202,10 @@ impl Write for Stream {
         (&*self).write(buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -206,6 +216,14 @@ impl Write for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
             Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    // Without this, `Write`'s default writes only the first slice: one syscall per buffer.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
         }
     }
 

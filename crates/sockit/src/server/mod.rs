@@ -38,11 +38,15 @@ mod r#async;
 mod blocking;
 mod conn;
 mod datagram;
+mod epoll;
 mod eventloop;
 mod fork;
 mod gate;
-mod listener;
+pub(crate) mod listener;
+mod poll;
+mod select;
 mod shutdown;
+mod tasks;
 mod threads;
 
 use std::fmt;
@@ -53,6 +57,7 @@ use std::time::Duration;
 pub use access::{AccessList, Network};
 pub use listener::{DatagramSocket, Listener, Peer, Stream};
 pub use shutdown::Shutdown;
+pub use tasks::{Stopping, TaskStream};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
@@ -306,6 +311,9 @@ impl Server {
 
     /// Serves connections until shutdown. The endpoint must be a stream endpoint.
     pub fn serve<S: Service>(self, service: S) -> Result<()> {
+        if self.config.model == Model::Async {
+            return r#async::serve(self, service);
+        }
         let Sockets::Stream(listeners) = &self.sockets else {
             return Err(Error::Unsupported {
                 model: self.config.model.name(),
@@ -327,7 +335,6 @@ impl Server {
             Model::Blocking => blocking::serve(&listeners[0], service, ctx),
             Model::Threads => threads::serve(&listeners[0], service, ctx),
             Model::Fork => fork::serve(&listeners[0], service, ctx),
-            Model::Async => r#async::serve(&listeners[0], service, ctx),
             backend => eventloop::serve(listeners, backend, service, ctx),
         }
     }

@@ -1,0 +1,217 @@
+//! Invariant checks shared by the fuzz targets in `fuzz/` and the corpus replay test, so
+//! that CI exercises exactly what the fuzzer does. Each takes arbitrary bytes and panics
+//! when an invariant breaks; "no panic" alone is not the bar.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::Decoder;
+
+use crate::frame::{FrameError, HEADER_LEN, LengthCodec};
+use crate::proto::exec::{
+    Action, CHALLENGE_LEN, Kind, Message, Permits, Policy, ProtocolError, Session, State, Token,
+};
+
+/// Frame decoder: the first byte picks the limit (0..=1020) and the second a chunk size
+/// (1..=256); the rest is the stream. Decoding it whole and in chunks must agree frame for
+/// frame and error for error, every frame must respect the limit, re-encoding the frames
+/// must give back exactly the bytes consumed, and an over-long header must not make the
+/// decoder reserve that length.
+pub fn check_frame_decoder(data: &[u8]) {
+    let (max, chunk, wire) = match data {
+        [a, b, rest @ ..] => (*a as usize * 4, *b as usize + 1, rest),
+        _ => return,
+    };
+    let whole = decode_all(max, wire, wire.len().max(1));
+    let pieces = decode_all(max, wire, chunk);
+    assert_eq!(whole, pieces, "decoding depends on how the input is cut");
+
+    let (frames, end) = whole;
+    let codec = LengthCodec::new(max);
+    let mut re = BytesMut::new();
+    for f in &frames {
+        assert!(
+            f.len() <= max,
+            "a frame of {} bytes passed a limit of {max}",
+            f.len()
+        );
+        codec
+            .encode_frame(f, &mut re)
+            .expect("a decoded frame re-encodes");
+    }
+    assert_eq!(
+        &re[..],
+        &wire[..re.len()],
+        "re-encoding differs from the input"
+    );
+    match end {
+        End::Clean => assert_eq!(re.len(), wire.len()),
+        End::TooLong(len) => {
+            assert!(len > max as u64);
+            let at = re.len();
+            let header = u32::from_be_bytes(wire[at..at + HEADER_LEN].try_into().unwrap());
+            assert_eq!(
+                u64::from(header),
+                len,
+                "the error names the announced length"
+            );
+        }
+        End::Truncated { have, want } => {
+            assert!(have < want);
+            assert_eq!(
+                re.len() + have,
+                wire.len(),
+                "truncation counts the leftover bytes"
+            );
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Clean,
+    TooLong(u64),
+    Truncated { have: usize, want: usize },
+}
+
+fn decode_all(max: usize, wire: &[u8], chunk: usize) -> (Vec<Vec<u8>>, End) {
+    let mut codec = LengthCodec::new(max);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for piece in wire.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec.decode_frame(&mut buf) {
+                Ok(Some(f)) => frames.push(f.to_vec()),
+                Ok(None) => break,
+                Err(FrameError::TooLong { len, .. }) => {
+                    // Nothing near the announced size was reserved.
+                    assert!(buf.capacity() <= 2 * (wire.len() + max) + 64);
+                    return (frames, End::TooLong(len));
+                }
+                Err(e) => panic!("decode_frame only fails for over-long frames: {e}"),
+            }
+        }
+    }
+    match codec.decode_eof(&mut buf) {
+        Ok(None) => (frames, End::Clean),
+        Ok(Some(_)) => panic!("decode_eof found a frame decode_frame missed"),
+        Err(FrameError::Truncated { have, want }) => (frames, End::Truncated { have, want }),
+        Err(e) => panic!("unexpected error at end of input: {e}"),
+    }
+}
+
+/// Exec messages: any payload either fails to parse or parses to a message that encodes
+/// to one frame which parses back to the same message (byte bodies byte for byte). Then
+/// the same bytes, read as a stream of frames, drive a server [`Session`]: it never
+/// panics, runs a program at most once and only after a valid authentication, and once
+/// it refuses it stays done. (An empty `A` frame in the input stands for the correct
+/// answer, which a fuzzer could never guess.)
+pub fn check_exec_message(data: &[u8]) {
+    check_payload(data);
+
+    let policy = Policy {
+        token: Token::new(b"fuzz").expect("non-empty"),
+        permits: Permits::resolve_with(
+            &["echo".into(), "/bin/sh".into()],
+            Some("/bin".as_ref()),
+            |_| true,
+        )
+        .expect("every file exists here"),
+        max_output: 1 << 20,
+    };
+    let challenge = [0x5a; CHALLENGE_LEN];
+    let token = policy.token.clone();
+    let mut session = Session::new(Arc::new(policy), challenge);
+    let mut codec = LengthCodec::new(1 << 16);
+    let mut buf = BytesMut::from(data);
+    let mut authenticated = false;
+    let mut spawned = false;
+    while let Ok(Some(frame)) = codec.decode_frame(&mut buf) {
+        let msg = match Message::decode(frame.freeze()) {
+            Ok(msg) => msg,
+            Err(ProtocolError::BadLength {
+                kind: Kind::Auth,
+                len: 0,
+                ..
+            }) => Message::Auth(token.respond(&challenge)),
+            Err(_) => continue,
+        };
+        let before = session.state();
+        let kind = msg.kind();
+        let result = session.on_message(msg);
+        match (&result, before) {
+            (Err(_), _) => assert_eq!(session.state(), State::Done),
+            (Ok(Action::None), State::AwaitAuth) => {
+                assert_eq!(kind, Kind::Auth);
+                authenticated = true;
+            }
+            (Ok(Action::Spawn { program, argv }), State::AwaitRun) => {
+                assert!(authenticated && !spawned, "spawn without auth, or twice");
+                assert!(program.is_absolute());
+                assert!(argv[0] == "echo" || argv[0] == "/bin/sh", "{argv:?}");
+                spawned = true;
+            }
+            (Ok(Action::Stdin(d)), State::Running { stdin_open: true }) => {
+                assert!(!d.is_empty());
+            }
+            (Ok(Action::CloseStdin), State::Running { stdin_open: true }) => {}
+            (ok, state) => panic!("{ok:?} in state {state:?}"),
+        }
+        if before == State::Done {
+            assert!(result.is_err(), "a finished session accepted {kind}");
+        }
+    }
+}
+
+fn check_payload(data: &[u8]) {
+    let Ok(msg) = Message::decode(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    assert_eq!(msg.kind() as u8, data[0]);
+    let frame = msg.to_frame().expect("a decoded payload fits in a frame");
+    let mut wire = BytesMut::from(&frame[..]);
+    let payload = LengthCodec::default()
+        .decode_frame(&mut wire)
+        .expect("valid frame")
+        .expect("whole frame");
+    assert!(wire.is_empty());
+    let again = Message::decode(payload.clone().freeze()).expect("re-encoded message parses");
+    assert_eq!(again, msg, "decode(encode(m)) != m");
+    let byte_exact = match &msg {
+        Message::Refuse(text) => std::str::from_utf8(&data[1..]) == Ok(text.as_str()),
+        Message::Run { .. } | Message::Exit(_) => false,
+        _ => true,
+    };
+    if byte_exact {
+        assert_eq!(&payload[..], data, "a byte body changed on the way");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_pass_on_hand_made_inputs() {
+        check_frame_decoder(&[10, 3, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 0, 0, 0, 0, 99]);
+        check_frame_decoder(&[0, 0, 0xff, 0xff, 0xff, 0xff]);
+        check_frame_decoder(&[1, 0, 0, 0, 0]);
+        check_exec_message(b"R{\"argv\":[\"echo\",\"hi\"]}");
+        check_exec_message(b"X{\"signal\":9}");
+        // Empty A (the right answer), a command, stdin, its end, then one too many.
+        let mut stream = Vec::new();
+        for (kind, body) in [
+            (b'A', &b""[..]),
+            (b'R', br#"{"argv":["echo","x"]}"#),
+            (b'I', b"data"),
+            (b'I', b""),
+            (b'I', b"late"),
+        ] {
+            stream.extend_from_slice(&(body.len() as u32 + 1).to_be_bytes());
+            stream.push(kind);
+            stream.extend_from_slice(body);
+        }
+        check_exec_message(&stream);
+    }
+}

@@ -1,0 +1,473 @@
+//! The stream relay: one poll loop over stdin, the stop handle, an optional listener and
+//! every connection. One connection is `connect` (and `listen` without -k); a listener
+//! and many connections is `listen -k`.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::Shutdown as How;
+use std::os::fd::BorrowedFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+
+use super::text::Crlf;
+use super::{
+    CHUNK, Direction, End, HIGH_WATER, InputEof, LINGER, LineEndings, Options, STALL_LIMIT, emit,
+    read_input, wait,
+};
+use crate::error::{Error, Result};
+use crate::server::{AccessList, Listener, Peer, Shutdown, Stream};
+
+/// How long accepting pauses when the process is out of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Connections accepted per wake-up, so a flood cannot starve stdin and the others.
+const ACCEPTS_PER_WAKE: usize = 64;
+
+/// One relayed connection.
+#[derive(Debug)]
+pub(super) struct Conn {
+    stream: Stream,
+    /// Who it is, for messages.
+    name: String,
+    /// stdin bytes not yet taken by the peer.
+    outbox: Outbox,
+    write: WriteSide,
+    /// Since when [`HIGH_WATER`] bytes or more have waited for this peer.
+    stalled_since: Option<Instant>,
+    /// The peer sent EOF; under one connection, it stays to take the rest of stdin.
+    read_closed: bool,
+    /// Set when the connection ended this round; the sweep removes it.
+    gone: Option<Gone>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteSide {
+    Open,
+    /// Half-close once the outbox is empty.
+    CloseWhenFlushed,
+    Closed,
+}
+
+#[derive(Debug)]
+enum Gone {
+    /// The peer closed: the normal end.
+    Closed,
+    /// A socket error (reset, ...).
+    Failed(io::Error),
+}
+
+impl Conn {
+    pub(super) fn new(stream: Stream, name: String) -> io::Result<Conn> {
+        stream.set_nonblocking(true)?;
+        Ok(Conn {
+            stream,
+            name,
+            outbox: Outbox::default(),
+            write: WriteSide::Open,
+            stalled_since: None,
+            read_closed: false,
+            gone: None,
+        })
+    }
+
+    fn interest(&self, direction: Direction) -> PollFlags {
+        let mut flags = match direction {
+            // Read EOF stays readable: asking again would spin.
+            _ if self.read_closed => PollFlags::empty(),
+            // Never read: RDHUP alone says the peer closed, without touching its bytes.
+            Direction::SendOnly => PollFlags::RDHUP,
+            Direction::Both | Direction::RecvOnly => PollFlags::IN,
+        };
+        if !self.outbox.is_empty() {
+            flags |= PollFlags::OUT;
+        }
+        flags
+    }
+
+    /// Queues stdin bytes for this peer and writes what it takes now.
+    fn send(&mut self, bytes: &Rc<[u8]>) {
+        if self.write == WriteSide::Open && self.gone.is_none() {
+            self.outbox.push(bytes.clone());
+            self.flush();
+        }
+    }
+
+    /// Writes what the peer will take, then half-closes if that was asked and is due.
+    fn flush(&mut self) {
+        let result = self.outbox.flush(&self.stream).and_then(|()| {
+            if self.outbox.is_empty() && self.write == WriteSide::CloseWhenFlushed {
+                self.write = WriteSide::Closed;
+                match self.stream.shutdown(How::Write) {
+                    // Already gone: its EOF or error shows up on the next poll.
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                    other => other,
+                }
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = result {
+            self.gone = Some(Gone::Failed(e));
+        }
+    }
+
+    fn half_close_when_flushed(&mut self) {
+        if self.write == WriteSide::Open {
+            self.write = WriteSide::CloseWhenFlushed;
+            self.flush();
+        }
+    }
+
+    /// The peer sent EOF: under `-k` it leaves; alone, it may still take the rest of stdin.
+    fn peer_eof(&mut self, many: bool) {
+        if many {
+            self.gone = Some(Gone::Closed);
+        } else {
+            self.read_closed = true;
+        }
+    }
+
+    /// Handles what poll reported. Only a failing output is an error of the relay.
+    fn serve(
+        &mut self,
+        ready: PollFlags,
+        direction: Direction,
+        many: bool,
+        buf: &mut [u8],
+        output: &mut impl Write,
+    ) -> Result<()> {
+        let trouble = PollFlags::HUP | PollFlags::ERR;
+        if self.read_closed {
+            // Already at EOF, now hung up or failed: the peer is gone for good.
+            if ready.intersects(trouble) {
+                self.gone = Some(Gone::Closed);
+                return Ok(());
+            }
+        } else if direction == Direction::SendOnly {
+            if ready.intersects(PollFlags::RDHUP | trouble) {
+                match socket2::SockRef::from(&self.stream).take_error() {
+                    Ok(Some(e)) | Err(e) => self.gone = Some(Gone::Failed(e)),
+                    Ok(None) => self.peer_eof(many),
+                }
+                return Ok(());
+            }
+        } else if ready.intersects(PollFlags::IN | trouble) {
+            match (&self.stream).read(buf) {
+                Ok(0) => {
+                    self.peer_eof(many);
+                    return Ok(());
+                }
+                Ok(n) => emit(output, &[&buf[..n]])?,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    self.gone = Some(Gone::Failed(e));
+                    return Ok(());
+                }
+            }
+        }
+        if ready.intersects(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP)
+            && !self.outbox.is_empty()
+        {
+            self.flush();
+        }
+        Ok(())
+    }
+}
+
+/// Bytes waiting for one peer: shared chunks (a `-k` broadcast queues the same chunk for
+/// every peer) and how much of the first one is already sent.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Rc<[u8]>>,
+    sent: usize,
+    len: usize,
+}
+
+impl Outbox {
+    fn push(&mut self, bytes: Rc<[u8]>) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.queue.push_back(bytes);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes until the queue is empty or the socket would block.
+    fn flush(&mut self, mut to: impl Write) -> io::Result<()> {
+        while let Some(front) = self.queue.front() {
+            match to.write(&front[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    self.len -= n;
+                    if self.sent == front.len() {
+                        self.queue.pop_front();
+                        self.sent = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for one admitted connection; `None` if stopped first.
+pub(super) fn accept_one(
+    listener: &Listener,
+    access: &AccessList,
+    stop: &Shutdown,
+) -> io::Result<Option<Conn>> {
+    loop {
+        let stop_fd = stop.fd();
+        let mut fds = [
+            PollFd::new(&stop_fd, PollFlags::IN),
+            PollFd::new(listener, PollFlags::IN),
+        ];
+        wait(&mut fds, None)?;
+        if stop.is_triggered() || !fds[0].revents().is_empty() {
+            return Ok(None);
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                if let Some(conn) = admit(stream, &peer, access) {
+                    return Ok(Some(conn));
+                }
+            }
+            Err(e) if crate::server::accept_error_is_transient(&e) => {
+                std::thread::sleep(ACCEPT_BACKOFF);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Checks `--allow/--deny`; a refused peer is closed by dropping its stream.
+fn admit(stream: Stream, peer: &Peer, access: &AccessList) -> Option<Conn> {
+    if !access.permits(peer.ip()) {
+        tracing::warn!(%peer, "refused: denied by --allow/--deny");
+        return None;
+    }
+    match Conn::new(stream, peer.to_string()) {
+        Ok(conn) => {
+            tracing::info!(%peer, "connected");
+            Some(conn)
+        }
+        Err(e) => {
+            tracing::warn!(%peer, "dropped: {e}");
+            None
+        }
+    }
+}
+
+/// Relays until the rules say stop. With `listener`, new connections keep coming and the
+/// relay runs until `stop`; without, it ends with its connection.
+pub(super) fn relay<O: Write>(
+    mut conns: Vec<Conn>,
+    listener: Option<(&Listener, &AccessList)>,
+    input: BorrowedFd<'_>,
+    mut output: O,
+    options: &Options,
+    stop: &Shutdown,
+) -> Result<End> {
+    let many = listener.is_some();
+    let mut input_open = options.direction != Direction::RecvOnly;
+    let mut crlf = Crlf::default();
+    let mut buf = vec![0u8; CHUNK];
+    let mut accept_paused_until: Option<Instant> = None;
+    // Since when stdin and the peer have moved no bytes (one connection, after its EOF).
+    let mut idle_since = Instant::now();
+    loop {
+        if stop.is_triggered() {
+            return Ok(End::Stopped);
+        }
+        let mut linger_until = None;
+        if !many {
+            let Some(conn) = conns.first() else {
+                return Ok(End::PeerClosed);
+            };
+            if conn.read_closed {
+                let flushed = conn.outbox.is_empty() && conn.write != WriteSide::CloseWhenFlushed;
+                if (!input_open && flushed) || idle_since.elapsed() >= LINGER {
+                    return Ok(End::PeerClosed);
+                }
+                linger_until = Some(idle_since + LINGER);
+            }
+            if options.direction == Direction::SendOnly
+                && !input_open
+                && conn.write == WriteSide::Closed
+            {
+                return Ok(End::InputDone);
+            }
+        }
+        let now = Instant::now();
+        if accept_paused_until.is_some_and(|t| t <= now) {
+            accept_paused_until = None;
+        }
+        // stdin waits while nobody is there to take it, or while a peer lags behind.
+        let read_stdin =
+            input_open && !conns.is_empty() && conns.iter().all(|c| c.outbox.len() < HIGH_WATER);
+        let stall_ends = conns
+            .iter()
+            .filter_map(|c| c.stalled_since.map(|t| t + STALL_LIMIT));
+        let deadline = accept_paused_until
+            .into_iter()
+            .chain(stall_ends)
+            .chain(linger_until)
+            .min();
+
+        let stop_fd = stop.fd();
+        let mut fds = Vec::with_capacity(conns.len() + 3);
+        fds.push(PollFd::new(&stop_fd, PollFlags::IN));
+        let input_at = read_stdin.then(|| {
+            fds.push(PollFd::new(&input, PollFlags::IN));
+            fds.len() - 1
+        });
+        let listener_at = match listener {
+            Some((l, _)) if accept_paused_until.is_none() => {
+                fds.push(PollFd::new(l, PollFlags::IN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        let conns_at = fds.len();
+        for c in &conns {
+            fds.push(PollFd::new(&c.stream, c.interest(options.direction)));
+        }
+        wait(&mut fds, deadline).map_err(|e| Error::io("poll", e))?;
+        let ready: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
+        drop(fds);
+        if !ready[0].is_empty() {
+            return Ok(End::Stopped);
+        }
+
+        let queued: usize = conns.iter().map(|c| c.outbox.len()).sum();
+        let was_closed = conns.iter().filter(|c| c.read_closed).count();
+        // Peers first: one found gone now is not handed this round's stdin.
+        for (conn, ready) in conns.iter_mut().zip(&ready[conns_at..]) {
+            if !ready.is_empty() {
+                conn.serve(*ready, options.direction, many, &mut buf, &mut output)?;
+            }
+        }
+        if conns.iter().filter(|c| c.read_closed).count() != was_closed {
+            idle_since = Instant::now();
+        }
+        sweep(&mut conns, many)?;
+
+        if let Some(at) = input_at
+            && !ready[at].is_empty()
+            && !conns.is_empty()
+        {
+            match read_input(input, &mut buf)? {
+                None => {}
+                Some(0) => {
+                    input_open = false;
+                    if options.input_eof == InputEof::HalfClose {
+                        conns.iter_mut().for_each(Conn::half_close_when_flushed);
+                    }
+                }
+                Some(n) => {
+                    idle_since = Instant::now();
+                    let bytes: Rc<[u8]> = match options.line_endings {
+                        LineEndings::AsIs => buf[..n].into(),
+                        LineEndings::Crlf => {
+                            let mut out = Vec::with_capacity(n + n / 8);
+                            crlf.encode(&buf[..n], &mut out);
+                            out.into()
+                        }
+                    };
+                    conns.iter_mut().for_each(|c| c.send(&bytes));
+                }
+            }
+            sweep(&mut conns, many)?;
+        }
+        if conns.iter().map(|c| c.outbox.len()).sum::<usize>() < queued {
+            idle_since = Instant::now();
+        }
+
+        if let (Some(at), Some((l, access))) = (listener_at, listener)
+            && !ready[at].is_empty()
+        {
+            for _ in 0..ACCEPTS_PER_WAKE {
+                match l.accept() {
+                    Ok((stream, peer)) => {
+                        let Some(mut conn) = admit(stream, &peer, access) else {
+                            continue;
+                        };
+                        if !input_open
+                            && options.direction != Direction::RecvOnly
+                            && options.input_eof == InputEof::HalfClose
+                        {
+                            // stdin is over: this peer gets EOF at once, as the others did.
+                            conn.half_close_when_flushed();
+                        }
+                        conns.push(conn);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if crate::server::accept_error_is_transient(&e) => {
+                        tracing::warn!("accept: {e}; pausing");
+                        accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                        break;
+                    }
+                    Err(e) => return Err(Error::io("accept", e)),
+                }
+            }
+            sweep(&mut conns, many)?;
+        }
+
+        if many {
+            let now = Instant::now();
+            for c in &mut conns {
+                if c.outbox.len() < HIGH_WATER {
+                    c.stalled_since = None;
+                } else if now.duration_since(*c.stalled_since.get_or_insert(now)) >= STALL_LIMIT {
+                    tracing::warn!(peer = %c.name, "dropped: {HIGH_WATER} bytes unread for {STALL_LIMIT:?}");
+                    c.gone = Some(Gone::Closed);
+                }
+            }
+            sweep(&mut conns, many)?;
+        }
+    }
+}
+
+/// Removes the connections that ended this round. A failed one is the relay's error when
+/// it was the only one; under `-k` it is logged and the others carry on.
+fn sweep(conns: &mut Vec<Conn>, many: bool) -> Result<()> {
+    let mut failure = None;
+    conns.retain_mut(|c| match c.gone.take() {
+        None => true,
+        Some(Gone::Closed) => {
+            tracing::info!(peer = %c.name, "closed");
+            false
+        }
+        Some(Gone::Failed(e)) if many => {
+            tracing::warn!(peer = %c.name, "dropped: {e}");
+            false
+        }
+        // It said EOF first: refusing the rest of stdin is its way of closing.
+        Some(Gone::Failed(e)) if c.read_closed => {
+            tracing::info!(peer = %c.name, "closed: {e}");
+            false
+        }
+        Some(Gone::Failed(e)) => {
+            failure = Some(Error::io(c.name.clone(), e));
+            false
+        }
+    });
+    failure.map_or(Ok(()), Err)
+}
