@@ -13,17 +13,23 @@
 #
 # Usage: bench/transfer.sh            # files under /tmp (BENCH_DIR to change)
 #        BENCH_DIR=/dev/shm bench/transfer.sh   # tmpfs: takes the disk out of the picture
-# Env:   SIZE_MIB (default 2048), REPS (default 3), SOCKIT (default target/release/sockit)
+# Env:   SIZE_MIB (default 2048), REPS (default 3), SOCKIT (default target/release/sockit),
+#        NICE (default 0; e.g. -10 to keep other work on a shared machine out of the way)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-/tmp}
 REPS=${REPS:-3}
+# Scheduling priority of both sides (`nice` value; negative needs root): on a machine
+# shared with other work, e.g. NICE=-10 keeps their noise out of the figures.
+NICE=${NICE:-0}
+R0="nice -n $NICE taskset -c 0"
+S1="nice -n $NICE taskset -c 1"
 SOCKIT=${SOCKIT:-target/release/sockit}
 WORK="$BENCH_DIR/sockit-bench-transfer.$$"
 
 if [[ -z "${SOCKIT_NO_BUILD:-}" ]]; then
-    cargo build --release -p sockit-cli --quiet
+    cargo build --release --locked -p sockit-cli --quiet
 fi
 for tool in socat nc taskset; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
@@ -103,13 +109,13 @@ report() {
 run_sockit() {
     local algo=$1 out="$WORK/recv" log="$WORK/recv.log"
     rm -rf "$out"
-    $RTIME taskset -c 0 "$SOCKIT" recv 127.0.0.1:0 --dir "$out" >/dev/null 2>"$log" &
+    $RTIME $R0 "$SOCKIT" recv 127.0.0.1:0 --dir "$out" >/dev/null 2>"$log" &
     local rpid=$!
     local addr
     addr=$(listening_addr "$log")
     local t0
     t0=$(now)
-    $STIME taskset -c 1 "$SOCKIT" send "$addr" "$SRC" --checksum "$algo" >/dev/null 2>"$WORK/send.log"
+    $STIME $S1 "$SOCKIT" send "$addr" "$SRC" --checksum "$algo" >/dev/null 2>"$WORK/send.log"
     wait "$rpid"
     local t1
     t1=$(now)
@@ -121,12 +127,12 @@ PORT=47391
 run_socat() {
     local sync=$1 dst="$WORK/socat.bin"
     rm -f "$dst"
-    $RTIME taskset -c 0 socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" "OPEN:$dst,creat,trunc" &
+    $RTIME $R0 socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" "OPEN:$dst,creat,trunc" &
     local rpid=$!
     wait_port "$PORT"
     local t0
     t0=$(now)
-    $STIME taskset -c 1 socat -u "OPEN:$SRC" "TCP:127.0.0.1:$PORT"
+    $STIME $S1 socat -u "OPEN:$SRC" "TCP:127.0.0.1:$PORT"
     wait "$rpid"
     if [[ $sync == sync ]]; then sync "$dst"; fi
     local t1
@@ -138,12 +144,12 @@ run_socat() {
 run_nc() {
     local dst="$WORK/nc.bin"
     rm -f "$dst"
-    $RTIME taskset -c 0 nc -l 127.0.0.1 "$PORT" > "$dst" &
+    $RTIME $R0 nc -l 127.0.0.1 "$PORT" > "$dst" &
     local rpid=$!
     wait_port "$PORT"
     local t0
     t0=$(now)
-    $STIME taskset -c 1 nc -N 127.0.0.1 "$PORT" < "$SRC"
+    $STIME $S1 nc -N 127.0.0.1 "$PORT" < "$SRC"
     wait "$rpid"
     local t1
     t1=$(now)
@@ -153,11 +159,11 @@ run_nc() {
 
 # iperf3 reports its own rate; converted to seconds for the same table.
 run_iperf() {
-    taskset -c 0 iperf3 -s -1 -B 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
+    $R0 iperf3 -s -1 -B 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
     local rpid=$!
     wait_port "$PORT"
     local bps
-    bps=$(taskset -c 1 iperf3 -c 127.0.0.1 -p "$PORT" -n "$BYTES" -J |
+    bps=$($S1 iperf3 -c 127.0.0.1 -p "$PORT" -n "$BYTES" -J |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
     wait "$rpid" || true
     echo "$(echo "$BYTES * 8 / $bps" | bc -l) - -"
@@ -198,7 +204,7 @@ ratio() { printf "%.2f" "$(echo "${SECS[socat]} / $1" | bc -l)"; }
 
 fs=$(df -PT "$BENCH_DIR" | awk 'NR==2 {print $2}')
 echo
-echo "$SIZE_MIB MiB file, loopback, receiver on CPU 0, sender on CPU 1, best of $REPS rounds; files in $BENCH_DIR ($fs); load average before: $LOAD_BEFORE"
+echo "$SIZE_MIB MiB file, loopback, receiver on CPU 0, sender on CPU 1, nice $NICE, best of $REPS rounds; files in $BENCH_DIR ($fs); load average before: $LOAD_BEFORE"
 echo
 echo "| transfer | verified | seconds | GB/s | vs socat | receiver CPU s | sender CPU s |"
 echo "|---|---|---|---|---|---|---|"
