@@ -32,6 +32,8 @@ enum Command {
     Listen(cmd::listen::Args),
     Exec(cmd::exec::Args),
     Bench(cmd::bench::Args),
+    Send(cmd::send::Args),
+    Recv(cmd::recv::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,8 @@ fn main() -> ExitCode {
         Command::Listen(args) => cmd::listen::run(args),
         Command::Exec(args) => cmd::exec::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Recv(args) => cmd::recv::run(args),
     };
     match result {
         Ok(code) => code,

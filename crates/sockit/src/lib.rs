@@ -12,11 +12,14 @@
 //!   echo) and [`net::syn`] (half-open SYN scan).
 //! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
 //!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
-//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`]).
+//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`],
+//!   [`proto::transfer`]).
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
 //! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
 //!   ([`bench::echo`]) and many idle connections ([`bench::conns`]).
+//! - [`transfer`]: the file-transfer drivers of `send` and `recv` around
+//!   [`proto::transfer`].
 //! - [`error`]: the typed [`Error`].
 //! - `fuzzing` (hidden): the invariant checks run by the fuzz targets in `fuzz/` and by
 //!   the corpus replay test.
@@ -32,6 +35,7 @@ pub mod net;
 pub mod proto;
 pub mod relay;
 pub mod server;
+pub mod transfer;
 
 pub use addr::{Endpoint, Transport};
 pub use error::{Error, Result};

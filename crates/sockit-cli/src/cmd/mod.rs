@@ -8,4 +8,6 @@ pub mod exec;
 pub mod listen;
 pub mod ping;
 pub mod ports;
+pub mod recv;
+pub mod send;
 pub mod subnet;

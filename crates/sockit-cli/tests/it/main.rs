@@ -10,4 +10,5 @@ mod limits;
 mod ports;
 mod raw;
 mod subnet;
+mod transfer;
 mod util;

@@ -234,6 +234,18 @@ pub trait DatagramService: Send + Sync + 'static {
     fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>);
 }
 
+/// A service that owns each connection's socket, as `socketserver.BaseRequestHandler`
+/// owns `self.request`: for protocols that move bulk data with their own system calls
+/// (`sendfile`, large reads straight into files) rather than through a [`Handler`]'s bytes
+/// in, bytes out. Served a thread per connection ([`Server::serve_streams`]), with the
+/// same limits, access lists and shutdown as the `threads` model: on shutdown the read side
+/// of every connection is shut, so `handle` sees end of stream and can finish cleanly.
+pub trait StreamService: Send + Sync + 'static {
+    /// Serves one connection to its end. The read timeout is already set to the idle
+    /// timeout, so a silent peer makes a read fail with `WouldBlock`.
+    fn handle(&self, stream: Stream, peer: &Peer);
+}
+
 /// A bound server, ready to serve under its model.
 #[derive(Debug)]
 pub struct Server {
@@ -321,10 +333,40 @@ impl Server {
         };
         match self.config.model {
             Model::Blocking => blocking::serve(&listeners[0], service, ctx),
-            Model::Threads => threads::serve(&listeners[0], service, ctx),
+            Model::Threads => {
+                let driven = threads::Driven {
+                    service,
+                    config: self.config.clone(),
+                };
+                threads::serve(&listeners[0], Arc::new(driven), ctx)
+            }
             Model::Fork => fork::serve(&listeners[0], service, ctx),
             backend => eventloop::serve(listeners, backend, service, ctx),
         }
+    }
+
+    /// Serves connections to a [`StreamService`], a thread each, until shutdown. Only the
+    /// `threads` model serves these.
+    pub fn serve_streams<S: StreamService>(self, service: S) -> Result<()> {
+        let Sockets::Stream(listeners) = &self.sockets else {
+            return Err(Error::Unsupported {
+                model: self.config.model.name(),
+                what: "a datagram endpoint with a stream service",
+            });
+        };
+        if self.config.model != Model::Threads {
+            return Err(Error::Unsupported {
+                model: self.config.model.name(),
+                what: "services that own their connections (use threads)",
+            });
+        }
+        let gate = Gate::new(self.config.access.clone(), self.config.max_conns(), b"");
+        let ctx = Ctx {
+            config: &self.config,
+            shutdown: &self.shutdown,
+            gate,
+        };
+        threads::serve(&listeners[0], Arc::new(service), ctx)
     }
 
     /// Serves datagrams until shutdown. The endpoint must be a datagram endpoint.

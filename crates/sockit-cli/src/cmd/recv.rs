@@ -1,0 +1,126 @@
+//! `sockit recv`: receive files and folders from `sockit send` into a directory, each
+//! verified before it is put in place; digests printed as `sha256sum`/`b3sum` print them.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use sockit::Endpoint;
+use sockit::proto::transfer::{Close, sum_line};
+use sockit::server::{Config, Model, Server};
+use sockit::transfer::{Existing, Receiver, RecvEvent, Root};
+
+use crate::server_args::{announce, parse_duration};
+
+/// Receive files and folders sent with `sockit send`, verified, into DIR.
+///
+/// Each file is written to a partial file in DIR, checked against the sender's digest,
+/// fsynced and renamed into place; then its digest is printed on stdout in the format of
+/// sha256sum / md5sum / b3sum (so `cd DIR && sha256sum -c` can check it again). A broken
+/// transfer leaves its partial file, and sending again resumes it. Nothing is ever written
+/// outside DIR: unsafe names and symbolic links are refused.
+///
+/// Prints `listening on <address>` to stderr once ready. Without -k it exits after the
+/// first sender is done (0 if every file arrived verified); stops on SIGINT/SIGTERM.
+///
+/// Example: sockit recv 0.0.0.0:7001 --dir incoming -k
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:7001")]
+    addr: Endpoint,
+    /// Directory to receive into (created if missing).
+    #[arg(long, short = 'd', value_name = "DIR")]
+    dir: PathBuf,
+    /// Keep serving senders (several at once) instead of exiting after the first.
+    #[arg(short = 'k', long)]
+    keep_open: bool,
+    /// Replace files that already exist (default: keep them; an identical one counts as
+    /// received, a different one is refused).
+    #[arg(long, conflicts_with = "skip_existing")]
+    overwrite: bool,
+    /// Skip files that already exist.
+    #[arg(long)]
+    skip_existing: bool,
+    /// Senders served at once, with -k.
+    #[arg(long, default_value_t = 64)]
+    max_conns: usize,
+    /// Drop a sender that sends nothing for this long (e.g. 30s, 5m): a stuck or
+    /// half-open sender must not hold its slot forever.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    idle_timeout: Duration,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = Root::open(&args.dir)
+        .with_context(|| format!("cannot open directory {}", args.dir.display()))?;
+    let existing = match (args.overwrite, args.skip_existing) {
+        (true, _) => Existing::Overwrite,
+        (_, true) => Existing::Skip,
+        _ => Existing::Keep,
+    };
+    let config = Config {
+        model: Model::Threads,
+        // Without -k, one sender: a second one is turned away while the first is served.
+        max_conns: Some(if args.keep_open { args.max_conns } else { 1 }),
+        idle_timeout: Some(args.idle_timeout),
+        ..Config::default()
+    };
+    let server = Server::bind(&args.addr, config)
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    announce(&server)?;
+    let shutdown = server.shutdown_handle();
+    let failures = Arc::new(AtomicU64::new(0));
+    let (keep_open, failed) = (args.keep_open, failures.clone());
+    let receiver = Receiver::new(root, existing, move |event| match event {
+        RecvEvent::Verified {
+            peer,
+            path,
+            digest,
+            resumed,
+            unchanged,
+            ..
+        } => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&sum_line(digest, path));
+            let _ = out.flush();
+            if unchanged {
+                eprintln!("{peer}: {path} was already here, identical");
+            } else if resumed > 0 {
+                eprintln!("{peer}: {path}: resumed after {resumed} bytes");
+            }
+        }
+        RecvEvent::Skipped { peer, path } => eprintln!("{peer}: skipped {path}: it exists"),
+        RecvEvent::Ended { peer, result } => {
+            match result {
+                Ok(Close::Complete) => {}
+                Ok(Close::BetweenFiles) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("sockit: {peer}: the sender left before saying it was done");
+                }
+                Ok(Close::MidFile) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "sockit: {peer}: the sender left in the middle of a file (kept for a resume)"
+                    );
+                }
+                Err(e) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("sockit: {peer}: {e}");
+                }
+            }
+            if !keep_open {
+                shutdown.trigger();
+            }
+        }
+    });
+    server.serve_streams(receiver)?;
+    if !args.keep_open && failures.load(Ordering::Relaxed) > 0 {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,593 @@
+//! The receiving driver: one session per connection (a thread each, through
+//! [`crate::server::StreamService`]), driven by the sans-IO [`proto::Receiver`]. Each file
+//! goes to a partial file beside its final name, is hashed as it arrives (the prefix of a
+//! resumed file is re-read and hashed too, so the digest always covers the whole file),
+//! and only a verified file is fsynced and renamed into place.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use rustix::io::Errno;
+
+use super::TransferError;
+use super::fs::{self, Found, FsError, Root};
+use super::hash::HashPipe;
+use crate::frame::{FrameError, LengthCodec};
+use crate::proto::transfer::{
+    self as proto, Close, Event, Header, Message, Origin, ProtocolError, RelPath, Want,
+};
+use crate::server::{Peer, Stream, StreamService};
+
+/// Received bytes handed to the disk at a time (see [`fs::start_writeback`]).
+const WRITEBACK: u64 = 16 << 20;
+
+/// What to do when a file's name is already taken in DIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Keep it. A file of the same size is hashed: if the digest matches, it counts as
+    /// received (so a resent folder continues where it broke); otherwise the file is
+    /// refused.
+    #[default]
+    Keep,
+    /// Replace it (atomically, by rename).
+    Overwrite,
+    /// Tell the sender to skip it.
+    Skip,
+}
+
+/// Something a session did, for the caller to print.
+#[derive(Debug)]
+pub enum RecvEvent<'a> {
+    /// A file is verified and in place (or was already, unchanged).
+    Verified {
+        /// Who sent it.
+        peer: &'a Peer,
+        /// Where, relative to DIR.
+        path: &'a RelPath,
+        /// Its header.
+        header: &'a Header,
+        /// Its digest.
+        digest: &'a [u8],
+        /// Bytes that were already there from an earlier transfer.
+        resumed: u64,
+        /// Whether an identical file was already in place.
+        unchanged: bool,
+    },
+    /// A file was skipped (`--skip-existing`).
+    Skipped {
+        /// Who offered it.
+        peer: &'a Peer,
+        /// Where it would have gone.
+        path: &'a RelPath,
+    },
+    /// A session ended.
+    Ended {
+        /// Who it was.
+        peer: &'a Peer,
+        /// `Ok` with how it closed, or the error that ended it.
+        result: &'a Result<Close, TransferError>,
+    },
+}
+
+/// The receiver: serves senders into one directory.
+pub struct Receiver {
+    root: Root,
+    existing: Existing,
+    events: Box<dyn Fn(RecvEvent<'_>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("root", &self.root)
+            .field("existing", &self.existing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    /// A receiver writing under `root`; `events` hears about every file and session (from
+    /// the sessions' threads).
+    pub fn new(
+        root: Root,
+        existing: Existing,
+        events: impl Fn(RecvEvent<'_>) + Send + Sync + 'static,
+    ) -> Receiver {
+        Receiver {
+            root,
+            existing,
+            events: Box::new(events),
+        }
+    }
+
+    /// Runs one session on `stream` to its end.
+    pub fn session(&self, stream: Stream, peer: &Peer) -> Result<Close, TransferError> {
+        let mut s = Session {
+            rx: self,
+            peer,
+            conn: Conn::new(stream),
+            sm: proto::Receiver::new(),
+            pipe: None,
+            file: None,
+            dirs: Vec::new(),
+        };
+        let result = s.run();
+        if let Err(e) = &result {
+            // Tell the sender why, if the connection still works; a failed step already did.
+            if !matches!(e, TransferError::Refused(_)) {
+                let _ = s.conn.send(&Message::Error(e.to_string()));
+            }
+        }
+        result
+    }
+}
+
+impl StreamService for Receiver {
+    fn handle(&self, stream: Stream, peer: &Peer) {
+        let result = self.session(stream, peer);
+        (self.events)(RecvEvent::Ended {
+            peer,
+            result: &result,
+        });
+    }
+}
+
+/// A length-prefixed connection: frames and raw bytes, one read buffer for both.
+struct Conn {
+    stream: Stream,
+    buf: BytesMut,
+    codec: LengthCodec,
+}
+
+impl Conn {
+    fn new(stream: Stream) -> Conn {
+        Conn {
+            stream,
+            buf: BytesMut::with_capacity(8192),
+            codec: proto::codec(),
+        }
+    }
+
+    fn read_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        self.codec.read_frame(&mut &self.stream, &mut self.buf)
+    }
+
+    fn send(&mut self, msg: &Message) -> io::Result<()> {
+        (&self.stream).write_all(&msg.to_frame())
+    }
+
+    /// Reads up to `dst.len()` raw bytes: first what the frame buffer already holds.
+    fn read_raw(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        if !self.buf.is_empty() {
+            let n = dst.len().min(self.buf.len());
+            dst[..n].copy_from_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            return Ok(n);
+        }
+        loop {
+            match (&self.stream).read(dst) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The file being received.
+struct Incoming {
+    header: Header,
+    /// The directory it goes into.
+    parent: OwnedFd,
+    /// The final name in `parent`.
+    name: Vec<u8>,
+    /// The partial file's name in `parent` (`None`: an existing file is being checked).
+    partial: Option<String>,
+    file: Arc<File>,
+    /// Where the next byte goes.
+    pos: u64,
+    /// Bytes before this are on their way to the disk.
+    flushed: u64,
+    /// Bytes that were there before this session.
+    resumed: u64,
+}
+
+impl Incoming {
+    fn new(
+        header: Header,
+        parent: OwnedFd,
+        name: Vec<u8>,
+        partial: Option<String>,
+        file: Arc<File>,
+        have: u64,
+    ) -> Incoming {
+        Incoming {
+            header,
+            parent,
+            name,
+            partial,
+            file,
+            pos: have,
+            flushed: have,
+            resumed: have,
+        }
+    }
+}
+
+struct Session<'a> {
+    rx: &'a Receiver,
+    peer: &'a Peer,
+    conn: Conn,
+    sm: proto::Receiver,
+    pipe: Option<HashPipe>,
+    file: Option<Incoming>,
+    /// Directories announced, with their modes, applied at the end.
+    dirs: Vec<(RelPath, u32)>,
+}
+
+impl Session<'_> {
+    fn run(&mut self) -> Result<Close, TransferError> {
+        loop {
+            match self.sm.want() {
+                Want::Nothing => return Ok(Close::Complete),
+                Want::Bytes(n) => self.receive(n)?,
+                Want::Frame => {
+                    let frame = match self.conn.read_frame() {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => return Ok(self.closed()),
+                        Err(FrameError::Io(e)) => return Err(self.cut(e)),
+                        Err(FrameError::Truncated { .. }) => return Ok(self.closed()),
+                        Err(e) => {
+                            self.discard();
+                            return Err(TransferError::Frame(e));
+                        }
+                    };
+                    let event = match self.sm.on_frame(&frame) {
+                        Ok(event) => event,
+                        Err(e) => {
+                            // A sender that breaks the protocol after a file's bytes (sent
+                            // more than it announced, say) loses that file.
+                            self.discard();
+                            return Err(e.into());
+                        }
+                    };
+                    self.on_event(event)?;
+                }
+            }
+        }
+    }
+
+    /// The connection ended without an error: keep any partial file for a resume.
+    fn closed(&mut self) -> Close {
+        self.file = None;
+        self.sm.on_eof()
+    }
+
+    /// The connection broke: keep any partial file for a resume.
+    fn cut(&mut self, e: io::Error) -> TransferError {
+        self.file = None;
+        TransferError::Io {
+            what: "receive".into(),
+            source: e,
+        }
+    }
+
+    /// Throws the current file's partial data away.
+    fn discard(&mut self) {
+        if let Some(inc) = self.file.take()
+            && let Some(name) = &inc.partial
+        {
+            fs::remove(inc.parent.as_fd(), name);
+        }
+    }
+
+    /// Refuses the current step: tells the sender, ends the session.
+    fn refuse(&mut self, reason: String) -> TransferError {
+        let msg = self.sm.fail(reason.clone());
+        let _ = self.conn.send(&msg);
+        TransferError::Refused(reason)
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), TransferError> {
+        match event {
+            Event::Hello => {
+                let msg = self.sm.hello();
+                self.send(&msg)
+            }
+            Event::Dir(h) => {
+                let parts: Vec<&[u8]> = h.path.components().collect();
+                // Writable for now, whatever its mode: files may still go in. The real
+                // mode is set at the end.
+                if let Err(e) = self.rx.root.dir(&h.path, &parts, 0o700) {
+                    return Err(self.refuse(e.to_string()));
+                }
+                self.dirs.push((h.path, h.mode));
+                let msg = self.sm.dir_done();
+                self.send(&msg)
+            }
+            Event::File(h) => self.on_header(h),
+            Event::Digest(theirs) => self.on_digest(theirs),
+            Event::End => {
+                self.apply_dir_modes()?;
+                let msg = self.sm.end();
+                self.send(&msg)
+            }
+        }
+    }
+
+    fn send(&mut self, msg: &Message) -> Result<(), TransferError> {
+        self.conn.send(msg).map_err(|e| TransferError::Io {
+            what: "send".into(),
+            source: e,
+        })
+    }
+
+    fn on_header(&mut self, h: Header) -> Result<(), TransferError> {
+        let (parents, name) = h.path.split_last();
+        let parent = match self.rx.root.dir(&h.path, &parents, 0o755) {
+            Ok(fd) => fd,
+            Err(e) => return Err(self.refuse(e.to_string())),
+        };
+        let name = name.to_vec();
+        let found = match fs::lookup(parent.as_fd(), &name) {
+            Ok(found) => found,
+            Err(e) => return Err(self.refuse(format!("{}: {e}", h.path))),
+        };
+        let existing = self.rx.existing;
+        if found != Found::Nothing && existing == Existing::Skip {
+            (self.rx.events)(RecvEvent::Skipped {
+                peer: self.peer,
+                path: &h.path,
+            });
+            let msg = self.sm.skip(format!("{} exists on the receiver", h.path));
+            return self.send(&msg);
+        }
+        if found == Found::Symlink && existing != Existing::Overwrite {
+            return Err(self.refuse(format!(
+                "{} is a symbolic link on the receiver; refusing to follow or replace it",
+                h.path
+            )));
+        }
+        if found == Found::Dir || found == Found::Other {
+            return Err(self.refuse(format!("{} exists and is not a regular file", h.path)));
+        }
+        if existing == Existing::Keep {
+            match found {
+                Found::File(size) if size == h.size => {
+                    // Same size: the digest will tell whether it is the same file.
+                    let file = match fs::open_existing(parent.as_fd(), &name) {
+                        Ok(f) => Arc::new(f),
+                        Err(Errno::LOOP) => {
+                            return Err(self.refuse(format!("{} is a symbolic link", h.path)));
+                        }
+                        Err(e) => return Err(self.refuse(format!("{}: {e}", h.path))),
+                    };
+                    let inc = Incoming::new(h, parent, name, None, file, size);
+                    return self.start(inc, Origin::Existing);
+                }
+                Found::Nothing => {}
+                _ => {
+                    return Err(self.refuse(format!(
+                        "{} already exists and differs (the receiver may use --overwrite or --skip-existing)",
+                        h.path
+                    )));
+                }
+            }
+        }
+        // A fresh file or a resume: the partial file beside the final name.
+        let partial = h.path.partial_name(h.size);
+        let file = match fs::open_partial(parent.as_fd(), &partial) {
+            Ok(f) => f,
+            Err(e) => return Err(self.refuse(format!("{}: cannot create: {e}", h.path))),
+        };
+        match fs::try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(self.refuse(format!(
+                    "{} is being received from another sender right now",
+                    h.path
+                )));
+            }
+            Err(e) => return Err(self.refuse(format!("{}: lock: {e}", h.path))),
+        }
+        let have = match file.metadata() {
+            Ok(m) => m.len(),
+            Err(e) => return Err(self.refuse(format!("{}: {e}", h.path))),
+        };
+        let have = if have > h.size {
+            // Cannot be ours (the name includes the size): start over.
+            if let Err(e) = file.set_len(0) {
+                return Err(self.refuse(format!("{}: {e}", h.path)));
+            }
+            0
+        } else {
+            have
+        };
+        let origin = if have > 0 {
+            Origin::Partial
+        } else {
+            Origin::Fresh
+        };
+        let inc = Incoming::new(h, parent, name, Some(partial), Arc::new(file), have);
+        self.start(inc, origin)
+    }
+
+    /// Offers `inc` to the sender from what the receiver already has of it, which the
+    /// hashing thread reads back first.
+    fn start(&mut self, inc: Incoming, origin: Origin) -> Result<(), TransferError> {
+        if self.pipe.is_none() {
+            self.pipe = Some(HashPipe::new().map_err(|e| TransferError::Io {
+                what: "start hashing thread".into(),
+                source: e,
+            })?);
+        }
+        let pipe = self.pipe.as_ref().expect("pipe just set");
+        pipe.begin(inc.header.algo);
+        // The bytes already here are hashed again: the digest must cover the whole file,
+        // whoever wrote its first part.
+        pipe.file(inc.file.clone(), inc.resumed);
+        let msg = self.sm.offer(inc.resumed, origin);
+        self.file = Some(inc);
+        self.send(&msg)
+    }
+
+    /// Receives up to `remaining` bytes of the current file into it.
+    fn receive(&mut self, remaining: u64) -> Result<(), TransferError> {
+        let (Some(inc), Some(pipe)) = (self.file.as_mut(), self.pipe.as_ref()) else {
+            return Err(TransferError::Protocol(ProtocolError::Unexpected {
+                got: "file bytes",
+                state: "no file open",
+            }));
+        };
+        let mut buf = pipe.buffer();
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        // Fill the buffer: fewer, bigger writes and hasher calls.
+        let mut got = 0;
+        let mut eof = false;
+        while got < want {
+            match self.conn.read_raw(&mut buf[got..want]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => got += n,
+                Err(e) => {
+                    // Keep what arrived: a resume starts after it.
+                    let written = write_at(&inc.file, &buf[..got], inc.pos);
+                    pipe.give_back(buf);
+                    if written.is_ok() {
+                        inc.pos += got as u64;
+                    }
+                    return Err(self.cut(e));
+                }
+            }
+        }
+        if let Err(e) = write_at(&inc.file, &buf[..got], inc.pos) {
+            pipe.give_back(buf);
+            let path = inc.header.path.to_string();
+            self.discard();
+            let reason = if e.raw_os_error() == Some(libc::ENOSPC) {
+                format!("{path}: no space left on the receiver's disk; file discarded")
+            } else {
+                format!("{path}: write failed: {e}; file discarded")
+            };
+            return Err(self.refuse(reason));
+        }
+        inc.pos += got as u64;
+        if inc.pos - inc.flushed >= WRITEBACK {
+            fs::start_writeback(&inc.file, inc.flushed, inc.pos - inc.flushed);
+            inc.flushed = inc.pos;
+        }
+        pipe.bytes(buf, got);
+        self.sm.on_bytes(got as u64);
+        if eof {
+            // The sender stopped short: what arrived stays for a resume.
+            return Err(TransferError::Truncated {
+                path: inc.header.path.to_string(),
+                have: inc.pos,
+                size: inc.header.size,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_digest(&mut self, theirs: Vec<u8>) -> Result<(), TransferError> {
+        let pipe = self.pipe.as_ref().expect("a file was started");
+        let mine = match pipe.finish() {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = match &self.file {
+                    Some(inc) => format!("{}: cannot hash: {e}", inc.header.path),
+                    None => format!("cannot hash: {e}"),
+                };
+                self.discard();
+                return Err(self.refuse(reason));
+            }
+        };
+        let Some(inc) = self.file.take() else {
+            return Err(self.refuse("digest without a file".into()));
+        };
+        if mine != theirs {
+            let reason = match &inc.partial {
+                Some(name) => {
+                    fs::remove(inc.parent.as_fd(), name);
+                    format!(
+                        "{}: {} digest mismatch: the data was corrupted or the sender lied; file discarded",
+                        inc.header.path, inc.header.algo
+                    )
+                }
+                None => format!(
+                    "{} already exists with different contents (the receiver may use --overwrite or --skip-existing)",
+                    inc.header.path
+                ),
+            };
+            return Err(self.refuse(reason));
+        }
+        if let Some(partial) = &inc.partial
+            && let Err(reason) = self.commit(&inc, partial)
+        {
+            fs::remove(inc.parent.as_fd(), partial);
+            return Err(self.refuse(reason));
+        }
+        (self.rx.events)(RecvEvent::Verified {
+            peer: self.peer,
+            path: &inc.header.path,
+            header: &inc.header,
+            digest: &mine,
+            resumed: inc.resumed,
+            unchanged: inc.partial.is_none(),
+        });
+        let msg = self.sm.verified(mine);
+        self.send(&msg)
+    }
+
+    /// Puts a verified partial file in place: mode, fsync, rename, fsync the directory.
+    fn commit(&self, inc: &Incoming, partial: &str) -> Result<(), String> {
+        let path = &inc.header.path;
+        fs::chmod(&*inc.file, inc.header.mode).map_err(|e| format!("{path}: chmod: {e}"))?;
+        fs::sync(&*inc.file).map_err(|e| format!("{path}: fsync: {e}"))?;
+        let replace = self.rx.existing == Existing::Overwrite;
+        match fs::rename(inc.parent.as_fd(), partial, &inc.name, replace) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                return Err(format!(
+                    "{path} appeared on the receiver meanwhile; not replaced"
+                ));
+            }
+            Err(e) => return Err(format!("{path}: rename into place: {e}")),
+        }
+        // The rename is durable once the directory is.
+        fs::sync(inc.parent.as_fd()).map_err(|e| format!("{path}: fsync directory: {e}"))
+    }
+
+    fn apply_dir_modes(&mut self) -> Result<(), TransferError> {
+        // Deepest first, so a read-only parent does not stop its children.
+        let dirs = std::mem::take(&mut self.dirs);
+        for (path, mode) in dirs.iter().rev() {
+            let parts: Vec<&[u8]> = path.components().collect();
+            let result = self.rx.root.dir(path, &parts, 0o700).and_then(|fd| {
+                fs::chmod(&fd, *mode).map_err(|e| FsError::Io {
+                    what: format!("chmod {path}"),
+                    source: e.into(),
+                })
+            });
+            if let Err(e) = result {
+                return Err(self.refuse(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes all of `data` at `pos`.
+fn write_at(file: &File, data: &[u8], pos: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(data, pos)
+}

@@ -1,0 +1,465 @@
+//! The sending driver: walks the files and folders to send ([`plan`]), then runs the
+//! protocol over one connection ([`send`]). File bytes go with `sendfile` (page cache to
+//! socket, never through user space); meanwhile a hashing thread reads the whole file for
+//! the digest, so a resumed file is still verified end to end.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::TransferError;
+use super::hash::{CHUNK, HashPipe};
+use crate::frame::{FrameError, LengthCodec};
+use crate::proto::transfer::{
+    self as proto, Algo, Header, Kind, Message, Origin, RelPath, VERSION,
+};
+use crate::server::Stream;
+
+/// Bytes handed to one `sendfile` call: progress is reported between calls.
+const SENDFILE_CHUNK: usize = 8 << 20;
+
+/// One directory or file to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it is here.
+    pub source: PathBuf,
+    /// Where it goes, relative to the receiver's DIR.
+    pub path: RelPath,
+    /// File or directory.
+    pub kind: Kind,
+}
+
+/// Something the sender did, for the caller to show.
+#[derive(Debug)]
+pub enum SendEvent<'a> {
+    /// A file starts: the receiver wants it from `offset` on.
+    Start {
+        /// The file.
+        path: &'a RelPath,
+        /// Its size.
+        size: u64,
+        /// The receiver has the bytes before this.
+        offset: u64,
+        /// Why it has them.
+        origin: Origin,
+    },
+    /// More bytes of the current file are on their way.
+    Progress(u64),
+    /// The receiver verified the file.
+    Verified {
+        /// The file.
+        path: &'a RelPath,
+        /// The digest both sides computed.
+        digest: &'a [u8],
+        /// The algorithm.
+        algo: Algo,
+    },
+    /// The receiver skipped the file.
+    Skipped {
+        /// The file.
+        path: &'a RelPath,
+        /// The receiver's words.
+        reason: &'a str,
+    },
+}
+
+/// What a finished transfer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Files verified by the receiver.
+    pub files: u64,
+    /// Directories created.
+    pub dirs: u64,
+    /// Files skipped by the receiver.
+    pub skipped: u64,
+    /// Files the receiver already had, identical.
+    pub unchanged: u64,
+    /// File bytes sent.
+    pub sent: u64,
+    /// File bytes the receiver had from an earlier, broken transfer.
+    pub resumed: u64,
+}
+
+/// The entries for `sources`: a file goes by its name, a folder by its name with
+/// everything under it (directories before their contents, names sorted). `rename`
+/// replaces the name of a single source. Symbolic links given as sources are followed;
+/// links and special files inside folders are left out with a warning.
+pub fn plan(
+    sources: &[PathBuf],
+    rename: Option<&RelPath>,
+    warn: &mut dyn FnMut(String),
+) -> Result<Vec<Entry>, TransferError> {
+    if rename.is_some() && sources.len() != 1 {
+        return Err(TransferError::Source(
+            "--as renames one source; give exactly one PATH".into(),
+        ));
+    }
+    let mut entries = Vec::new();
+    for source in sources {
+        let meta = std::fs::metadata(source).map_err(|e| TransferError::Io {
+            what: source.display().to_string(),
+            source: e,
+        })?;
+        let path = match rename {
+            Some(name) => name.clone(),
+            None => base_name(source)?,
+        };
+        if meta.is_dir() {
+            entries.push(Entry {
+                source: source.clone(),
+                path: path.clone(),
+                kind: Kind::Dir,
+            });
+            walk(source, &path, &mut entries, warn)?;
+        } else if meta.is_file() {
+            entries.push(Entry {
+                source: source.clone(),
+                path,
+                kind: Kind::File,
+            });
+        } else {
+            return Err(TransferError::Source(format!(
+                "{}: not a regular file or directory",
+                source.display()
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &entries {
+        if !seen.insert(&e.path) {
+            return Err(TransferError::Source(format!(
+                "two sources would both arrive as {}",
+                e.path
+            )));
+        }
+    }
+    Ok(entries)
+}
+
+fn base_name(source: &Path) -> Result<RelPath, TransferError> {
+    // `.` or `dir/..` have no name of their own: use the directory's real name.
+    let resolved;
+    let name = match source.file_name() {
+        Some(n) => n,
+        None => {
+            resolved = source.canonicalize().map_err(|e| TransferError::Io {
+                what: source.display().to_string(),
+                source: e,
+            })?;
+            resolved.file_name().ok_or_else(|| {
+                TransferError::Source(format!("{}: has no name to send it by", source.display()))
+            })?
+        }
+    };
+    RelPath::new(name.as_bytes()).map_err(|e| {
+        TransferError::Source(format!(
+            "{}: cannot be sent by this name: {e}",
+            source.display()
+        ))
+    })
+}
+
+fn walk(
+    dir: &Path,
+    rel: &RelPath,
+    entries: &mut Vec<Entry>,
+    warn: &mut dyn FnMut(String),
+) -> Result<(), TransferError> {
+    let io_err = |what: &Path, e| TransferError::Io {
+        what: what.display().to_string(),
+        source: e,
+    };
+    let mut children = Vec::new();
+    for child in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        children.push(child.map_err(|e| io_err(dir, e))?);
+    }
+    children.sort_by_key(|c| c.file_name());
+    for child in children {
+        let source = child.path();
+        let path = rel.join(child.file_name().as_bytes()).map_err(|e| {
+            TransferError::Source(format!(
+                "{}: cannot be sent by this name: {e}",
+                source.display()
+            ))
+        })?;
+        let ty = child.file_type().map_err(|e| io_err(&source, e))?;
+        if ty.is_dir() {
+            entries.push(Entry {
+                source: source.clone(),
+                path: path.clone(),
+                kind: Kind::Dir,
+            });
+            walk(&source, &path, entries, warn)?;
+        } else if ty.is_file() {
+            entries.push(Entry {
+                source,
+                path,
+                kind: Kind::File,
+            });
+        } else {
+            let what = if ty.is_symlink() {
+                "symbolic link"
+            } else {
+                "special file"
+            };
+            warn(format!("skipping {what} {}", source.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Sends `entries` over `stream` with digests of `algo`, file by file, waiting for the
+/// receiver to verify each. Fails at the first refusal: the receiver closes then.
+pub fn send(
+    stream: Stream,
+    entries: &[Entry],
+    algo: Algo,
+    events: &mut dyn FnMut(SendEvent<'_>),
+) -> Result<SendReport, TransferError> {
+    let mut conn = Conn {
+        stream,
+        buf: BytesMut::with_capacity(1024),
+        codec: proto::codec(),
+    };
+    let mut report = SendReport::default();
+    conn.send(&Message::Hello { version: VERSION })?;
+    match conn.recv()? {
+        Message::Hello { version: VERSION } => {}
+        Message::Hello { version } => {
+            return Err(TransferError::Refused(format!(
+                "the receiver speaks protocol version {version}, this sender {VERSION}"
+            )));
+        }
+        other => return Err(unexpected(other)),
+    }
+    let pipe = HashPipe::new().map_err(|e| TransferError::Io {
+        what: "start hashing thread".into(),
+        source: e,
+    })?;
+    for entry in entries {
+        match entry.kind {
+            Kind::Dir => {
+                let meta = std::fs::metadata(&entry.source).map_err(|e| TransferError::Io {
+                    what: entry.source.display().to_string(),
+                    source: e,
+                })?;
+                conn.send(&Message::Header(Header {
+                    kind: Kind::Dir,
+                    algo,
+                    mode: meta.mode() & 0o7777,
+                    size: 0,
+                    path: entry.path.clone(),
+                }))?;
+                match conn.recv()? {
+                    Message::Ack(_) => report.dirs += 1,
+                    other => return Err(unexpected(other)),
+                }
+            }
+            Kind::File => send_file(&mut conn, &pipe, entry, algo, &mut report, events)?,
+        }
+    }
+    conn.send(&Message::End)?;
+    match conn.recv()? {
+        Message::End => Ok(report),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn send_file(
+    conn: &mut Conn,
+    pipe: &HashPipe,
+    entry: &Entry,
+    algo: Algo,
+    report: &mut SendReport,
+    events: &mut dyn FnMut(SendEvent<'_>),
+) -> Result<(), TransferError> {
+    let source_err = |e| TransferError::Io {
+        what: entry.source.display().to_string(),
+        source: e,
+    };
+    let file = Arc::new(File::open(&entry.source).map_err(source_err)?);
+    let meta = file.metadata().map_err(source_err)?;
+    let size = meta.len();
+    conn.send(&Message::Header(Header {
+        kind: Kind::File,
+        algo,
+        mode: meta.mode() & 0o7777,
+        size,
+        path: entry.path.clone(),
+    }))?;
+    let (offset, origin) = match conn.recv()? {
+        Message::Offer { offset, origin } if offset <= size => (offset, origin),
+        Message::Offer { offset, .. } => {
+            return Err(TransferError::Refused(format!(
+                "the receiver asked for {} from byte {offset}, past its end",
+                entry.path
+            )));
+        }
+        Message::Skip { reason } => {
+            report.skipped += 1;
+            events(SendEvent::Skipped {
+                path: &entry.path,
+                reason: &reason,
+            });
+            return Ok(());
+        }
+        other => return Err(unexpected(other)),
+    };
+    events(SendEvent::Start {
+        path: &entry.path,
+        size,
+        offset,
+        origin,
+    });
+    // The digest covers the whole file, the part the receiver already has included.
+    pipe.begin(algo);
+    pipe.file(file.clone(), size);
+    if let Err(e) = copy_to_socket(&file, &conn.stream, offset, size, events) {
+        return Err(conn.why_closed(TransferError::Io {
+            what: format!("send {}", entry.source.display()),
+            source: e,
+        }));
+    }
+    let digest = pipe.finish().map_err(source_err)?;
+    if let Err(e) = conn.send(&Message::Digest(digest.clone())) {
+        return Err(conn.why_closed(e));
+    }
+    match conn.recv()? {
+        Message::Ack(_) => {}
+        other => return Err(unexpected(other)),
+    }
+    report.files += 1;
+    report.sent += size - offset;
+    match origin {
+        Origin::Existing => report.unchanged += 1,
+        Origin::Partial => report.resumed += offset,
+        Origin::Fresh => {}
+    }
+    events(SendEvent::Verified {
+        path: &entry.path,
+        digest: &digest,
+        algo,
+    });
+    Ok(())
+}
+
+/// Sends bytes `[offset, size)` of `file`: `sendfile`, or read/write where the kernel
+/// cannot (some file systems).
+fn copy_to_socket(
+    file: &File,
+    stream: &Stream,
+    offset: u64,
+    size: u64,
+    events: &mut dyn FnMut(SendEvent<'_>),
+) -> io::Result<()> {
+    let mut pos = offset;
+    while pos < size {
+        let want = SENDFILE_CHUNK.min(usize::try_from(size - pos).unwrap_or(usize::MAX));
+        let mut at = pos;
+        match rustix::fs::sendfile(stream.as_fd(), file.as_fd(), Some(&mut at), want) {
+            Ok(0) => return Err(shrank(pos)),
+            Ok(n) => {
+                pos += n as u64;
+                events(SendEvent::Progress(n as u64));
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if pos == offset => {
+                return copy_by_reads(file, stream, pos, size, events);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn copy_by_reads(
+    file: &File,
+    mut stream: &Stream,
+    mut pos: u64,
+    size: u64,
+    events: &mut dyn FnMut(SendEvent<'_>),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    while pos < size {
+        let want = buf
+            .len()
+            .min(usize::try_from(size - pos).unwrap_or(usize::MAX));
+        let n = match file.read_at(&mut buf[..want], pos) {
+            Ok(0) => return Err(shrank(pos)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        stream.write_all(&buf[..n])?;
+        pos += n as u64;
+        events(SendEvent::Progress(n as u64));
+    }
+    Ok(())
+}
+
+fn shrank(pos: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("file shrank to {pos} bytes while being sent"),
+    )
+}
+
+fn unexpected(msg: Message) -> TransferError {
+    match msg {
+        Message::Error(reason) => TransferError::Refused(format!("receiver: {reason}")),
+        other => TransferError::Refused(format!("unexpected reply from the receiver: {other:?}")),
+    }
+}
+
+struct Conn {
+    stream: Stream,
+    buf: BytesMut,
+    codec: LengthCodec,
+}
+
+impl Conn {
+    fn send(&mut self, msg: &Message) -> Result<(), TransferError> {
+        (&self.stream)
+            .write_all(&msg.to_frame())
+            .map_err(|e| TransferError::Io {
+                what: "send to the receiver".into(),
+                source: e,
+            })
+    }
+
+    /// After a failed send: the receiver may have refused the file (a full disk, say) and
+    /// closed, and its `!` may still be waiting to be read. That reason beats `err`.
+    fn why_closed(&mut self, err: TransferError) -> TransferError {
+        if self
+            .stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .is_err()
+        {
+            return err;
+        }
+        match self.recv() {
+            Ok(Message::Error(reason)) => TransferError::Refused(format!("receiver: {reason}")),
+            _ => err,
+        }
+    }
+
+    fn recv(&mut self) -> Result<Message, TransferError> {
+        match self.codec.read_frame(&mut &self.stream, &mut self.buf) {
+            Ok(Some(frame)) => Ok(Message::decode(&frame)?),
+            Ok(None) | Err(FrameError::Truncated { .. }) => Err(TransferError::Refused(
+                "the receiver closed the connection".into(),
+            )),
+            Err(FrameError::Io(e)) => Err(TransferError::Io {
+                what: "receive from the receiver".into(),
+                source: e,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
