@@ -30,6 +30,7 @@ enum Command {
     Connect(cmd::connect::Args),
     Listen(cmd::listen::Args),
     Exec(cmd::exec::Args),
+    Http(cmd::http::Args),
     Bench(cmd::bench::Args),
 }
 
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => cmd::connect::run(args),
         Command::Listen(args) => cmd::listen::run(args),
         Command::Exec(args) => cmd::exec::run(args),
+        Command::Http(args) => cmd::http::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

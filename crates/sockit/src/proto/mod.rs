@@ -3,3 +3,4 @@
 
 pub mod echo;
 pub mod exec;
+pub mod http;
