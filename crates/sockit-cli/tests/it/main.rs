@@ -5,6 +5,7 @@ mod check;
 mod connect;
 mod echo;
 mod exec;
+mod http;
 mod ports;
 mod subnet;
 mod util;
