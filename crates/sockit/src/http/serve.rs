@@ -309,22 +309,66 @@ impl FileHandler {
         let res = rustix::fs::openat2(
             &self.root.dir,
             rel,
-            // NONBLOCK: opening a FIFO must not hang the server.
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            OPEN_FLAGS,
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
         );
-        match res {
-            Ok(fd) => Ok(File::from(fd)),
-            Err(
-                rustix::io::Errno::NOENT
-                | rustix::io::Errno::NOTDIR
-                | rustix::io::Errno::NAMETOOLONG,
-            ) => Err(404),
-            // EXDEV: the path tried to leave the directory; ELOOP: too many links.
-            Err(_) => Err(403),
+        let res = match res {
+            // Kernels before 5.6, or a seccomp filter that hides openat2.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                open_no_symlinks(&self.root.dir, rel)
+            }
+            res => res,
+        };
+        res.map(File::from).map_err(status_of)
+    }
+}
+
+/// How files are opened. NONBLOCK: opening a FIFO must not hang the server.
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::NONBLOCK);
+
+/// The status for a failed open: 404 for what is not there, 403 for the rest (EXDEV or
+/// ELOOP: the path tried to leave the directory).
+fn status_of(e: rustix::io::Errno) -> u16 {
+    use rustix::io::Errno;
+    match e {
+        Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => 404,
+        _ => 403,
+    }
+}
+
+/// The fallback without `openat2`: walks `rel` one component at a time from `dir`, each
+/// opened with `O_NOFOLLOW`, so no symlink is followed at all (stricter than `openat2`,
+/// which allows symlinks that stay inside). `rel` holds no `..` (see [`decode_path`]).
+fn open_no_symlinks(dir: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+    use std::path::Component;
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::CurDir => {}
+            _ => return Err(rustix::io::Errno::XDEV),
         }
     }
+    let Some((last, parents)) = names.split_last() else {
+        return rustix::fs::openat(dir, ".", OPEN_FLAGS | OFlags::DIRECTORY, Mode::empty());
+    };
+    let mut at: Option<OwnedFd> = None;
+    for name in parents {
+        let base = at.as_ref().unwrap_or(dir);
+        let next = rustix::fs::openat(
+            base,
+            *name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        at = Some(next);
+    }
+    let base = at.as_ref().unwrap_or(dir);
+    rustix::fs::openat(base, *last, OPEN_FLAGS | OFlags::NOFOLLOW, Mode::empty())
 }
 
 fn error_reply(status: u16) -> Reply {
@@ -622,6 +666,35 @@ mod tests {
         ] {
             assert_eq!(decode_path(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_fallback_walk_follows_no_symlink() {
+        let tmp = std::env::temp_dir().join(format!("sockit-serve-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join("root/sub")).unwrap();
+        std::fs::write(tmp.join("secret"), "x").unwrap();
+        std::fs::write(tmp.join("root/sub/f"), "ok").unwrap();
+        std::os::unix::fs::symlink("../secret", tmp.join("root/leak")).unwrap();
+        std::os::unix::fs::symlink("..", tmp.join("root/up")).unwrap();
+        let dir = rustix::fs::open(
+            tmp.join("root"),
+            OFlags::PATH | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let read = |p: &str| {
+            open_no_symlinks(&dir, Path::new(p)).map(|fd| {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut File::from(fd), &mut s).map(|_| s)
+            })
+        };
+        assert_eq!(read("sub/f").unwrap().unwrap(), "ok");
+        assert!(read("leak").is_err());
+        assert!(read("up/secret").is_err());
+        assert!(read("../secret").is_err());
+        assert!(open_no_symlinks(&dir, Path::new("")).is_ok());
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]
