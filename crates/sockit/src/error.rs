@@ -49,7 +49,7 @@ pub enum Error {
     #[error(transparent)]
     Http(#[from] crate::proto::http::HttpError),
     /// A TLS handshake or record failed (an untrusted certificate, say), or a CA file is bad.
-    #[error("TLS: {0}")]
+    #[error("{0}")]
     Tls(String),
     /// An operating-system call failed; `what` says which and on what.
     #[error("{what}: {source}")]

@@ -298,6 +298,11 @@ fn get_https_with_a_private_ca() {
         &url,
     ]);
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains("CA file"), "{err}");
+    // A PEM file without certificates (the key) is refused before connecting.
+    let (code, err) = failure(&["--cacert", key.to_str().unwrap(), &url]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no certificates"), "{err}");
 }
 
 /// A served tree: files, a big one, names to escape, and symlinks, one pointing out.

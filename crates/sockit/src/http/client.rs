@@ -195,6 +195,14 @@ fn connect(
     deadline: Option<Instant>,
     tls: &mut Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Conn> {
+    // The TLS configuration first: a bad CA file is reported before any connection.
+    let tls_config = match url.scheme {
+        Scheme::Http => None,
+        Scheme::Https => Some(match tls {
+            Some(c) => c.clone(),
+            None => tls.insert(tls_config(options.cacert.as_deref())?).clone(),
+        }),
+    };
     let endpoint = Endpoint::Tcp(HostPort {
         host: url.host.clone(),
         port: url.port,
@@ -224,17 +232,13 @@ fn connect(
         .try_clone()
         .map_err(|e| Error::io("duplicate socket", e))?;
     let _ = tcp.set_nodelay(true);
-    let io = match url.scheme {
-        Scheme::Http => Io::Plain(stream),
-        Scheme::Https => {
-            let config = match tls {
-                Some(c) => c.clone(),
-                None => tls.insert(tls_config(options.cacert.as_deref())?).clone(),
-            };
+    let io = match tls_config {
+        None => Io::Plain(stream),
+        Some(config) => {
             let name = ServerName::try_from(url.host.clone())
                 .map_err(|e| Error::Tls(format!("invalid server name {:?}: {e}", url.host)))?;
             let conn = rustls::ClientConnection::new(config, name)
-                .map_err(|e| Error::Tls(e.to_string()))?;
+                .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?;
             Io::Tls(Box::new(rustls::StreamOwned::new(conn, stream)))
         }
     };
@@ -312,7 +316,7 @@ fn tls_config(cacert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
+        .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
