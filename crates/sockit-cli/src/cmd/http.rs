@@ -74,7 +74,8 @@ struct GetArgs {
 ///
 /// Directory listings, index.html, Content-Type by extension, HEAD, keep-alive, Range,
 /// If-Modified-Since; nothing outside DIR is ever served. One log line per request on
-/// stderr after the `listening on` line.
+/// stderr after the `listening on` line. Keep-alive connections idle for 60s are closed
+/// unless --idle-timeout says otherwise.
 ///
 /// Example: sockit http serve ./public 127.0.0.1:8000 --model epoll
 #[derive(Debug, clap::Args)]
@@ -171,7 +172,12 @@ impl Write for BodyWriter<'_, '_> {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Without --idle-timeout, an idle keep-alive connection would hold its thread (or
+/// process) forever; browsers keep connections open.
+const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+
+fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.server.idle_timeout.get_or_insert(DEFAULT_IDLE);
     let log = if args.quiet { Log::Quiet } else { Log::Stderr };
     let files = FileServer::new(&args.dir, log).map_err(usage)?;
     let server = args.server.bind(&args.addr)?;
