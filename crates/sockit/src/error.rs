@@ -45,6 +45,12 @@ pub enum Error {
     /// A peer broke the exec protocol (SPEC §5): a malformed or out-of-turn message.
     #[error("exec protocol: {0}")]
     Exec(#[from] crate::proto::exec::ProtocolError),
+    /// A peer broke HTTP/1.1, or a URL cannot be fetched.
+    #[error(transparent)]
+    Http(#[from] crate::proto::http::HttpError),
+    /// A TLS handshake or record failed (an untrusted certificate, say), or a CA file is bad.
+    #[error("{0}")]
+    Tls(String),
     /// An operating-system call failed; `what` says which and on what.
     #[error("{what}: {source}")]
     Io {

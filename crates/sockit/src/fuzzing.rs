@@ -301,6 +301,74 @@ pub fn check_packets(data: &[u8]) {
     }
 }
 
+/// HTTP's own parsing (what `httparse` does not do). The first byte picks a cut size
+/// (1..=256); the rest is read as a chunked body: decoding it whole and in pieces must agree
+/// (body, bytes consumed, completion, error), never produce more body than input, and stop
+/// at the end of the message. The same bytes, chunk-encoded, must decode back to
+/// themselves. Read as a response head, they must give a head no longer than the input and
+/// the limits, whose prefix is never already complete, and whose body framing never
+/// panics.
+pub fn check_http_chunked(data: &[u8]) {
+    use crate::proto::http::{MAX_HEAD, MAX_HEADERS, response::parse_head};
+
+    let (cut, wire) = match data {
+        [a, rest @ ..] => (*a as usize + 1, rest),
+        _ => return,
+    };
+    let whole = chunked_all(wire, wire.len().max(1));
+    let pieces = chunked_all(wire, cut);
+    assert_eq!(
+        whole, pieces,
+        "chunked decoding depends on how the input is cut"
+    );
+    if let Ok((body, used, done)) = &whole {
+        assert!(body.len() <= *used && *used <= wire.len());
+        if !done {
+            assert_eq!(*used, wire.len(), "an unfinished body leaves input unread");
+        }
+    }
+
+    let mut encoded = Vec::new();
+    for piece in wire.chunks(cut) {
+        encoded.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        encoded.extend_from_slice(piece);
+        encoded.extend_from_slice(b"\r\n");
+    }
+    encoded.extend_from_slice(b"0\r\n\r\nextra");
+    assert_eq!(
+        chunked_all(&encoded, 7),
+        Ok((wire.to_vec(), encoded.len() - 5, true)),
+        "encode then decode is not the identity"
+    );
+
+    if let Ok(Some((head, n))) = parse_head(wire) {
+        assert!(n <= wire.len() && n <= MAX_HEAD);
+        assert!(head.headers.len() <= MAX_HEADERS);
+        assert_eq!(head.raw, &wire[..n]);
+        assert!(!matches!(parse_head(&wire[..n - 1]), Ok(Some(_))));
+        let _ = head.framing(false);
+        assert_eq!(
+            head.framing(true),
+            Ok(crate::proto::http::response::BodyFraming::Empty)
+        );
+    }
+}
+
+type Chunked = Result<(Vec<u8>, usize, bool), crate::proto::http::HttpError>;
+
+fn chunked_all(wire: &[u8], cut: usize) -> Chunked {
+    let mut decoder = crate::proto::http::chunked::ChunkedDecoder::new();
+    let mut body = Vec::new();
+    let mut used = 0;
+    for piece in wire.chunks(cut) {
+        used += decoder.decode(piece, &mut body)?;
+        if decoder.is_done() {
+            break;
+        }
+    }
+    Ok((body, used, decoder.is_done()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +401,8 @@ mod tests {
         check_packets(&[
             0x9c, 0x40, 0, 80, 1, 2, 3, 4, 0, 0, 0, 0, 0x50, 2, 4, 0, 0, 0, 0, 0,
         ]);
+        check_http_chunked(b"\x02a;x=y\r\n0123456789\r\n0\r\nT: v\r\n\r\nrest");
+        check_http_chunked(b"\x00HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+        check_http_chunked(b"\x05ffffffffffffffff\r\nxy");
     }
 }

@@ -13,7 +13,9 @@
 //! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
 //!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`],
-//!   [`proto::transfer`]).
+//!   [`proto::transfer`], [`proto::http`]).
+//! - [`http`](mod@http): `http get`'s client (plain and TLS) and `http serve`'s static file
+//!   service, around [`proto::http`].
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
 //! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
@@ -31,6 +33,7 @@ pub mod exec;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod net;
 pub mod proto;
 pub mod relay;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use sockit::fuzzing::{check_exec_message, check_frame_decoder, check_packets};
+use sockit::fuzzing::{check_exec_message, check_frame_decoder, check_http_chunked, check_packets};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,4 +76,13 @@ fn packets_corpus_holds_the_invariants() {
         }
     }
     generated(5000, 3).for_each(|d| check_packets(&d));
+}
+
+#[test]
+fn http_chunked_corpus_holds_the_invariants() {
+    for (path, data) in corpus("http_chunked") {
+        let result = std::panic::catch_unwind(|| check_http_chunked(&data));
+        assert!(result.is_ok(), "{} broke an invariant", path.display());
+    }
+    generated(5000, 3).for_each(|d| check_http_chunked(&d));
 }

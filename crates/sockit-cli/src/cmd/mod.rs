@@ -5,6 +5,7 @@ pub mod check;
 pub mod connect;
 pub mod echo;
 pub mod exec;
+pub mod http;
 pub mod listen;
 pub mod ping;
 pub mod ports;

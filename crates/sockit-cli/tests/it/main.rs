@@ -6,6 +6,7 @@ mod connect;
 mod echo;
 mod exec;
 mod frame;
+mod http;
 mod limits;
 mod ports;
 mod raw;

@@ -3,4 +3,5 @@
 
 pub mod echo;
 pub mod exec;
+pub mod http;
 pub mod transfer;

@@ -1,0 +1,186 @@
+//! `sockit http get` (a curl-like client) and `sockit http serve` (a static file server).
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sockit::Endpoint;
+use sockit::http::client::{self, Method, Options, Redirects};
+use sockit::http::serve::{FileServer, Log};
+use sockit::proto::http::url::Url;
+
+use crate::server_args::{ServerArgs, parse_duration};
+use crate::usage;
+
+/// HTTP/1.1 on sockit's own sockets: a client and a static file server.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    Get(GetArgs),
+    Serve(ServeArgs),
+}
+
+/// Fetch a URL (http:// or https://) and write the body to stdout or a file.
+///
+/// Exit codes: 0 success, 1 failure (DNS, refused, TLS, timeout, malformed response),
+/// 2 bad usage, 22 with --fail when the status is 400 or more.
+///
+/// Example: sockit http get -L -o page.html https://example.com/
+// Clap's help text: `[::1]` and the URLs are text, not rustdoc links.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
+#[derive(Debug, clap::Args)]
+struct GetArgs {
+    /// The URL; IPv6 literals as http://[::1]:8000/.
+    url: String,
+    /// Write the body to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Print the response head before the body.
+    #[arg(short = 'i', long = "include")]
+    include: bool,
+    /// Send HEAD and print the response head only.
+    #[arg(short = 'I', long = "head")]
+    head: bool,
+    /// Follow redirects (at most --max-redirs).
+    #[arg(short = 'L', long = "location")]
+    location: bool,
+    /// Most redirects followed with -L.
+    #[arg(long, default_value_t = 10)]
+    max_redirs: usize,
+    /// Extra request header (repeatable), e.g. -H 'Accept: text/html'.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Give up when the whole exchange takes longer (e.g. 5s, 500ms).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Exit 22 without printing the body when the status is 400 or more.
+    #[arg(short = 'f', long = "fail")]
+    fail: bool,
+}
+
+/// Serve the files of DIR over HTTP, like `python3 -m http.server`.
+///
+/// Directory listings, index.html, Content-Type by extension, HEAD, keep-alive, Range,
+/// If-Modified-Since; nothing outside DIR is ever served. One log line per request on
+/// stderr after the `listening on` line. Keep-alive connections idle for 60s are closed
+/// unless --idle-timeout says otherwise.
+///
+/// Example: sockit http serve ./public 127.0.0.1:8000 --model epoll
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The directory to serve.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:8000")]
+    addr: Endpoint,
+    /// Do not log requests.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Sub::Get(a) => get(a),
+        Sub::Serve(a) => serve(a),
+    }
+}
+
+fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let url = Url::parse(&args.url).map_err(usage)?;
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (name, value) = h
+            .split_once(':')
+            .filter(|(n, v)| {
+                !n.trim().is_empty()
+                    && n.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+                    && !v.contains(['\r', '\n'])
+            })
+            .ok_or_else(|| usage(format!("invalid header {h:?} (expected 'Name: value')")))?;
+        headers.push((name.to_owned(), value.trim().to_owned()));
+    }
+    let options = Options {
+        method: if args.head { Method::Head } else { Method::Get },
+        headers,
+        redirects: if args.location {
+            Redirects::Follow(args.max_redirs)
+        } else {
+            Redirects::Stop
+        },
+        timeout: args.timeout,
+        cacert: args.cacert.clone(),
+    };
+    let sink: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::with_capacity(64 * 1024, sink);
+    let failed = Cell::new(None);
+    let show_head = args.include || args.head;
+    let result = {
+        let out_cell = std::cell::RefCell::new(&mut out);
+        let on_head = |head: &sockit::proto::http::response::Head| -> io::Result<()> {
+            if args.fail && head.status >= 400 {
+                failed.set(Some(head.status));
+                return Err(io::Error::other("failed status"));
+            }
+            if show_head {
+                out_cell.borrow_mut().write_all(&head.raw)?;
+            }
+            Ok(())
+        };
+        let mut body = BodyWriter(&out_cell);
+        client::fetch(&url, &options, on_head, &mut body)
+    };
+    if let Some(status) = failed.get() {
+        out.flush().ok();
+        eprintln!("sockit: http get {url}: the server returned {status}");
+        return Ok(ExitCode::from(22));
+    }
+    result.with_context(|| format!("http get {url}"))?;
+    out.flush().context("write output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the body through the same buffer the heads go to, keeping their order.
+struct BodyWriter<'a, 'b>(&'a std::cell::RefCell<&'b mut BufWriter<Box<dyn Write>>>);
+
+impl Write for BodyWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// Without --idle-timeout, an idle keep-alive connection would hold its thread (or
+/// process) forever; browsers keep connections open.
+const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+
+fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.server.idle_timeout.get_or_insert(DEFAULT_IDLE);
+    let log = if args.quiet { Log::Quiet } else { Log::Stderr };
+    let files = FileServer::new(&args.dir, log).map_err(usage)?;
+    let server = args.server.bind(&args.addr)?;
+    server.serve(files)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,724 @@
+//! The static file service of `sockit http serve`, Python's `http.server` as a framework
+//! [`Service`]: each connection's [`FileHandler`] buffers partial requests, answers every
+//! complete one (pipelining, keep-alive) into the driver's output buffer, and so runs
+//! under every model.
+//!
+//! Confinement: every path is opened with `openat2(2)` relative to the served directory
+//! with `RESOLVE_BENEATH`, so neither `..` nor a symlink can leave it (the kernel checks
+//! every component, with no window between check and open). Before that, the decoded
+//! path is refused if any segment is `..` or holds an encoded `/` or NUL.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encode};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::error::{Error, Result};
+use crate::proto::http::HttpError;
+use crate::proto::http::request::{Request, parse_request, write_head};
+use crate::server::{Flow, Handler, Peer, Service};
+
+/// Largest request body accepted (and discarded): GET and HEAD carry none in practice.
+pub const MAX_REQUEST_BODY: u64 = 1 << 20;
+/// Once this much output is queued by one read's worth of pipelined requests, the
+/// connection is closed after it (the framework has no "output drained" callback to
+/// resume from, and a peer must not make the server buffer without bound).
+pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
+
+/// Whether each request is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// One line per request on stderr.
+    Stderr,
+    /// Nothing (benchmarks).
+    Quiet,
+}
+
+/// Serves the files under one directory.
+#[derive(Debug, Clone)]
+pub struct FileServer {
+    root: Arc<Root>,
+}
+
+#[derive(Debug)]
+struct Root {
+    /// The directory, opened once (`O_PATH`): every lookup is relative to it.
+    dir: OwnedFd,
+    log: Log,
+}
+
+impl FileServer {
+    /// Serves `dir`, which must be a directory.
+    pub fn new(dir: &Path, log: Log) -> Result<FileServer> {
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("open directory {}", dir.display()), e.into()))?;
+        Ok(FileServer {
+            root: Arc::new(Root { dir: fd, log }),
+        })
+    }
+}
+
+impl Service for FileServer {
+    type Handler = FileHandler;
+
+    fn handler(&self, peer: &Peer) -> FileHandler {
+        FileHandler {
+            root: self.root.clone(),
+            peer: peer.to_string(),
+            buf: Vec::new(),
+            skip: 0,
+        }
+    }
+}
+
+/// One connection: a buffer of not-yet-complete request bytes.
+#[derive(Debug)]
+pub struct FileHandler {
+    root: Arc<Root>,
+    peer: String,
+    buf: Vec<u8>,
+    /// Request body bytes still to discard.
+    skip: u64,
+}
+
+impl Handler for FileHandler {
+    fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        let flow = loop {
+            if self.skip > 0 {
+                let n =
+                    (self.buf.len() - start).min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                start += n;
+                self.skip -= n as u64;
+                if self.skip > 0 {
+                    break Flow::Continue;
+                }
+            }
+            if out.len() > MAX_QUEUED_OUTPUT {
+                break Flow::Close;
+            }
+            match parse_request(&self.buf[start..]) {
+                Ok(None) => break Flow::Continue,
+                Ok(Some((req, n))) => {
+                    start += n;
+                    match req.body_len() {
+                        Ok(len) if len <= MAX_REQUEST_BODY => self.skip = len,
+                        Ok(_) => {
+                            self.error(out, &req, 413);
+                            break Flow::Close;
+                        }
+                        Err(_) => {
+                            self.error(out, &req, 501);
+                            break Flow::Close;
+                        }
+                    }
+                    if !self.respond(&req, out) {
+                        break Flow::Close;
+                    }
+                }
+                Err(e) => {
+                    let status = if matches!(e, HttpError::TooLarge { .. }) {
+                        431
+                    } else {
+                        400
+                    };
+                    let req = Request {
+                        method: "-".into(),
+                        target: "-".into(),
+                        minor_version: 1,
+                        headers: Vec::new(),
+                    };
+                    self.error(out, &req, status);
+                    break Flow::Close;
+                }
+            }
+        };
+        self.buf.drain(..start.min(self.buf.len()));
+        flow
+    }
+}
+
+/// A response being built: status and headers, then the body bytes.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from `offset`, read straight into the output buffer.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+}
+
+impl FileHandler {
+    /// Answers one request; returns whether the connection stays open.
+    fn respond(&self, req: &Request, out: &mut Vec<u8>) -> bool {
+        let keep = req.keep_alive();
+        let head_only = req.method == "HEAD";
+        let reply = if req.method == "GET" || head_only {
+            self.lookup(req)
+        } else {
+            let mut r = error_reply(501);
+            r.headers.push(("Allow", "GET, HEAD".into()));
+            r
+        };
+        self.send(req, reply, keep, head_only, out)
+    }
+
+    fn error(&self, out: &mut Vec<u8>, req: &Request, status: u16) {
+        self.send(req, error_reply(status), false, false, out);
+    }
+
+    fn send(
+        &self,
+        req: &Request,
+        reply: Reply,
+        keep: bool,
+        head_only: bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let len = reply.body.len();
+        let date = http_date_now();
+        let len_text = len.to_string();
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Server", concat!("sockit/", env!("CARGO_PKG_VERSION"))),
+            ("Date", &date),
+            ("Connection", if keep { "keep-alive" } else { "close" }),
+        ];
+        if reply.status != 304 {
+            headers.push(("Content-Length", &len_text));
+        }
+        for (n, v) in &reply.headers {
+            headers.push((n, v));
+        }
+        write_head(out, reply.status, &headers);
+        let mut status = reply.status;
+        let mut keep = keep;
+        if !head_only && reply.status != 304 {
+            match reply.body {
+                Body::Bytes(b) => out.extend_from_slice(&b),
+                Body::File { file, offset, len } => {
+                    let at = out.len();
+                    let want = usize::try_from(len).unwrap_or(usize::MAX);
+                    out.resize(at + want, 0);
+                    if let Err(e) = file.read_exact_at(&mut out[at..], offset) {
+                        // The head is already out: the only honest thing left is to close.
+                        out.truncate(at);
+                        tracing::warn!("read failed mid-response: {e}");
+                        status = 500;
+                        keep = false;
+                    }
+                }
+            }
+        }
+        if self.root.log == Log::Stderr {
+            eprintln!(
+                "{} \"{} {} HTTP/1.{}\" {} {}",
+                self.peer,
+                req.method,
+                req.target.escape_debug(),
+                req.minor_version,
+                status,
+                if head_only { 0 } else { len }
+            );
+        }
+        keep
+    }
+
+    /// Maps a GET/HEAD to a reply: a file (whole, a range, or 304), a listing, a redirect
+    /// to the directory's slash form, or an error.
+    fn lookup(&self, req: &Request) -> Reply {
+        let raw_path = req.target.split(['?', '#']).next().unwrap_or("");
+        if !raw_path.starts_with('/') {
+            return error_reply(400);
+        }
+        let Some(rel) = decode_path(raw_path) else {
+            return error_reply(400);
+        };
+        let file = match self.open(&rel) {
+            Ok(f) => f,
+            Err(status) => return error_reply(status),
+        };
+        let Ok(meta) = file.metadata() else {
+            return error_reply(500);
+        };
+        if meta.is_dir() {
+            if !raw_path.ends_with('/') {
+                let mut location = format!("{raw_path}/");
+                if let Some((_, q)) = req.target.split_once('?') {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                let mut r = error_reply(301);
+                r.headers.push(("Location", location));
+                return r;
+            }
+            let index = rel.join("index.html");
+            if let Ok(f) = self.open(&index)
+                && let Ok(m) = f.metadata()
+                && m.is_file()
+            {
+                return file_reply(req, f, &m, "index.html");
+            }
+            return listing(&file, raw_path);
+        }
+        if !meta.is_file() {
+            return error_reply(403);
+        }
+        let name = rel
+            .file_name()
+            .map(OsStr::to_string_lossy)
+            .unwrap_or_default();
+        file_reply(req, file, &meta, &name)
+    }
+
+    /// Opens `rel` beneath the root: no `..`, no symlink, no mount crossing can escape.
+    fn open(&self, rel: &Path) -> std::result::Result<File, u16> {
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        let res = rustix::fs::openat2(
+            &self.root.dir,
+            rel,
+            OPEN_FLAGS,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        );
+        let res = match res {
+            // Kernels before 5.6, or a seccomp filter that hides openat2.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                open_no_symlinks(&self.root.dir, rel)
+            }
+            res => res,
+        };
+        res.map(File::from).map_err(status_of)
+    }
+}
+
+/// How files are opened. NONBLOCK: opening a FIFO must not hang the server.
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::NONBLOCK);
+
+/// The status for a failed open: 404 for what is not there, 403 for the rest (EXDEV or
+/// ELOOP: the path tried to leave the directory).
+fn status_of(e: rustix::io::Errno) -> u16 {
+    use rustix::io::Errno;
+    match e {
+        Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => 404,
+        _ => 403,
+    }
+}
+
+/// The fallback without `openat2`: walks `rel` one component at a time from `dir`, each
+/// opened with `O_NOFOLLOW`, so no symlink is followed at all (stricter than `openat2`,
+/// which allows symlinks that stay inside). `rel` holds no `..` (see [`decode_path`]).
+fn open_no_symlinks(dir: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+    use std::path::Component;
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::CurDir => {}
+            _ => return Err(rustix::io::Errno::XDEV),
+        }
+    }
+    let Some((last, parents)) = names.split_last() else {
+        return rustix::fs::openat(dir, ".", OPEN_FLAGS | OFlags::DIRECTORY, Mode::empty());
+    };
+    let mut at: Option<OwnedFd> = None;
+    for name in parents {
+        let base = at.as_ref().unwrap_or(dir);
+        let next = rustix::fs::openat(
+            base,
+            *name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        at = Some(next);
+    }
+    let base = at.as_ref().unwrap_or(dir);
+    rustix::fs::openat(base, *last, OPEN_FLAGS | OFlags::NOFOLLOW, Mode::empty())
+}
+
+fn error_reply(status: u16) -> Reply {
+    let reason = crate::proto::http::request::reason(status);
+    let body = if status == 301 || status == 304 {
+        Vec::new()
+    } else {
+        format!(
+            "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>\n<body><h1>{status} {reason}</h1></body></html>\n"
+        )
+        .into_bytes()
+    };
+    Reply {
+        status,
+        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+        body: Body::Bytes(body),
+    }
+}
+
+/// Percent-decodes the path segment by segment. `None` (a 400) for `..`, or a segment
+/// that decodes to something holding `/` or NUL (an encoded slash smuggling a separator).
+fn decode_path(raw: &str) -> Option<PathBuf> {
+    let mut rel = PathBuf::new();
+    for seg in raw.split('/') {
+        let bytes: Vec<u8> = percent_decode(seg.as_bytes()).collect();
+        match &bytes[..] {
+            b"" | b"." => continue,
+            b".." => return None,
+            b if b.contains(&b'/') || b.contains(&0) => return None,
+            b => rel.push(OsStr::from_bytes(b)),
+        }
+    }
+    Some(rel)
+}
+
+/// A regular file: 200, or 206/416 for a `Range`, or 304 for `If-Modified-Since`.
+fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -> Reply {
+    let size = meta.len();
+    let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+    let last_modified = httpdate::fmt_http_date(mtime);
+    let mut headers = vec![
+        ("Content-Type", content_type(name).to_owned()),
+        ("Last-Modified", last_modified.clone()),
+        ("Accept-Ranges", "bytes".to_owned()),
+    ];
+    if let Some(ims) = req
+        .header("if-modified-since")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        let secs = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        };
+        if req.header("if-none-match").is_none() && secs(mtime) <= secs(ims) {
+            return Reply {
+                status: 304,
+                headers: vec![("Last-Modified", last_modified)],
+                body: Body::Bytes(Vec::new()),
+            };
+        }
+    }
+    let range = req
+        .header("range")
+        .filter(|_| match req.header("if-range") {
+            None => true,
+            Some(v) => v == last_modified.as_bytes(),
+        })
+        .map(|v| parse_range(v, size));
+    match range {
+        Some(Range::Unsatisfiable) => {
+            let mut r = error_reply(416);
+            r.headers.push(("Content-Range", format!("bytes */{size}")));
+            r
+        }
+        Some(Range::Bytes(from, to)) => {
+            headers.push(("Content-Range", format!("bytes {from}-{to}/{size}")));
+            Reply {
+                status: 206,
+                headers,
+                body: Body::File {
+                    file,
+                    offset: from,
+                    len: to - from + 1,
+                },
+            }
+        }
+        Some(Range::Ignore) | None => Reply {
+            status: 200,
+            headers,
+            body: Body::File {
+                file,
+                offset: 0,
+                len: size,
+            },
+        },
+    }
+}
+
+/// A `Range` header, judged against the file size.
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    /// First and last byte, inclusive.
+    Bytes(u64, u64),
+    /// 416.
+    Unsatisfiable,
+    /// Not understood, or several ranges: the whole file (RFC 9110 allows ignoring it).
+    Ignore,
+}
+
+fn parse_range(value: &[u8], size: u64) -> Range {
+    let Some(spec) = std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Range::Ignore;
+    };
+    if spec.contains(',') {
+        return Range::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Range::Ignore;
+    };
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            Some(0) => Range::Unsatisfiable,
+            Some(n) if size > 0 => Range::Bytes(size.saturating_sub(n), size - 1),
+            Some(_) => Range::Unsatisfiable,
+            None => Range::Ignore,
+        },
+        (from, to) => {
+            let Some(from) = num(from) else {
+                return Range::Ignore;
+            };
+            let to = if to.is_empty() {
+                Some(u64::MAX)
+            } else {
+                num(to)
+            };
+            match to {
+                None => Range::Ignore,
+                Some(to) if to < from => Range::Ignore,
+                Some(_) if from >= size => Range::Unsatisfiable,
+                Some(to) => Range::Bytes(from, to.min(size - 1)),
+            }
+        }
+    }
+}
+
+/// The MIME type for a file name's extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("txt" | "text" | "log" | "md" | "rs" | "py" | "sh" | "toml" | "c" | "h") => {
+            "text/plain; charset=utf-8"
+        }
+        Some("css") => "text/css; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("json") => "application/json",
+        Some("xml") => "application/xml",
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("ico") => "image/vnd.microsoft.icon",
+        Some("pdf") => "application/pdf",
+        Some("zip") => "application/zip",
+        Some("gz" | "tgz") => "application/gzip",
+        Some("tar") => "application/x-tar",
+        Some("wasm") => "application/wasm",
+        Some("mp3") => "audio/mpeg",
+        Some("mp4") => "video/mp4",
+        Some("webm") => "video/webm",
+        Some("woff") => "font/woff",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// What may stay unescaped in a listing's links.
+const HREF: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An HTML page listing a directory, names escaped, links percent-encoded.
+fn listing(dir: &File, raw_path: &str) -> Reply {
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
+        return error_reply(403);
+    };
+    let mut names: Vec<(Vec<u8>, bool)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .map(|e| {
+            let is_dir = match e.file_type() {
+                rustix::fs::FileType::Directory => true,
+                rustix::fs::FileType::Unknown => {
+                    rustix::fs::statat(dir, e.file_name(), rustix::fs::AtFlags::empty())
+                        .map(|s| rustix::fs::FileType::from_raw_mode(s.st_mode).is_dir())
+                        .unwrap_or(false)
+                }
+                _ => false,
+            };
+            (e.file_name().to_bytes().to_vec(), is_dir)
+        })
+        .collect();
+    names.sort();
+    let title = html_escape(&String::from_utf8_lossy(
+        &percent_decode(raw_path.as_bytes()).collect::<Vec<u8>>(),
+    ));
+    let mut html = String::with_capacity(256 + names.len() * 64);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>Directory listing for {title}</title></head>\n<body>\n<h1>Directory listing for {title}</h1>\n<hr>\n<ul>\n"
+    );
+    for (name, is_dir) in &names {
+        let slash = if *is_dir { "/" } else { "" };
+        let _ = writeln!(
+            html,
+            "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
+            percent_encode(name, HREF),
+            html_escape(&String::from_utf8_lossy(name))
+        );
+    }
+    html.push_str("</ul>\n<hr>\n</body>\n</html>\n");
+    Reply {
+        status: 200,
+        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+        body: Body::Bytes(html.into_bytes()),
+    }
+}
+
+/// Escapes `& < > " '` for HTML text and attributes.
+pub fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#x27;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The `Date` header, formatted at most once a second per thread.
+fn http_date_now() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs || c.1.is_empty() {
+            *c = (secs, httpdate::fmt_http_date(now));
+        }
+        c.1.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_decode_or_refuse() {
+        assert_eq!(decode_path("/a%20b/c"), Some(PathBuf::from("a b/c")));
+        assert_eq!(decode_path("//./x/"), Some(PathBuf::from("x")));
+        for bad in [
+            "/..",
+            "/a/../../b",
+            "/%2e%2e/x",
+            "/%2E%2E",
+            "/a%2f..%2fb",
+            "/a%00b",
+            "/..%2f",
+        ] {
+            assert_eq!(decode_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fallback_walk_follows_no_symlink() {
+        let tmp = std::env::temp_dir().join(format!("sockit-serve-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join("root/sub")).unwrap();
+        std::fs::write(tmp.join("secret"), "x").unwrap();
+        std::fs::write(tmp.join("root/sub/f"), "ok").unwrap();
+        std::os::unix::fs::symlink("../secret", tmp.join("root/leak")).unwrap();
+        std::os::unix::fs::symlink("..", tmp.join("root/up")).unwrap();
+        let dir = rustix::fs::open(
+            tmp.join("root"),
+            OFlags::PATH | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let read = |p: &str| {
+            open_no_symlinks(&dir, Path::new(p)).map(|fd| {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut File::from(fd), &mut s).map(|_| s)
+            })
+        };
+        assert_eq!(read("sub/f").unwrap().unwrap(), "ok");
+        assert!(read("leak").is_err());
+        assert!(read("up/secret").is_err());
+        assert!(read("../secret").is_err());
+        assert!(open_no_symlinks(&dir, Path::new("")).is_ok());
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn ranges() {
+        use Range::*;
+        assert_eq!(parse_range(b"bytes=0-9", 100), Bytes(0, 9));
+        assert_eq!(parse_range(b"bytes=90-", 100), Bytes(90, 99));
+        assert_eq!(parse_range(b"bytes=-10", 100), Bytes(90, 99));
+        assert_eq!(parse_range(b"bytes=-500", 100), Bytes(0, 99));
+        assert_eq!(parse_range(b"bytes=50-500", 100), Bytes(50, 99));
+        assert_eq!(parse_range(b"bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=0-1,5-6", 100), Ignore);
+        assert_eq!(parse_range(b"items=0-1", 100), Ignore);
+        assert_eq!(parse_range(b"bytes=5-1", 100), Ignore);
+        assert_eq!(parse_range(b"bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"
+        );
+        assert_eq!(content_type("A.HTML"), "text/html; charset=utf-8");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,62 @@
+//! Sans-IO HTTP/1.1: the pieces both `http get` and `http serve` need, with no sockets.
+//!
+//! - [`url`]: `http://` / `https://` URLs (IPv6 literals in brackets) and relative
+//!   `Location` resolution.
+//! - [`response`]: response heads parsed with `httparse`, and how their body is framed.
+//! - [`chunked`]: the chunked transfer-coding decoder, with limits on every line.
+//! - [`request`]: request heads parsed with `httparse` (server side), and the response
+//!   head writer.
+//!
+//! Every parser takes untrusted bytes: limits come first, arithmetic is checked, and "need
+//! more bytes" is `Ok(None)`, never an error.
+
+pub mod chunked;
+pub mod request;
+pub mod response;
+pub mod url;
+
+/// Most header lines accepted in one head (request or response).
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes accepted in one head, request line or status line included.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// A peer broke HTTP/1.1 (or a limit of ours).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// The head is not valid HTTP (what `httparse` or our own checks said).
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// `response head`, `request head`, `chunk size line`, ...
+        what: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A head longer than [`MAX_HEAD`] or with more than [`MAX_HEADERS`] lines.
+    #[error("{what} too large (limit {limit})")]
+    TooLarge {
+        /// What overflowed.
+        what: &'static str,
+        /// The limit it broke.
+        limit: usize,
+    },
+    /// The connection ended before the body did.
+    #[error("response body truncated: {0}")]
+    Truncated(String),
+    /// A URL we cannot fetch.
+    #[error("invalid URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl HttpError {
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
+        HttpError::Malformed {
+            what,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Request heads (server side), parsed with `httparse` under our limits, and the writer of
+//! response heads.
+
+use std::fmt::Write as _;
+
+use super::{HttpError, MAX_HEAD, MAX_HEADERS};
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method, as sent (`GET`, `HEAD`, ...).
+    pub method: String,
+    /// The request target, as sent (`/a%20b?q`).
+    pub target: String,
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub minor_version: u8,
+    /// Header names (lower-cased) and values.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Request {
+    /// The first value of a header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether the connection stays open after the response (HTTP/1.1 unless `close`,
+    /// HTTP/1.0 only with `keep-alive`).
+    pub fn keep_alive(&self) -> bool {
+        let has = |token: &str| {
+            self.headers
+                .iter()
+                .filter(|(n, _)| n == "connection")
+                .flat_map(|(_, v)| v.split(|&b| b == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        };
+        if self.minor_version >= 1 {
+            !has("close")
+        } else {
+            has("keep-alive")
+        }
+    }
+
+    /// The body length announced by the request: `Err` for a chunked body (not supported)
+    /// or a bad `Content-Length`.
+    pub fn body_len(&self) -> Result<u64, HttpError> {
+        if self.header("transfer-encoding").is_some() {
+            return Err(HttpError::malformed(
+                "request head",
+                "request bodies with Transfer-Encoding are not supported",
+            ));
+        }
+        match self.header("content-length") {
+            None => Ok(0),
+            Some(v) => std::str::from_utf8(v)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| HttpError::malformed("request head", "invalid Content-Length")),
+        }
+    }
+}
+
+/// Parses a request head at the start of `buf`: `Ok(None)` while incomplete (and under the
+/// limits), else the request and the number of bytes it took.
+pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(HttpError::TooLarge {
+            what: "request head",
+            limit: MAX_HEAD,
+        }),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => Err(HttpError::TooLarge {
+            what: "request head",
+            limit: MAX_HEAD,
+        }),
+        Ok(httparse::Status::Complete(n)) => Ok(Some((
+            Request {
+                method: req.method.unwrap_or("").to_owned(),
+                target: req.path.unwrap_or("").to_owned(),
+                minor_version: req.version.unwrap_or(1),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+                    .collect(),
+            },
+            n,
+        ))),
+        Err(httparse::Error::TooManyHeaders) => Err(HttpError::TooLarge {
+            what: "request header count",
+            limit: MAX_HEADERS,
+        }),
+        Err(e) => Err(HttpError::malformed("request head", e.to_string())),
+    }
+}
+
+/// Appends an HTTP/1.1 response head to `out`: status line, `headers`, the blank line.
+pub fn write_head(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)]) {
+    let mut s = String::with_capacity(256);
+    let _ = write!(s, "HTTP/1.1 {status} {}\r\n", reason(status));
+    for (n, v) in headers {
+        let _ = write!(s, "{n}: {v}\r\n");
+    }
+    s.push_str("\r\n");
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The reason phrase of the statuses the file server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_decides_keep_alive() {
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(),
+            None
+        );
+        let (r, n) = parse_request(b"GET /a?b HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\nGET")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.target.as_str(), n),
+            ("GET", "/a?b", 49)
+        );
+        assert!(!r.keep_alive());
+        let (r, _) = parse_request(b"HEAD / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(r.keep_alive());
+        assert!(parse_request(b"GET / HTTP/1.1\r\nA B\r\n\r\n").is_err());
+        let big = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
+        assert!(parse_request(big.as_bytes()).is_err());
+    }
+}
