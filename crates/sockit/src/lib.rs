@@ -8,7 +8,8 @@
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
 //!   [`net::check`] port scans.
-//! - [`proto`]: sans-IO protocol cores ([`proto::echo`]).
+//! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::chat`]: nicks, rooms,
+//!   history and the cluster view of the multi-user chat).
 //! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
 //!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
 //! - [`error`]: the typed [`Error`].
