@@ -42,6 +42,17 @@ pub enum Error {
     /// A peer broke the framing rules (over-long frame or line, truncated frame).
     #[error(transparent)]
     Frame(#[from] crate::frame::FrameError),
+    /// A Redis URL that does not parse (`--redis`).
+    #[error("invalid redis URL {url:?}: {reason}")]
+    Redis {
+        /// The URL as given.
+        url: String,
+        /// What the Redis client said.
+        reason: String,
+    },
+    /// A load run that could not be carried out (bad options, clients refused).
+    #[error("bench: {0}")]
+    Bench(String),
     /// An operating-system call failed; `what` says which and on what.
     #[error("{what}: {source}")]
     Io {

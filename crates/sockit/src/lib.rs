@@ -12,9 +12,12 @@
 //!   history and the cluster view of the multi-user chat).
 //! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
 //!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
+//! - [`chat`]: the chat server's tokio driver (per-client bounded queues, coalesced
+//!   writes, the Redis backplane) and the chat load generator [`chat::bench`].
 //! - [`error`]: the typed [`Error`].
 
 pub mod addr;
+pub mod chat;
 pub mod error;
 pub mod frame;
 pub mod net;

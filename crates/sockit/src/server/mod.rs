@@ -40,7 +40,7 @@ mod conn;
 mod datagram;
 mod eventloop;
 mod fork;
-mod gate;
+pub(crate) mod gate;
 pub(crate) mod listener;
 mod shutdown;
 mod threads;
