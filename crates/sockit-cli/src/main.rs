@@ -27,6 +27,7 @@ enum Command {
     Check(cmd::check::Args),
     Connect(cmd::connect::Args),
     Listen(cmd::listen::Args),
+    Chat(cmd::chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Connect(args) => cmd::connect::run(args),
         Command::Listen(args) => cmd::listen::run(args),
+        Command::Chat(args) => cmd::chat::run(args),
     };
     match result {
         Ok(code) => code,

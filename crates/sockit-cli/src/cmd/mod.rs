@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments in, library call, output.
 
+pub mod chat;
 pub mod check;
 pub mod connect;
 pub mod echo;

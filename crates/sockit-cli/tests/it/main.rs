@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
+mod chat;
 mod check;
 mod connect;
 mod echo;
