@@ -276,15 +276,29 @@ async fn execute(
     None
 }
 
-/// Claims every nick of this node again; those another node holds are given up.
+/// Claims every nick of this node again (one pipelined round trip); those another node
+/// holds are given up.
 async fn reclaim(
     conn: &mut MultiplexedConnection,
     hub: &Shared,
     node_id: &str,
 ) -> Result<(), String> {
     let nicks = hub.borrow().core.nicks();
-    for (id, nick) in nicks {
-        if !claim(conn, node_id, &nick).await? {
+    if nicks.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (_, nick) in &nicks {
+        pipe.cmd("EVAL")
+            .arg(CLAIM)
+            .arg(1)
+            .arg(key(nick))
+            .arg(node_id)
+            .arg(NICK_TTL.as_secs());
+    }
+    let answers: Vec<i64> = timed(pipe.query_async(conn)).await?;
+    for ((id, nick), answer) in nicks.into_iter().zip(answers) {
+        if answer != 1 {
             tracing::info!(%nick, "nick held by another node; giving it up");
             hub.borrow_mut().nick_lost(id, nick);
         }
