@@ -28,6 +28,13 @@ use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::proto::chat::RoomName;
 
+/// After the senders stop, how long the run waits with no line arriving before it counts
+/// the missing ones as lost.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The longest wait for the last lines after the senders stop.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -47,6 +54,17 @@ pub struct Options {
     pub room: Option<RoomName>,
     /// Longest wait for every client to connect and join.
     pub setup_timeout: Duration,
+    /// Called as the run moves on (a script samples the server's CPU time there).
+    pub progress: Option<fn(Phase)>,
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Every client joined; the senders start now.
+    Sending,
+    /// The senders stopped and every line arrived (or the wait for them ended).
+    Drained,
 }
 
 impl Default for Options {
@@ -60,6 +78,7 @@ impl Default for Options {
             size: 64,
             room: None,
             setup_timeout: Duration::from_secs(60),
+            progress: None,
         }
     }
 }
@@ -226,12 +245,15 @@ async fn drive(options: Options) -> Result<Report> {
         s.start = start;
         s.stop_ns = options.duration.as_nanos() as u64;
     }
+    if let Some(progress) = options.progress {
+        progress(Phase::Sending);
+    }
     let _ = go_tx.send(true);
     tokio::time::sleep(options.duration).await;
     // Wait for the senders' last lines, then for their deliveries.
     let mut last_total = 0;
     let mut last_progress = Instant::now();
-    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    let drain_deadline = Instant::now() + DRAIN_LIMIT;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let s = stats.borrow();
@@ -242,12 +264,15 @@ async fn drive(options: Options) -> Result<Report> {
         if s.total_received != last_total {
             last_total = s.total_received;
             last_progress = Instant::now();
-        } else if last_progress.elapsed() > Duration::from_secs(2) {
+        } else if last_progress.elapsed() > DRAIN_PATIENCE {
             break;
         }
         if Instant::now() > drain_deadline {
             break;
         }
+    }
+    if let Some(progress) = options.progress {
+        progress(Phase::Drained);
     }
     let s = stats.borrow();
     let sent: u64 = s.sent.iter().sum();

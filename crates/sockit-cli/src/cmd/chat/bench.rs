@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sockit::Endpoint;
-use sockit::chat::bench::{self, Options, Report};
+use sockit::chat::bench::{self, Options, Phase, Report};
 use sockit::proto::chat::RoomName;
 
 /// Chat fan-out load: delivered lines/s, delivery latency, lost lines.
@@ -66,6 +66,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         duration: Duration::from_secs_f64(args.secs),
         size: args.size.clamp(32, 60_000),
         room: args.room,
+        progress: Some(|phase| match phase {
+            Phase::Sending => eprintln!("chat bench: all clients joined; sending"),
+            Phase::Drained => eprintln!("chat bench: done"),
+        }),
         ..Options::default()
     };
     let report = bench::run(&options)?;
