@@ -36,8 +36,9 @@ pub const NICK_TTL: Duration = Duration::from_secs(30);
 /// Heartbeats between two refreshes of the nick keys.
 const REFRESH_EVERY: u32 = 5;
 
-/// The longest wait for Redis to connect or answer before it counts as lost.
-pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait for Redis to connect or answer before it counts as lost. (A Redis that
+/// died is noticed at once, by its connection closing; this is for one that hangs.)
+pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -145,7 +146,15 @@ async fn session(
     let connect = async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(CHANNEL).await?;
-        let conn = client.get_multiplexed_async_connection().await?;
+        // The client's own 500 ms response timeout would call Redis lost whenever this
+        // node is busy (the answer waits for the node's one thread, not for Redis):
+        // `timed` bounds every call instead.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(None);
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         Ok::<_, redis::RedisError>((pubsub, conn))
     };
     let (pubsub, mut conn) = match tokio::time::timeout(TIMEOUT, connect).await {
