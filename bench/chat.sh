@@ -6,6 +6,7 @@
 #   bench/chat.sh                        # 1,000 clients, 10 senders x 100 lines/s, 10 s
 #   CLIENTS=200 SECS=3 bench/chat.sh     # a quick look
 #   ROUNDS=3 bench/chat.sh               # sockit and the reference alternate 3 times
+#   SOCKIT_ARGS="--batch 5ms" bench/chat.sh
 #
 # The server(s) run on CPU $SERVER_CPU (default 0) and the load generator on $LOAD_CPU
 # (default 1), each pinned with taskset. Server CPU time is the sum over the server's
@@ -23,6 +24,8 @@ ROUNDS=${ROUNDS:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 REDIS=${REDIS:-1}
+# Extra options for `sockit chat serve` (e.g. SOCKIT_ARGS="--batch 5ms").
+read -r -a SOCKIT_ARGS <<<"${SOCKIT_ARGS:-}"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p sockit-cli
@@ -78,6 +81,7 @@ cpu_ns() {
 bench() {
   local label=$1 servers=$2 others=$3; shift 3
   local err="$tmp/$label.bench.err"
+  : >"$err"
   taskset -c "$LOAD_CPU" "$SOCKIT" chat bench "$@" --clients "$CLIENTS" --senders "$SENDERS" \
     --rate "$RATE" --secs "$SECS" --json >"$tmp/$label.json" 2>"$err" &
   local bp=$! c0="" c1="" o0=0 o1=0
@@ -108,7 +112,7 @@ EOF
 results="$tmp/results.jsonl"
 echo "chat fan-out: $CLIENTS clients, $SENDERS senders x $RATE lines/s, ${SECS}s; server on CPU $SERVER_CPU, load on CPU $LOAD_CPU" >&2
 for round in $(seq "$ROUNDS"); do
-  start sockit "$SOCKIT" chat serve 127.0.0.1:0 --history 0
+  start sockit "$SOCKIT" chat serve 127.0.0.1:0 --history 0 "${SOCKIT_ARGS[@]}"
   bench "sockit" "$PID" "" "$ADDR" | tee -a "$results" >&2
   stop "$PID"
   start ref "$REF" 127.0.0.1:0
@@ -122,9 +126,9 @@ if [ "$REDIS" = 1 ] && command -v redis-server >/dev/null; then
   rpid=$!
   pids+=("$rpid")
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
-  start node1 "$SOCKIT" chat serve 127.0.0.1:0 --history 0 --redis "redis://127.0.0.1:$port"
+  start node1 "$SOCKIT" chat serve 127.0.0.1:0 --history 0 --redis "redis://127.0.0.1:$port" "${SOCKIT_ARGS[@]}"
   p1=$PID a1=$ADDR
-  start node2 "$SOCKIT" chat serve 127.0.0.1:0 --history 0 --redis "redis://127.0.0.1:$port"
+  start node2 "$SOCKIT" chat serve 127.0.0.1:0 --history 0 --redis "redis://127.0.0.1:$port" "${SOCKIT_ARGS[@]}"
   p2=$PID a2=$ADDR
   sleep 1 # both nodes subscribed
   bench "sockit-2-nodes-redis" "$p1 $p2" "$rpid" "$a1" "$a2" | tee -a "$results" >&2
