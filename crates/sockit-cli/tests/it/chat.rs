@@ -576,3 +576,52 @@ fn nodes_keep_serving_when_redis_dies_and_join_up_again_when_it_returns() {
     dup.send("dan");
     dup.next_is("! nick dan is taken");
 }
+
+#[test]
+fn chat_join_on_a_terminal_keeps_the_typed_line_intact_under_incoming_lines() {
+    // `script` (util-linux) runs the client on a pseudo-terminal of its own.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!(
+            "\n*** SKIPPED: script(1) is not installed; chat join's terminal mode is untested ***\n"
+        );
+        return;
+    }
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let command = format!(
+        "{} chat join {} --nick tty",
+        env!("CARGO_BIN_EXE_sockit"),
+        server.addr()
+    );
+    let mut tty = Proc::spawn({
+        let mut c = Command::new("script");
+        c.args(["-q", "-e", "-c", &command, "/dev/null"]);
+        c
+    });
+    alice.next_is("* tty joined #lobby");
+    tty.wait_stdout_contains("* tty joined #lobby");
+    // Raw mode: Enter is a carriage return, and the typed line goes out as one line.
+    tty.write(b"hello from a terminal\r");
+    alice.next_is("<tty> hello from a terminal");
+    // Half a line typed, then a line arrives: it is printed above, the half line redrawn.
+    tty.write(b"half a li");
+    tty.wait_stdout_contains("half a li");
+    alice.send("incoming \x1b[31mred");
+    let out = tty.wait_stdout(|b| {
+        let s = String::from_utf8_lossy(b);
+        s.find("<alice> incoming")
+            .is_some_and(|i| s[i..].contains("> half a li"))
+    });
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        out.contains("<alice> incoming \u{FFFD}[31mred"),
+        "escape relayed raw: {out:?}"
+    );
+    tty.write(b"ne\r");
+    alice.next_is("<tty> half a line");
+    // Ctrl-C leaves cleanly.
+    tty.write(b"\x03");
+    alice.next_is("* tty left #lobby");
+    let status = tty.wait_exit(WAIT);
+    assert!(status.success(), "exit {status}; output {out:?}");
+}

@@ -218,7 +218,11 @@ fn above(out: &mut impl Write, text: &str) -> io::Result<()> {
 
 /// Redraws the input line.
 fn draw(out: &mut impl Write, editor: &Editor) -> io::Result<()> {
-    let width = terminal::size().map_or(80, |(w, _)| usize::from(w));
+    // A terminal that does not know its size (0 columns) gets the classic 80.
+    let width = terminal::size()
+        .ok()
+        .filter(|&(w, _)| w > 0)
+        .map_or(80, |(w, _)| usize::from(w));
     let (shown, col) = editor.view(width);
     queue!(
         out,
