@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Addresses: HOST:PORT or tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix-dgram:PATH;
 /// IPv6 as [::1]:PORT; port 0 picks a free port. Durations: 500ms, 5s, 2m.
+// The doc comment is clap's help text; rustdoc would read `[::1]` as a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Parser)]
 #[command(name = "sockit", version, propagate_version = true)]
 struct Cli {
