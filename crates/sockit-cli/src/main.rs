@@ -35,6 +35,7 @@ enum Command {
     Bench(cmd::bench::Args),
     Send(cmd::send::Args),
     Recv(cmd::recv::Args),
+    Chat(cmd::chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
+        Command::Chat(args) => cmd::chat::run(args),
     };
     match result {
         Ok(code) => code,

@@ -51,6 +51,17 @@ pub enum Error {
     /// A TLS handshake or record failed (an untrusted certificate, say), or a CA file is bad.
     #[error("{0}")]
     Tls(String),
+    /// A Redis URL that does not parse (`--redis`).
+    #[error("invalid redis URL {url:?}: {reason}")]
+    Redis {
+        /// The URL as given.
+        url: String,
+        /// What the Redis client said.
+        reason: String,
+    },
+    /// A load run that could not be carried out (bad options, clients refused).
+    #[error("bench: {0}")]
+    Bench(String),
     /// An operating-system call failed; `what` says which and on what.
     #[error("{what}: {source}")]
     Io {

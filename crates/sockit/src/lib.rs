@@ -13,11 +13,14 @@
 //! - [`relay`]: the full-duplex stdin ↔ socket relay of `connect` and `listen` (ncat's
 //!   job), its rules as typed [`relay::Options`]; [`relay::text`] holds its sans-IO parts.
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`],
-//!   [`proto::transfer`], [`proto::http`]).
+//!   [`proto::transfer`], [`proto::http`], [`proto::chat`]: nicks, rooms, history and the
+//!   cluster view of the multi-user chat).
 //! - [`http`](mod@http): `http get`'s client (plain and TLS) and `http serve`'s static file
 //!   service, around [`proto::http`].
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
+//! - [`chat`]: the chat server's tokio driver (per-client bounded queues, coalesced
+//!   writes, the Redis backplane) and the chat load generator [`chat::bench`].
 //! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
 //!   ([`bench::echo`]) and many idle connections ([`bench::conns`]).
 //! - [`transfer`]: the file-transfer drivers of `send` and `recv` around
@@ -28,6 +31,7 @@
 
 pub mod addr;
 pub mod bench;
+pub mod chat;
 pub mod error;
 pub mod exec;
 pub mod frame;

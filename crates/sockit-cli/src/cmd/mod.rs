@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments in, library call, output.
 
 pub mod bench;
+pub mod chat;
 pub mod check;
 pub mod connect;
 pub mod echo;

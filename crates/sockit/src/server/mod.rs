@@ -41,7 +41,7 @@ mod datagram;
 mod epoll;
 mod eventloop;
 mod fork;
-mod gate;
+pub(crate) mod gate;
 pub(crate) mod listener;
 mod poll;
 mod select;

@@ -1,0 +1,101 @@
+//! `sockit chat serve`: the chat server, alone or sharing rooms with others through Redis.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sockit::Endpoint;
+use sockit::chat::{ChatServer, Config, DEFAULT_MAX_QUEUE};
+use sockit::proto::chat::RoomName;
+use sockit::server::{AccessList, Network};
+
+use crate::server_args::{parse_duration, stop_on_signals};
+
+/// Chat server: nicks, rooms, history; plain nc/ncat/telnet clients can take part.
+///
+/// A client's first line is its nick (unique, case-insensitive); it then is in #lobby.
+/// Every other line goes to the sender's room as "<nick> text". Commands:
+///   /nick NAME   /join ROOM   /rooms   /who [ROOM]   /msg NICK TEXT   /quit   /help
+/// Notices start with "* " (* alice joined #lobby), errors with "! ".
+///
+/// Slow readers: each client has a bounded outgoing queue (--max-queue). A client that
+/// reads so slowly that its queue would pass the limit gets "! too slow: ...; disconnected"
+/// in place of what was waiting, and is closed; its room sees "* nick left #room (too
+/// slow)". Clients that keep up lose nothing and are never slowed down by it.
+///
+/// Input: lines over --max-line bytes are dropped with "! line too long"; invalid UTF-8
+/// and control characters never reach other terminals raw (they become U+FFFD).
+///
+/// Scale-out: with --redis, servers using the same Redis share rooms, nicks, /who and
+/// /msg. A server that loses Redis goes on serving its own clients and reconnects.
+///
+/// SIGINT/SIGTERM: everyone gets "* server shutting down", then sockit exits 0.
+///
+/// Examples:
+///   sockit chat serve 127.0.0.1:7001 --history 50
+///   sockit chat serve 0.0.0.0:7001 --redis redis://127.0.0.1:6379 --allow 10.0.0.0/8
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Address to listen on (tcp or unix).
+    #[arg(default_value = "127.0.0.1:7001")]
+    addr: Endpoint,
+    /// Longest line accepted from a client, in bytes.
+    #[arg(long, value_name = "B", default_value_t = 4096)]
+    max_line: usize,
+    /// Messages of a room replayed to who joins it (0: none).
+    #[arg(long, value_name = "N", default_value_t = sockit::proto::chat::DEFAULT_HISTORY)]
+    history: usize,
+    /// Connections at once; more are refused with "! server full".
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_conns: usize,
+    /// Bytes queued for a slow reader before it is disconnected.
+    #[arg(long, value_name = "B", default_value_t = DEFAULT_MAX_QUEUE)]
+    max_queue: usize,
+    /// Coalescing window: under load, lines for a client go out together at most this
+    /// often (e.g. 0ms, 2ms, 5ms).
+    #[arg(long, value_name = "D", default_value = "2ms", value_parser = parse_duration)]
+    batch: Duration,
+    /// The room clients start in.
+    #[arg(long, value_name = "ROOM", default_value = "#lobby", value_parser = parse_room)]
+    room: RoomName,
+    /// Share rooms with every server using this Redis (redis://HOST:PORT[/DB]).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Only clients in these networks (CIDR or address; repeatable).
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<Network>,
+    /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<Network>,
+}
+
+fn parse_room(s: &str) -> Result<RoomName, String> {
+    RoomName::parse(s)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.max_line == 0 || args.max_queue < args.max_line {
+        return Err(crate::usage(
+            "--max-line must be at least 1 and --max-queue at least --max-line",
+        ));
+    }
+    let config = Config {
+        max_line: args.max_line,
+        history: args.history,
+        max_conns: args.max_conns,
+        max_queue: args.max_queue,
+        batch: args.batch,
+        access: AccessList::new(args.allow, args.deny),
+        default_room: args.room,
+        redis: args.redis,
+    };
+    let server = ChatServer::bind(&args.addr, config).map_err(|e| match e {
+        sockit::Error::Redis { .. } => crate::usage(e),
+        e => anyhow::Error::new(e).context(format!("cannot listen on {}", args.addr)),
+    })?;
+    eprintln!("listening on {}", server.local_endpoint());
+    stop_on_signals(server.shutdown_handle())?;
+    server.serve().context("chat server failed")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,627 @@
+//! `sockit chat serve` and `chat join`, end to end: clients as raw sockets speaking the
+//! line protocol, through `nc`, and through `sockit chat join`; then two servers sharing
+//! rooms through a real `redis-server` started here, killed and restarted.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Proc, Server, WAIT, contains, signal};
+
+/// A client speaking the line protocol over a raw socket.
+struct Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// Every line read so far, for failure messages.
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn connect(server: &Server) -> Client {
+        let stream = TcpStream::connect(server.addr()).expect("connect to chat server");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut c = Client {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+            seen: Vec::new(),
+        };
+        c.expect("* welcome");
+        c
+    }
+
+    /// Connects and takes `nick`; returns once the join notice came back.
+    fn join(server: &Server, nick: &str) -> Client {
+        let mut c = Client::connect(server);
+        c.send(nick);
+        c.expect(&format!("* {nick} joined #lobby"));
+        c
+    }
+
+    fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send to chat server");
+    }
+
+    /// The next line (without its newline); `None` at EOF.
+    fn line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert_eq!(buf.pop(), Some(b'\n'), "a line cut short: {buf:?}");
+                let line = String::from_utf8(buf).expect("the server sends UTF-8");
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("reading a line: {e}; seen so far {:?}", self.seen),
+        }
+    }
+
+    /// Reads lines until one starts with `prefix`; returns the lines before it.
+    fn expect(&mut self, prefix: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            match self.line() {
+                Some(l) if l.starts_with(prefix) => return before,
+                Some(l) => before.push(l),
+                None => panic!("EOF before {prefix:?}; seen {:?}", self.seen),
+            }
+        }
+    }
+
+    /// The next line, which must be `want`.
+    fn next_is(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got.as_deref(), Some(want), "seen {:?}", self.seen);
+    }
+
+    /// Reads until EOF; returns the lines.
+    fn rest(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.line()).collect()
+    }
+}
+
+fn serve(extra: &[&str]) -> Server {
+    let mut args = vec!["chat", "serve", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+#[test]
+fn messages_reach_the_room_and_no_other_including_an_nc_user() {
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let mut nc = Proc::spawn({
+        let mut c = Command::new("nc");
+        c.args(["-q", "1", "127.0.0.1", &server.port().to_string()]);
+        c
+    });
+    nc.write(b"bob\n");
+    nc.wait_stdout_contains("* bob joined #lobby");
+    alice.next_is("* bob joined #lobby");
+    let mut carol = Client::join(&server, "carol");
+    carol.send("/join #dev");
+    carol.expect("* carol joined #dev");
+    alice.expect("* carol left #lobby");
+
+    alice.send("hello lobby");
+    nc.wait_stdout_contains("<alice> hello lobby");
+    nc.write(b"hi alice, from nc\r\n");
+    alice.next_is("<bob> hi alice, from nc");
+    // Both lines were handled before this one: had either leaked into #dev, carol would
+    // read it before the answer to /who.
+    carol.send("/who");
+    carol.next_is("* 1 in #dev: carol");
+    carol.send("only for dev");
+    carol.send("/rooms");
+    carol.next_is("* 2 rooms: #dev (1), #lobby (2)");
+    alice.send("/who");
+    alice.next_is("* 2 in #lobby: alice, bob");
+    let out = String::from_utf8(nc.stdout()).unwrap();
+    assert!(!out.contains("only for dev"), "{out}");
+    assert!(!out.contains("<bob>"), "not echoed to the sender: {out}");
+
+    nc.write(b"/quit see you\n");
+    nc.wait_stdout_contains("* bye");
+    alice.next_is("* bob left #lobby (see you)");
+    nc.close_stdin();
+    assert!(nc.wait_exit(WAIT).success());
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn private_messages_and_nick_rules() {
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let mut bob = Client::join(&server, "bob");
+    alice.next_is("* bob joined #lobby");
+
+    let mut late = Client::connect(&server);
+    late.send("hello?");
+    late.next_is("! invalid nick hello?: a nick has only letters, digits, _ - and .");
+    late.send("/join #dev");
+    late.next_is("! choose a nick first: send it as a line (or /nick NAME)");
+    late.send("ALICE");
+    late.next_is("! nick ALICE is taken");
+    late.send("/nick carol");
+    late.next_is("* carol joined #lobby");
+
+    alice.send("/msg Bob psst");
+    alice.expect("-> *bob* psst");
+    bob.expect("*alice* psst");
+    alice.send("/msg nobody hi");
+    alice.next_is("! no such nick: nobody");
+    bob.send("/nick carol");
+    bob.next_is("! nick carol is taken");
+    bob.send("/nick robert");
+    bob.next_is("* bob is now known as robert");
+    alice.expect("* bob is now known as robert");
+    // The old nick is free again.
+    let mut bob2 = Client::join(&server, "Bob");
+    bob2.send("/help");
+    let help = bob2.expect("* any other line goes to your room");
+    assert!(
+        help.iter().any(|l| l.contains("/msg NICK TEXT")),
+        "{help:?}"
+    );
+    bob2.send("/frob");
+    bob2.next_is("! unknown command /frob (try /help)");
+}
+
+#[test]
+fn the_last_messages_are_replayed_to_who_joins() {
+    let server = serve(&["--history", "3"]);
+    let mut alice = Client::join(&server, "alice");
+    for i in 1..=5 {
+        alice.send(&format!("message {i}"));
+    }
+    alice.send("/who");
+    alice.next_is("* 1 in #lobby: alice");
+    let mut bob = Client::connect(&server);
+    bob.send("bob");
+    for want in [
+        "<alice> message 3",
+        "<alice> message 4",
+        "<alice> message 5",
+    ] {
+        bob.next_is(want);
+    }
+    bob.next_is("* bob joined #lobby");
+    // Each room has its own history.
+    bob.send("/join #quiet");
+    bob.next_is("* bob joined #quiet");
+}
+
+#[test]
+fn garbage_control_characters_and_over_long_lines_never_reach_other_terminals_raw() {
+    let server = serve(&["--max-line", "100"]);
+    let mut alice = Client::join(&server, "alice");
+    let mut bob = Client::join(&server, "bob");
+    alice.next_is("* bob joined #lobby");
+
+    alice.send_bytes(b"\x1b[2J\x1b]0;pwned\x07 \xff\xfe\x00 tab\there \xc3\xa9t\xc3\xa9\r\n");
+    bob.next_is("<alice> \u{FFFD}[2J\u{FFFD}]0;pwned\u{FFFD} \u{FFFD}\u{FFFD}\u{FFFD} tab here \u{e9}t\u{e9}");
+    // An over-long line is dropped (however long it goes on) and its sender told.
+    alice.send_bytes(&[b'x'; 1000]);
+    alice.send_bytes(&[b'y'; 70_000]);
+    alice.send_bytes(b"\nafter the long one\n");
+    alice.next_is("! line too long (the limit is 100 bytes): dropped");
+    bob.next_is("<alice> after the long one");
+    // Binary noise: every byte value, in many lines. Whatever comes through is printable.
+    let noise: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    alice.send_bytes(&noise);
+    alice.send("\nend of noise");
+    let got = bob.expect("<alice> end of noise");
+    for line in got {
+        assert!(
+            !line.chars().any(|c| c.is_control()),
+            "control character relayed: {line:?}"
+        );
+    }
+    // The sender, the others and the server are fine.
+    alice.send("still here");
+    bob.expect("<alice> still here");
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_slow_reader_is_disconnected_while_fast_readers_lose_nothing() {
+    let server = serve(&["--max-queue", "65536"]);
+    let mut sender = Client::join(&server, "sender");
+    // A reader that never reads, with a small receive buffer so the kernel holds little.
+    let slow = {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let addr: std::net::SocketAddr = server.addr().parse().unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut s: TcpStream = socket.into();
+        s.write_all(b"slow\n").unwrap();
+        s
+    };
+    sender.expect("* slow joined #lobby");
+    const LINES: usize = 3000;
+    let body = "z".repeat(1000);
+    let fast: Vec<_> = (0..3)
+        .map(|i| {
+            let mut c = Client::join(&server, &format!("fast{i}"));
+            std::thread::spawn(move || {
+                let mut got = 0;
+                let mut saw_slow_leave = false;
+                while got < LINES {
+                    let line = c.line().expect("fast reader disconnected");
+                    if let Some(text) = line.strip_prefix("<sender> ") {
+                        got += 1;
+                        let n: usize = text.split(' ').next().unwrap().parse().unwrap();
+                        assert_eq!(n, got, "line lost or out of order");
+                    } else if line == "* slow left #lobby (too slow)" {
+                        saw_slow_leave = true;
+                    }
+                }
+                (got, saw_slow_leave, c)
+            })
+        })
+        .collect();
+    for i in 0..3 {
+        sender.expect(&format!("* fast{i} joined"));
+    }
+    for n in 1..=LINES {
+        sender.send(&format!("{n} {body}"));
+    }
+    sender.send("/who");
+    let before = sender.expect("* ");
+    assert!(before.iter().all(|l| !l.starts_with('!')), "{before:?}");
+    let mut any_saw = false;
+    for t in fast {
+        let (got, mut saw, mut c) = t.join().expect("fast reader failed");
+        assert_eq!(got, LINES);
+        if !saw {
+            c.send("/who");
+            let lines = c.expect("* 4 in #lobby");
+            saw = lines.iter().any(|l| l == "* slow left #lobby (too slow)");
+        }
+        any_saw |= saw;
+    }
+    assert!(any_saw, "nobody saw the slow reader leave");
+    // The slow reader finds whole lines, then the notice, then EOF.
+    let mut slow = BufReader::new(slow);
+    let mut last = String::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut line = String::new();
+        match slow.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "a line cut: {line:?}");
+                last = line;
+            }
+            Err(e) => panic!("slow reader: {e}"),
+        }
+        assert!(Instant::now() < deadline);
+    }
+    assert!(
+        last.starts_with("! too slow: ") && last.contains("disconnected"),
+        "{last:?}"
+    );
+}
+
+#[test]
+fn shutdown_tells_everyone_and_exits_0() {
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let mut fresh = Client::connect(&server);
+    let (status, _) = server.stop();
+    assert!(status.success(), "{status}");
+    assert_eq!(alice.rest(), vec!["* server shutting down"]);
+    assert_eq!(fresh.rest(), vec!["* server shutting down"]);
+}
+
+#[test]
+fn max_conns_refuses_with_a_notice() {
+    let server = serve(&["--max-conns", "1"]);
+    let _alice = Client::join(&server, "alice");
+    let mut refused = TcpStream::connect(server.addr()).unwrap();
+    refused.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = String::new();
+    let _ = refused.read_to_string(&mut got);
+    assert_eq!(got, "! server full (1 connections); try again later\n");
+}
+
+#[test]
+fn chat_join_is_a_line_client_that_leaves_cleanly_and_reports_a_lost_server() {
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let addr = server.addr();
+    let mut join = Proc::sockit(&["chat", "join", &addr, "--nick", "carol"]);
+    alice.next_is("* carol joined #lobby");
+    join.write(b"hello from join\n");
+    alice.next_is("<carol> hello from join");
+    alice.send("hi carol");
+    join.wait_stdout_contains("<alice> hi carol");
+    join.close_stdin();
+    alice.next_is("* carol left #lobby");
+    let status = join.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "exit {status}; stderr {:?}",
+        join.stderr()
+    );
+
+    // Typed nick, then the server goes away under it.
+    let mut join = Proc::sockit(&["chat", "join", &addr]);
+    join.write(b"dave\n");
+    alice.next_is("* dave joined #lobby");
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let status = join.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1), "stderr {:?}", join.stderr());
+    let err = join.stderr();
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("closed the connection"), "{err:?}");
+    assert!(contains(&join.stdout(), b"* server shutting down"));
+
+    // Nobody there at all.
+    let mut join = Proc::sockit(&["chat", "join", &addr, "--nick", "x"]);
+    let status = join.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(join.stderr().lines().count(), 1, "{:?}", join.stderr());
+}
+
+/// A `redis-server` of our own on a free port, killed when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts one, or says loudly why the test is skipped (no `redis-server` installed).
+    fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!(
+                "\n*** SKIPPED: redis-server is not installed; multi-node chat is untested ***\n"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Redis { child: None, port };
+        r.restart();
+        Some(r)
+    }
+
+    /// (Re)starts the server on the same port, with no persistence: it comes back empty.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, 9);
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends numbered `text` lines from `from` until one reaches `to` (nodes connect to Redis
+/// in the background); returns with `to` just past it.
+fn until_delivered(from: &mut Client, to: &mut Client, text: &str) {
+    let deadline = Instant::now() + WAIT;
+    to.reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut n = 0;
+    'outer: loop {
+        assert!(
+            Instant::now() < deadline,
+            "{text:?} never crossed; seen {:?}",
+            to.seen
+        );
+        n += 1;
+        from.send(&format!("{text} {n}"));
+        loop {
+            let mut buf = String::new();
+            match to.reader.read_line(&mut buf) {
+                Ok(0) => panic!("EOF; seen {:?}", to.seen),
+                Ok(_) if buf.contains(text) => break 'outer,
+                Ok(_) => to.seen.push(buf),
+                Err(_) => break,
+            }
+        }
+    }
+    to.reader.get_ref().set_read_timeout(Some(WAIT)).unwrap();
+    // Lines sent before the one that crossed may still be on their way: a marker ends them.
+    from.send(&format!("{text} done"));
+    to.expect(&format!("<{}> {text} done", nick_of(from)));
+}
+
+fn nick_of(c: &Client) -> String {
+    c.seen
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("* ")
+                .and_then(|r| r.split_once(" joined "))
+                .map(|(n, _)| n.to_owned())
+        })
+        .expect("the client joined")
+}
+
+#[test]
+fn two_nodes_share_rooms_messages_who_and_nicks_through_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let one = serve(&["--redis", &url]);
+    let two = serve(&["--redis", &url]);
+    let mut alice = Client::join(&one, "alice");
+    let mut bob = Client::join(&two, "bob");
+    until_delivered(&mut alice, &mut bob, "hello node two");
+    until_delivered(&mut bob, &mut alice, "hello node one");
+    let mut carol = Client::join(&one, "carol");
+    bob.expect("* carol joined #lobby");
+    alice.expect("* carol joined #lobby");
+
+    carol.send("said on one");
+    bob.expect("<carol> said on one");
+    bob.send("/who");
+    bob.next_is("* 3 in #lobby: alice, bob, carol");
+    bob.send("/msg Alice psst");
+    bob.next_is("-> *alice* psst");
+    alice.expect("*bob* psst");
+
+    // A nick held on one node is taken on the other, in any case.
+    let mut other = Client::connect(&two);
+    other.send("CAROL");
+    other.next_is("! nick CAROL is taken");
+    other.send("dave");
+    other.expect("* dave joined #lobby");
+    // Rooms across nodes.
+    bob.send("/join #dev");
+    bob.expect("* bob joined #dev");
+    alice.expect("* bob left #lobby");
+    alice.send("/rooms");
+    alice.next_is("* 2 rooms: #dev (1), #lobby (3)");
+    alice.send("lobby only");
+    other.expect("<alice> lobby only");
+    bob.send("/who");
+    bob.next_is("* 1 in #dev: bob");
+    // A nick released on one node is free on the other.
+    carol.send("/quit");
+    alice.expect("* carol left #lobby");
+    let mut carol2 = Client::connect(&two);
+    carol2.send("carol");
+    // (After the replay of #lobby's last messages.)
+    carol2.expect("* carol joined #lobby");
+    drop(redis);
+}
+
+#[test]
+fn nodes_keep_serving_when_redis_dies_and_join_up_again_when_it_returns() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let one = serve(&["--redis", &url]);
+    let two = serve(&["--redis", &url]);
+    let mut alice = Client::join(&one, "alice");
+    let mut bob = Client::join(&two, "bob");
+    until_delivered(&mut alice, &mut bob, "before");
+    let mut carol = Client::join(&one, "carol");
+    alice.expect("* carol joined #lobby");
+
+    redis.kill();
+    // Local members of a node go on chatting.
+    alice.send("during the outage");
+    carol.expect("<alice> during the outage");
+    let mut dan = Client::join(&one, "dan");
+    dan.send("new here");
+    alice.expect("<dan> new here");
+
+    redis.restart();
+    // Cross-node delivery resumes, both ways, and /who sees every node again.
+    until_delivered(&mut alice, &mut bob, "after");
+    until_delivered(&mut bob, &mut carol, "back");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        bob.send("/who");
+        let line = bob.expect("* ");
+        let _ = line;
+        let who = bob.seen.last().unwrap().clone();
+        if who == "* 4 in #lobby: alice, bob, carol, dan" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/who after the restart: {who}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Nicks are claimed again in the new Redis.
+    let mut dup = Client::connect(&two);
+    dup.send("dan");
+    dup.next_is("! nick dan is taken");
+}
+
+#[test]
+fn chat_join_on_a_terminal_keeps_the_typed_line_intact_under_incoming_lines() {
+    // `script` (util-linux) runs the client on a pseudo-terminal of its own.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!(
+            "\n*** SKIPPED: script(1) is not installed; chat join's terminal mode is untested ***\n"
+        );
+        return;
+    }
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let command = format!(
+        "{} chat join {} --nick tty",
+        env!("CARGO_BIN_EXE_sockit"),
+        server.addr()
+    );
+    let mut tty = Proc::spawn({
+        let mut c = Command::new("script");
+        c.args(["-q", "-e", "-c", &command, "/dev/null"]);
+        c
+    });
+    alice.next_is("* tty joined #lobby");
+    tty.wait_stdout_contains("* tty joined #lobby");
+    // Raw mode: Enter is a carriage return, and the typed line goes out as one line.
+    tty.write(b"hello from a terminal\r");
+    alice.next_is("<tty> hello from a terminal");
+    // Half a line typed, then a line arrives: it is printed above, the half line redrawn.
+    tty.write(b"half a li");
+    tty.wait_stdout_contains("half a li");
+    alice.send("incoming \x1b[31mred");
+    let out = tty.wait_stdout(|b| {
+        let s = String::from_utf8_lossy(b);
+        s.find("<alice> incoming")
+            .is_some_and(|i| s[i..].contains("> half a li"))
+    });
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        out.contains("<alice> incoming \u{FFFD}[31mred"),
+        "escape relayed raw: {out:?}"
+    );
+    tty.write(b"ne\r");
+    alice.next_is("<tty> half a line");
+    // Ctrl-C leaves cleanly.
+    tty.write(b"\x03");
+    alice.next_is("* tty left #lobby");
+    let status = tty.wait_exit(WAIT);
+    assert!(status.success(), "exit {status}; output {out:?}");
+}

@@ -1,0 +1,402 @@
+//! The chat server's driver (`sockit chat serve`): the sans-IO core of
+//! [`crate::proto::chat`] on a single-threaded tokio runtime, with an optional Redis
+//! backplane that lets several servers share rooms; and the chat load generator
+//! ([`mod@bench`]).
+//!
+//! Chat is push-style fan-out — one line in, a line out to every member of a room — which
+//! the request/response [`crate::server::Handler`] does not fit, so this driver uses tokio
+//! directly. It binds like every sockit server (SO_REUSEADDR, stale Unix socket files
+//! cleared) and admits clients through the same allow/deny lists and connection limit.
+//!
+//! # Shape
+//! - One task per client reads its socket, splits lines ([`crate::frame::LineCodec`],
+//!   `--max-line`) and hands them to the hub.
+//! - The hub (one per server, no locks: one thread) runs the core and appends the lines
+//!   it produces to each recipient's outgoing queue.
+//! - A flusher task writes the queues, at most once per coalescing window (`batch`,
+//!   2 ms by default): an idle chat's lines go out at once, a busy one's go several to a
+//!   `write`.
+//! - With `--redis`, a backplane task publishes this node's events and applies the
+//!   others' (see [`crate::proto::chat::event`]).
+//!
+//! # Slow readers
+//! Each client has a bounded outgoing queue (`max_queue`, 256 KiB by default, on top of
+//! what the kernel's socket buffer holds). A client that reads more slowly than the chat
+//! talks sees its queue grow; once a line would take it past the limit, the lines
+//! waiting for it are dropped, it gets `! too slow: N bytes of chat were waiting for you
+//! (the limit is M); disconnected`, and the connection is closed; its room sees
+//! `* nick left #room (too slow)`. Everyone else is unaffected: no line is ever dropped
+//! for a client that keeps up, and one slow reader never delays the others.
+//!
+//! # Input
+//! A line longer than `max_line` bytes is dropped (up to its newline), and its sender gets
+//! `! line too long ...`; the connection goes on. Invalid UTF-8 and control characters
+//! never reach another terminal raw (see [`crate::proto::chat::text`]).
+//!
+//! # Shutdown
+//! On [`Shutdown::trigger`] (SIGINT/SIGTERM in the CLI) the server stops accepting, tells
+//! everyone `* server shutting down`, writes what is queued (for at most
+//! [`crate::server`]'s grace period), closes every connection, tells the other nodes it is
+//! gone and releases its nicks there.
+
+mod backplane;
+pub mod bench;
+mod conn;
+mod hub;
+
+use std::cell::RefCell;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::addr::Endpoint;
+use crate::error::{Error, Result};
+use crate::proto::chat::{self, Chat, ClientId, Leave, NodeId, RoomName, Scope};
+use crate::server::gate::{Gate, Slot as GateSlot};
+use crate::server::listener::{self, Bound, Peer, UnixPathGuard};
+use crate::server::{AccessList, Listener, Shutdown};
+use conn::{Conn, Input, LineReader};
+use hub::{Hub, Shared};
+
+/// Bytes queued for one client before it counts as too slow, by default.
+pub const DEFAULT_MAX_QUEUE: usize = 256 * 1024;
+
+/// The coalescing window of the flusher, by default.
+pub const DEFAULT_BATCH: Duration = Duration::from_millis(2);
+
+/// How long a closing connection may take to write what is queued for it.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a closed connection's late input is read and discarded (so that closing does
+/// not reset the connection and destroy the last lines before the client read them).
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How a chat server runs; `Config::default()` is `sockit chat serve` without options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Longest line accepted from a client, in bytes.
+    pub max_line: usize,
+    /// Messages per room replayed to who joins it.
+    pub history: usize,
+    /// Connections at once; more are refused with a `! server full` line.
+    pub max_conns: usize,
+    /// Bytes queued for a client before it is disconnected as too slow.
+    pub max_queue: usize,
+    /// The flusher's coalescing window (zero: write after every batch of input).
+    pub batch: Duration,
+    /// Which client networks may connect.
+    pub access: AccessList,
+    /// Where clients start.
+    pub default_room: RoomName,
+    /// `redis://...`: share rooms with every server using the same Redis.
+    pub redis: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_line: 4096,
+            history: chat::DEFAULT_HISTORY,
+            max_conns: 10_000,
+            max_queue: DEFAULT_MAX_QUEUE,
+            batch: DEFAULT_BATCH,
+            access: AccessList::default(),
+            default_room: RoomName::default(),
+            redis: None,
+        }
+    }
+}
+
+/// A bound chat server, ready to serve.
+#[derive(Debug)]
+pub struct ChatServer {
+    listener: Listener,
+    local: Endpoint,
+    config: Config,
+    redis: Option<redis::Client>,
+    shutdown: Shutdown,
+    _guard: Option<UnixPathGuard>,
+}
+
+impl ChatServer {
+    /// Binds a stream endpoint (TCP or Unix) and checks the Redis URL, if any (Redis
+    /// itself need not be up yet: the server serves its own clients meanwhile).
+    pub fn bind(endpoint: &Endpoint, config: Config) -> Result<ChatServer> {
+        let redis = match &config.redis {
+            Some(url) => Some(redis::Client::open(url.as_str()).map_err(|e| Error::Redis {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let Bound {
+            mut sockets,
+            local,
+            guard,
+        } = listener::bind_stream(endpoint, 1)?;
+        let shutdown = Shutdown::new().map_err(|e| Error::io("create shutdown pipe", e))?;
+        Ok(ChatServer {
+            listener: sockets.remove(0),
+            local,
+            config,
+            redis,
+            shutdown,
+            _guard: guard,
+        })
+    }
+
+    /// The address really bound.
+    pub fn local_endpoint(&self) -> &Endpoint {
+        &self.local
+    }
+
+    /// A handle that stops the server from any thread.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shutdown, on the calling thread.
+    pub fn serve(self) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start tokio runtime", e))?;
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, self.run())
+    }
+
+    async fn run(self) -> Result<()> {
+        let ChatServer {
+            listener,
+            config,
+            redis,
+            shutdown,
+            ..
+        } = self;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("prepare listener", e))?;
+        let (tcp, unix) = match listener {
+            Listener::Tcp(l) => (Some(tokio::net::TcpListener::from_std(l)), None),
+            Listener::Unix(l) => (None, Some(tokio::net::UnixListener::from_std(l))),
+        };
+        let tcp = tcp
+            .transpose()
+            .map_err(|e| Error::io("register listener", e))?;
+        let unix = unix
+            .transpose()
+            .map_err(|e| Error::io("register listener", e))?;
+        let stopped = shutdown
+            .watch_async()
+            .map_err(|e| Error::io("watch shutdown pipe", e))?;
+        tokio::pin!(stopped);
+
+        let node = NodeId::random();
+        let core = Chat::new(
+            chat::Config {
+                history: config.history,
+                max_line: config.max_line,
+                default_room: config.default_room.clone(),
+                scope: if redis.is_some() {
+                    Scope::Cluster
+                } else {
+                    Scope::Local
+                },
+            },
+            node,
+        );
+        let flush = Rc::new(Notify::new());
+        let (bp_tx, bp_rx) = mpsc::unbounded_channel();
+        let hub: Shared = Rc::new(RefCell::new(Hub::new(
+            core,
+            config.max_queue,
+            flush.clone(),
+            redis.is_some().then_some(bp_tx),
+        )));
+        let backplane = redis.map(|client| {
+            tokio::task::spawn_local(backplane::run(client, hub.clone(), bp_rx, node))
+        });
+        let flusher = tokio::task::spawn_local(flusher(hub.clone(), flush, config.batch));
+        let busy = format!(
+            "! server full ({} connections); try again later\n",
+            config.max_conns
+        );
+        let gate = Gate::new(config.access.clone(), config.max_conns, busy.as_bytes());
+
+        loop {
+            let accepted = tokio::select! {
+                _ = &mut stopped => break,
+                r = accept(&tcp, &unix) => r,
+            };
+            let (conn, peer) = match accepted {
+                Ok(c) => c,
+                Err(e) if crate::server::accept_error_is_transient(&e) => {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(e) => return Err(Error::io("accept", e)),
+            };
+            let Some(slot) = gate.admit(conn.as_fd(), &peer) else {
+                continue;
+            };
+            let conn = Rc::new(conn);
+            let wake = Rc::new(Notify::new());
+            let id = hub.borrow_mut().connect(conn.clone(), wake.clone());
+            tracing::debug!(%peer, client = id.0, "connected");
+            tokio::task::spawn_local(client(hub.clone(), id, conn, wake, config.max_line, slot));
+        }
+
+        drop((tcp, unix));
+        hub.borrow_mut().shutdown();
+        let deadline = Instant::now() + CLOSE_GRACE + LINGER;
+        while hub.borrow().open_connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        flusher.abort();
+        if let Some(backplane) = backplane {
+            hub.borrow().stop_backplane();
+            let _ = tokio::time::timeout(Duration::from_secs(2), backplane).await;
+        }
+        Ok(())
+    }
+}
+
+async fn accept(
+    tcp: &Option<tokio::net::TcpListener>,
+    unix: &Option<tokio::net::UnixListener>,
+) -> std::io::Result<(Conn, Peer)> {
+    match (tcp, unix) {
+        (Some(l), _) => {
+            let (s, a) = l.accept().await?;
+            // Lines are written in coalesced batches already; Nagle would only add delay.
+            s.set_nodelay(true)?;
+            Ok((Conn::Tcp(s), Peer::Inet(a)))
+        }
+        (_, Some(l)) => {
+            let (s, a) = l.accept().await?;
+            Ok((Conn::Unix(s), Peer::Unix(a.as_pathname().map(Into::into))))
+        }
+        (None, None) => std::future::pending().await,
+    }
+}
+
+/// Writes the dirty queues, at most once per `batch`.
+async fn flusher(hub: Shared, flush: Rc<Notify>, batch: Duration) {
+    let mut last = tokio::time::Instant::now() - batch;
+    loop {
+        flush.notified().await;
+        let due = last + batch;
+        if tokio::time::Instant::now() < due {
+            tokio::time::sleep_until(due).await;
+        }
+        last = tokio::time::Instant::now();
+        hub.borrow_mut().flush();
+    }
+}
+
+/// One client's task: reads its lines into the hub, writes its queue while the socket is
+/// slow, and closes the connection when the hub says so.
+async fn client(
+    hub: Shared,
+    id: ClientId,
+    conn: Rc<Conn>,
+    wake: Rc<Notify>,
+    max_line: usize,
+    _slot: GateSlot,
+) {
+    let mut reader = LineReader::new(max_line);
+    let mut close_by = None;
+    loop {
+        let Some(state) = hub.borrow().state(id) else {
+            // Forgotten by the hub (the connection ended): nothing more to do.
+            return;
+        };
+        if state.failed {
+            hub.borrow_mut().disconnect(id, Leave::Failed);
+            return;
+        }
+        if state.closing {
+            if state.drained {
+                break;
+            }
+            close_by.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_GRACE);
+        }
+        let grace = async {
+            match close_by {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {}
+            r = conn.writable(), if state.blocked => match r {
+                Ok(()) => hub.borrow_mut().flush_one(id),
+                Err(_) => {
+                    hub.borrow_mut().disconnect(id, Leave::Failed);
+                    return;
+                }
+            },
+            r = conn.readable(), if !state.closing => {
+                if r.is_err() {
+                    hub.borrow_mut().disconnect(id, Leave::Failed);
+                    return;
+                }
+                if reader.buf.capacity() - reader.buf.len() < READ_CHUNK {
+                    reader.buf.reserve(READ_CHUNK);
+                }
+                match conn.try_read_buf(&mut reader.buf) {
+                    Ok(0) => {
+                        let mut hub = hub.borrow_mut();
+                        if let Some(Input::Line(line)) = reader.finish() {
+                            hub.line(id, &line);
+                        }
+                        hub.disconnect(id, Leave::Closed);
+                        return;
+                    }
+                    Ok(_) => {
+                        let mut hub = hub.borrow_mut();
+                        while let Some(input) = reader.next() {
+                            match input {
+                                Input::Line(line) => hub.line(id, &line),
+                                Input::TooLong => hub.line_too_long(id),
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        hub.borrow_mut().disconnect(id, Leave::Failed);
+                        return;
+                    }
+                }
+            }
+            _ = grace => break,
+        }
+    }
+    // Closing: what could be written was; the peer reads EOF after it.
+    hub.borrow_mut().remove(id);
+    let _ = conn.shutdown_write();
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = bytes::BytesMut::with_capacity(4096);
+        loop {
+            if conn.readable().await.is_err() {
+                return;
+            }
+            sink.clear();
+            match conn.try_read_buf(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
