@@ -6,7 +6,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{Proc, TempDir, WAIT, contains, signal};
+use crate::util::{Proc, TempDir, WAIT, contains, payload, signal};
 
 /// Helpers every Python peer starts with. Every blocking call has a timeout.
 const PRELUDE: &str = r#"
@@ -45,19 +45,6 @@ fn dedent(s: &str) -> String {
         .map(|l| l.get(indent..).unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Deterministic bytes of every value, so a lost or misplaced chunk shows.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// `sockit connect ARGS... 127.0.0.1:PORT`.

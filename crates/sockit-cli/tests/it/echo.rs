@@ -8,25 +8,12 @@ use std::process::Command;
 use sockit::Endpoint;
 use sockit::server::Stream;
 
-use crate::util::{Server, TempDir};
+use crate::util::{Server, TempDir, payload};
 
 /// Every model; all of them serve streams.
 pub const STREAM_MODELS: &[&str] = &[
     "blocking", "threads", "fork", "select", "poll", "epoll", "epoll-et", "async",
 ];
-
-/// Deterministic, non-repeating-looking bytes so a misplaced chunk cannot go unnoticed.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Sends `data` while reading the echo (a writer thread, so big messages cannot deadlock
 /// on full socket buffers), then half-closes and checks the echo is exact and complete.

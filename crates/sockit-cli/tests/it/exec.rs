@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Server, TempDir, WAIT, sockit, wait_timeout};
+use crate::util::{Server, TempDir, WAIT, payload, sockit, wait_timeout};
 
 /// An exec server and the token file it created.
 struct Exec {
@@ -137,19 +137,6 @@ fn alive(pid: u32) -> bool {
             !matches!(state.and_then(|s| s.chars().next()), Some('Z') | None)
         })
         .unwrap_or(false)
-}
-
-/// The same deterministic bytes as the echo tests use.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The server still runs commands for others.

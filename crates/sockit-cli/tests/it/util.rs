@@ -370,3 +370,17 @@ fn collect(mut from: impl std::io::Read + Send + 'static) -> Collected {
     });
     (buf, thread)
 }
+
+/// Deterministic, non-repeating-looking bytes (xorshift), so a lost or misplaced chunk
+/// cannot go unnoticed; `seed` tells payloads apart.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
