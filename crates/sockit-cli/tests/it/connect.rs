@@ -6,7 +6,9 @@ use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{Proc, TempDir, WAIT, contains, payload, signal};
+use crate::util::{
+    Proc, TempDir, WAIT, assert_exit_0, assert_fails_with, connect, contains, payload, signal,
+};
 
 /// Helpers every Python peer starts with. Every blocking call has a timeout.
 const PRELUDE: &str = r#"
@@ -45,33 +47,6 @@ fn dedent(s: &str) -> String {
         .map(|l| l.get(indent..).unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `sockit connect ARGS... 127.0.0.1:PORT`.
-fn connect(port: &str, flags: &[&str]) -> Proc {
-    let addr = format!("127.0.0.1:{port}");
-    let mut args = vec!["connect"];
-    args.extend_from_slice(flags);
-    args.push(&addr);
-    Proc::sockit(&args)
-}
-
-fn assert_exit_0(p: &mut Proc) {
-    let status = p.wait_exit(WAIT);
-    assert!(status.success(), "exit {status}; stderr {:?}", p.stderr());
-}
-
-/// Exit code 1 and exactly one stderr line, which contains `needle` (any case).
-fn assert_fails_with(p: &mut Proc, needle: &str) {
-    let status = p.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(1), "stderr {:?}", p.stderr());
-    let err = p.stderr();
-    assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
-    assert!(err.starts_with("sockit: "), "{err:?}");
-    assert!(
-        err.to_lowercase().contains(&needle.to_lowercase()),
-        "{err:?} lacks {needle:?}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::{Proc, WAIT};
+use crate::util::{Proc, WAIT, assert_exit_0, assert_fails_with, connect};
 
 /// Helpers every Python peer starts with. Every blocking call has a timeout.
 const PRELUDE: &str = r#"
@@ -43,29 +43,6 @@ fn python(body: &str) -> Proc {
         .collect::<Vec<_>>()
         .join("\n");
     Proc::python(&format!("{PRELUDE}\n{body}"), &[])
-}
-
-fn connect(port: &str, flags: &[&str]) -> Proc {
-    let addr = format!("127.0.0.1:{port}");
-    let mut args = vec!["connect"];
-    args.extend_from_slice(flags);
-    args.push(&addr);
-    Proc::sockit(&args)
-}
-
-fn assert_exit_0(p: &mut Proc) {
-    let status = p.wait_exit(WAIT);
-    assert!(status.success(), "exit {status}; stderr {:?}", p.stderr());
-}
-
-/// Exit code 1 and exactly one stderr line, which contains `needle`.
-fn assert_fails_with(p: &mut Proc, needle: &str) {
-    let status = p.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(1), "stderr {:?}", p.stderr());
-    let err = p.stderr();
-    assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
-    assert!(err.starts_with("sockit: "), "{err:?}");
-    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {

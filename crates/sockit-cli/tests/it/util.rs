@@ -384,3 +384,30 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `sockit connect ARGS... 127.0.0.1:PORT`.
+pub fn connect(port: &str, flags: &[&str]) -> Proc {
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["connect"];
+    args.extend_from_slice(flags);
+    args.push(&addr);
+    Proc::sockit(&args)
+}
+
+pub fn assert_exit_0(p: &mut Proc) {
+    let status = p.wait_exit(WAIT);
+    assert!(status.success(), "exit {status}; stderr {:?}", p.stderr());
+}
+
+/// Exit code 1 and exactly one stderr line, which contains `needle` (any case).
+pub fn assert_fails_with(p: &mut Proc, needle: &str) {
+    let status = p.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1), "stderr {:?}", p.stderr());
+    let err = p.stderr();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+    assert!(err.starts_with("sockit: "), "{err:?}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "{err:?} lacks {needle:?}"
+    );
+}
