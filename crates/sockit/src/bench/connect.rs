@@ -111,6 +111,25 @@ pub(crate) struct Opened {
 }
 
 impl Opened {
+    /// An error when not one connection opened (a run then has nothing to measure).
+    pub(crate) fn none_opened(
+        &mut self,
+        endpoint: &crate::Endpoint,
+        attempts: usize,
+    ) -> Option<crate::Error> {
+        if !self.streams.is_empty() {
+            return None;
+        }
+        let e = self
+            .first_error
+            .take()
+            .unwrap_or_else(|| io::ErrorKind::NotConnected.into());
+        Some(crate::Error::io(
+            format!("connect {endpoint} (all {attempts} attempts failed)"),
+            e,
+        ))
+    }
+
     fn fail(&mut self, e: io::Error) {
         self.failures.add(FailureKind::of_io(&e));
         self.first_error.get_or_insert(e);

@@ -149,7 +149,7 @@ pub fn run(config: &ConnsConfig, mut progress: impl FnMut(&Progress)) -> Result<
         timeout: config.connect_timeout,
         limit: config.open_limit,
     };
-    let opened = connect::open(&target, plan, &mut |open, errors| {
+    let mut opened = connect::open(&target, plan, &mut |open, errors| {
         progress(&Progress {
             phase: Phase::Connecting,
             elapsed: began.elapsed(),
@@ -159,17 +159,8 @@ pub fn run(config: &ConnsConfig, mut progress: impl FnMut(&Progress)) -> Result<
         });
     })?;
     let open_time = began.elapsed();
-    if opened.streams.is_empty() {
-        let e = opened
-            .first_error
-            .unwrap_or_else(|| ErrorKind::NotConnected.into());
-        return Err(Error::io(
-            format!(
-                "connect {} (all {} attempts failed)",
-                config.endpoint, config.conns
-            ),
-            e,
-        ));
+    if let Some(e) = opened.none_opened(&config.endpoint, config.conns) {
+        return Err(e);
     }
     let count = opened.streams.len();
     let mut failures = opened.failures;

@@ -204,7 +204,7 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
         timeout: config.connect_timeout,
         limit: config.connect_timeout.max(Duration::from_secs(10)),
     };
-    let opened = connect::open(&target, plan, &mut |open, errors| {
+    let mut opened = connect::open(&target, plan, &mut |open, errors| {
         progress(&Progress {
             phase: Phase::Connecting,
             elapsed: began.elapsed(),
@@ -213,17 +213,8 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
             errors,
         });
     })?;
-    if opened.streams.is_empty() {
-        let e = opened
-            .first_error
-            .unwrap_or_else(|| ErrorKind::NotConnected.into());
-        return Err(Error::io(
-            format!(
-                "connect {} (all {} attempts failed)",
-                config.endpoint, config.conns
-            ),
-            e,
-        ));
+    if let Some(e) = opened.none_opened(&config.endpoint, config.conns) {
+        return Err(e);
     }
     let connected = opened.streams.len();
     let threads = config.threads.min(connected);
