@@ -9,14 +9,14 @@
 //! `epoll` or `fork` by changing one line.
 
 use sockit::Endpoint;
-use sockit::server::{Config, Flow, Handler, Model, Peer, Server, Service};
+use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
 
 struct MyTcpHandler {
     client_address: Peer,
 }
 
 impl Handler for MyTcpHandler {
-    fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+    fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
         println!(
             "{}: {}",
             self.client_address,
@@ -26,7 +26,7 @@ impl Handler for MyTcpHandler {
         Flow::Continue
     }
 
-    fn on_eof(&mut self, _out: &mut Vec<u8>) {
+    fn on_eof(&mut self, _out: &mut Output) {
         println!("{} disconnected", self.client_address);
     }
 }

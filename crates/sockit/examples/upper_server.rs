@@ -7,13 +7,13 @@
 //! disconnects, and a reset by one client ends only that client's connection.
 
 use sockit::Endpoint;
-use sockit::server::{Config, Flow, Handler, Model, Peer, Server, Service};
+use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
 
 /// The per-connection handler: the seed's `conn.send(data.upper())`.
 struct Upper;
 
 impl Handler for Upper {
-    fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+    fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
         out.extend(data.iter().map(u8::to_ascii_uppercase));
         Flow::Continue
     }

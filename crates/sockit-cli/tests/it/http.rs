@@ -465,9 +465,78 @@ fn curl_against_http_serve_under_models() {
         assert_eq!(curl(&[&format!("{b}/inside.txt")]).1, b"hello, world\n");
         assert_eq!(curl(&[&format!("{b}/sub/deeper/style.css")]).1, b"p{}");
 
+        // 10 MiB: more than a socket buffer, so the file goes out over many writable events.
+        let (code, body) = curl(&[&format!("{b}/big.bin")]);
+        assert_eq!(code, 200, "{model}");
+        assert!(body == tree.big, "{model}: 10 MiB body differs");
+
         traversals_refused(&b, model);
         keep_alive_and_pipelining(&server, model);
+        pipelined_file_ranges(&server, &tree.big, model);
     }
+}
+
+/// Many pipelined requests for file ranges big enough to go by `sendfile`, more than the
+/// server queues at once (the rest are answered as the output drains), with and without a
+/// half-close after them: every response arrives, in order, exact.
+fn pipelined_file_ranges(server: &Server, big: &[u8], model: &str) {
+    for half_close in [false, true] {
+        pipelined_file_ranges_once(
+            server,
+            big,
+            half_close,
+            &format!("{model}, half-close {half_close}"),
+        );
+    }
+}
+
+fn pipelined_file_ranges_once(server: &Server, big: &[u8], half_close: bool, model: &str) {
+    const N: usize = 24;
+    const LEN: usize = 100_000;
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut requests = String::new();
+    for i in 0..N {
+        let from = i * 400_000 + i;
+        let close = if i == N - 1 {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        requests.push_str(&format!(
+            "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={from}-{}\r\n{close}\r\n",
+            from + LEN - 1
+        ));
+    }
+    s.write_all(requests.as_bytes()).unwrap();
+    if half_close {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .expect("the server closes after the last");
+    let mut rest = &all[..];
+    for i in 0..N {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("{model}: response {i} has no head"));
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 206 "), "{model}: {head}");
+        assert!(
+            head.contains(&format!("Content-Length: {LEN}\r\n")),
+            "{head}"
+        );
+        let body = &rest[end + 4..];
+        assert!(body.len() >= LEN, "{model}: response {i} cut short");
+        let from = i * 400_000 + i;
+        assert!(
+            body[..LEN] == big[from..from + LEN],
+            "{model}: response {i} differs"
+        );
+        rest = &body[LEN..];
+    }
+    assert!(rest.is_empty(), "{model}: {} bytes too many", rest.len());
 }
 
 fn traversals_refused(b: &str, model: &str) {

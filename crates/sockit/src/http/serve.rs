@@ -1,7 +1,12 @@
 //! The static file service of `sockit http serve`, Python's `http.server` as a framework
-//! [`Service`]: each connection's [`FileHandler`] buffers partial requests, answers every
-//! complete one (pipelining, keep-alive) into the driver's output buffer, and so runs
-//! under every model.
+//! [`Service`]: each connection's [`FileHandler`] buffers partial requests, answers the
+//! complete ones (pipelining, keep-alive) into the driver's [`Output`], and so runs under
+//! every model. File bodies above [`READ_BELOW`] are queued as file ranges, which the
+//! drivers `sendfile`; smaller ones are read into the reply, one `send` with the head.
+//!
+//! Pipelined requests are answered a few at a time ([`MAX_FILES_QUEUED`],
+//! [`MAX_BYTES_QUEUED`]): the rest wait in the handler's buffer until the output is
+//! drained, so a peer cannot make the server hold many open files or much memory.
 //!
 //! Confinement: every path is opened with `openat2(2)` relative to the served directory
 //! with `RESOLVE_BENEATH`, so neither `..` nor a symlink can leave it (the kernel checks
@@ -24,14 +29,18 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::error::{Error, Result};
 use crate::proto::http::HttpError;
 use crate::proto::http::request::{Request, parse_request, write_head};
-use crate::server::{Flow, Handler, Peer, Service};
+use crate::server::{Flow, Handler, Output, Peer, Service};
 
 /// Largest request body accepted (and discarded): GET and HEAD carry none in practice.
 pub const MAX_REQUEST_BODY: u64 = 1 << 20;
-/// Once this much output is queued by one read's worth of pipelined requests, the
-/// connection is closed after it (the framework has no "output drained" callback to
-/// resume from, and a peer must not make the server buffer without bound).
-pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
+/// Files smaller than this are read into the reply; larger ones go by `sendfile`, which
+/// costs a second system call but no copy through user space.
+pub const READ_BELOW: u64 = 16 << 10;
+/// Responses with a file body queued at once; more pipelined requests wait until these
+/// are written.
+pub const MAX_FILES_QUEUED: usize = 8;
+/// Response bytes queued at once, likewise.
+pub const MAX_BYTES_QUEUED: usize = 1 << 20;
 
 /// Whether each request is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +103,29 @@ pub struct FileHandler {
 }
 
 impl Handler for FileHandler {
-    fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+    fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
         self.buf.extend_from_slice(data);
+        self.answer(out, true)
+    }
+
+    fn on_drained(&mut self, out: &mut Output) -> Flow {
+        if self.buf.is_empty() {
+            return Flow::Continue;
+        }
+        self.answer(out, true)
+    }
+
+    fn on_eof(&mut self, out: &mut Output) {
+        // Requests pipelined before the peer half-closed still get their answers.
+        self.answer(out, false);
+    }
+}
+
+impl FileHandler {
+    /// Answers the complete requests in the buffer; with `bounded`, stops once
+    /// [`MAX_FILES_QUEUED`] or [`MAX_BYTES_QUEUED`] is reached (the rest waits for
+    /// [`Handler::on_drained`]).
+    fn answer(&mut self, out: &mut Output, bounded: bool) -> Flow {
         let mut start = 0;
         let flow = loop {
             if self.skip > 0 {
@@ -107,8 +137,9 @@ impl Handler for FileHandler {
                     break Flow::Continue;
                 }
             }
-            if out.len() > MAX_QUEUED_OUTPUT {
-                break Flow::Close;
+            if bounded && (out.queued_files() >= MAX_FILES_QUEUED || out.len() >= MAX_BYTES_QUEUED)
+            {
+                break Flow::Continue;
             }
             match parse_request(&self.buf[start..]) {
                 Ok(None) => break Flow::Continue,
@@ -160,7 +191,7 @@ struct Reply {
 
 enum Body {
     Bytes(Vec<u8>),
-    /// `len` bytes of `file` from `offset`, read straight into the output buffer.
+    /// `len` bytes of `file` from `offset`.
     File {
         file: File,
         offset: u64,
@@ -179,7 +210,7 @@ impl Body {
 
 impl FileHandler {
     /// Answers one request; returns whether the connection stays open.
-    fn respond(&self, req: &Request, out: &mut Vec<u8>) -> bool {
+    fn respond(&self, req: &Request, out: &mut Output) -> bool {
         let keep = req.keep_alive();
         let head_only = req.method == "HEAD";
         let reply = if req.method == "GET" || head_only {
@@ -192,7 +223,7 @@ impl FileHandler {
         self.send(req, reply, keep, head_only, out)
     }
 
-    fn error(&self, out: &mut Vec<u8>, req: &Request, status: u16) {
+    fn error(&self, out: &mut Output, req: &Request, status: u16) {
         self.send(req, error_reply(status), false, false, out);
     }
 
@@ -202,7 +233,7 @@ impl FileHandler {
         reply: Reply,
         keep: bool,
         head_only: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> bool {
         let len = reply.body.len();
         let date = http_date_now();
@@ -224,10 +255,13 @@ impl FileHandler {
         if !head_only && reply.status != 304 {
             match reply.body {
                 Body::Bytes(b) => out.extend_from_slice(&b),
+                Body::File { file, offset, len } if len >= READ_BELOW => {
+                    out.send_file(file, offset, len);
+                }
                 Body::File { file, offset, len } => {
                     let at = out.len();
-                    let want = usize::try_from(len).unwrap_or(usize::MAX);
-                    out.resize(at + want, 0);
+                    // Below READ_BELOW, so it fits in usize.
+                    out.resize(at + len as usize, 0);
                     if let Err(e) = file.read_exact_at(&mut out[at..], offset) {
                         // The head is already out: the only honest thing left is to close.
                         out.truncate(at);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Config, Flow, Handler, Server, Service, Stopping, TaskStream};
+use super::{Config, Flow, Handler, Output, Server, Service, Stopping, TaskStream};
 use crate::error::Result;
 
 const READ_BUF: usize = 16 * 1024;
@@ -34,12 +34,18 @@ async fn drive<H: Handler>(
     mut stopping: Stopping,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; READ_BUF];
-    let mut out = Vec::new();
+    let mut out = Output::new();
     let mut flow = handler.on_connect(&mut out);
-    while flow == Flow::Continue {
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-            out.clear();
+    loop {
+        // Write what the handler queued, and let it go on once that is out.
+        while !out.is_empty() {
+            stream.write_output(&mut out).await?;
+            if flow == Flow::Continue {
+                flow = handler.on_drained(&mut out);
+            }
+        }
+        if flow != Flow::Continue {
+            break;
         }
         let read = async {
             match config.idle_timeout {
@@ -58,12 +64,10 @@ async fn drive<H: Handler>(
         };
         if n == 0 {
             handler.on_eof(&mut out);
-            break;
+            flow = Flow::Close;
+        } else {
+            flow = handler.on_data(&buf[..n], &mut out);
         }
-        flow = handler.on_data(&buf[..n], &mut out);
-    }
-    if !out.is_empty() {
-        stream.write_all(&out).await?;
     }
     stream.shutdown().await
 }

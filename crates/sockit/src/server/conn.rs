@@ -1,16 +1,18 @@
 //! The blocking connection driver shared by the `blocking`, `threads` and `fork` models:
-//! read, hand the bytes to the handler, write what it produced, until one side is done.
+//! read, hand the bytes to the handler, write what it produced (blocking: each write
+//! returns once everything is out), until one side is done.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::gate::Slot;
 use super::listener::{Listener, Peer, Stream};
+use super::output::Progress;
 use super::shutdown::{Shutdown, Wake};
-use super::{Config, Ctx, Flow, Handler, accept_error_is_transient};
+use super::{Config, Ctx, Flow, Handler, Output, accept_error_is_transient};
 use crate::error::{Error, Result};
 
 /// Bytes read per `read` call; one buffer per connection, as these models block per connection.
@@ -23,17 +25,29 @@ pub(crate) fn drive<H: Handler>(stream: &Stream, peer: &Peer, mut handler: H, co
     }
 }
 
-fn run<H: Handler>(mut stream: &Stream, handler: &mut H, config: &Config) -> io::Result<()> {
+fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Result<()> {
     stream.set_read_timeout(config.idle_timeout)?;
     let mut buf = vec![0u8; READ_BUF];
-    let mut out = Vec::new();
+    let mut out = Output::new();
     let mut flow = handler.on_connect(&mut out);
-    while flow == Flow::Continue {
-        flush(stream, &mut out)?;
-        match stream.read(&mut buf) {
+    loop {
+        // Write what the handler queued, and let it go on once that is out.
+        while !out.is_empty() {
+            if out.write_to(stream.as_fd())? == Progress::Blocked {
+                // Blocking sockets block instead; only a send timeout could get here.
+                return Err(io::Error::new(ErrorKind::TimedOut, "write timed out"));
+            }
+            if flow == Flow::Continue {
+                flow = handler.on_drained(&mut out);
+            }
+        }
+        if flow != Flow::Continue {
+            return Ok(());
+        }
+        match (&*stream).read(&mut buf) {
             Ok(0) => {
                 handler.on_eof(&mut out);
-                break;
+                flow = Flow::Close;
             }
             Ok(n) => flow = handler.on_data(&buf[..n], &mut out),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -44,15 +58,6 @@ fn run<H: Handler>(mut stream: &Stream, handler: &mut H, config: &Config) -> io:
             Err(e) => return Err(e),
         }
     }
-    flush(stream, &mut out)
-}
-
-fn flush(mut stream: &Stream, out: &mut Vec<u8>) -> io::Result<()> {
-    if !out.is_empty() {
-        stream.write_all(out)?;
-        out.clear();
-    }
-    Ok(())
 }
 
 /// The accept loop of the blocking models: waits for a connection or shutdown, admits it

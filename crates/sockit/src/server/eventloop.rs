@@ -13,23 +13,27 @@
 //!
 //! Speed: in the common case a message costs one `read` and one `send` and allocates
 //! nothing: the reply is sent straight from the scratch buffer. Only when the socket takes
-//! part of it is the unwritten tail copied into the connection, which is then not read
+//! part of it is the unwritten tail moved into the connection, which is then not read
 //! again until that tail is written (backpressure: a peer that does not read cannot make the
 //! server buffer without bound). Level-triggered backends change a socket's interest only
-//! when it enters or leaves that state; the edge-triggered one never does.
+//! when it enters or leaves that state; the edge-triggered one never does. File ranges in
+//! a reply go by `sendfile`, a piece per writable event, never through the loop's memory.
+//!
+//! Fairness: a handler that streams (it adds more every time its output is drained) gets
+//! [`DRAIN_ROUNDS`] rounds per wake-up, then waits for the next turn of the loop.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use rustix::net::SendFlags;
 
 use super::epoll::Epoll;
 use super::gate::Slot;
+use super::output::Progress;
 use super::poll::Poll;
 use super::select::Select;
-use super::{Ctx, Flow, GRACE, Handler, Listener, Model, Service, Stream};
+use super::{Ctx, Flow, GRACE, Handler, Listener, Model, Output, Service, Stream};
 use crate::error::{Error, Result};
 
 /// Bytes read per `read` call; one buffer per loop, however many connections it serves.
@@ -41,6 +45,9 @@ pub(crate) const BATCH: usize = 1024;
 /// The scratch reply buffer is shrunk back to this after a handler made it larger, so one
 /// huge reply does not pin memory for the life of the loop.
 const OUT_KEEP: usize = 1 << 20;
+
+/// Times a connection's handler may refill its drained output in one wake-up.
+const DRAIN_ROUNDS: usize = 16;
 
 /// How long accepting pauses when the process runs out of descriptors or memory; the
 /// connections already open keep being served meanwhile.
@@ -224,8 +231,8 @@ struct Conn<H> {
     phase: Phase,
     /// When the connection last read or wrote, in milliseconds of the loop clock.
     last_active: u64,
-    /// The unwritten tail of a reply; empty and unallocated in the common case.
-    pending: Vec<u8>,
+    /// The unwritten rest of a reply; empty and unallocated in the common case.
+    pending: Output,
     handler: H,
     _slot: Slot,
 }
@@ -267,7 +274,9 @@ pub(crate) struct EventLoop<'a, P: Poller, S: Service> {
     conns: Slab<Conn<S::Handler>>,
     events: Vec<Event>,
     buf: Box<[u8]>,
-    out: Vec<u8>,
+    out: Output,
+    /// Connections whose handlers used up their [`DRAIN_ROUNDS`]: resumed after this batch.
+    again: Vec<usize>,
     accepting: Accepting,
     idle: Option<Idle>,
     /// The loop clock, read once per wake-up and only when something is timed.
@@ -301,7 +310,8 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             conns: Slab::default(),
             events: Vec::with_capacity(BATCH),
             buf: vec![0; READ_BUF].into_boxed_slice(),
-            out: Vec::new(),
+            out: Output::new(),
+            again: Vec::new(),
             accepting: Accepting::Yes,
             idle,
             start: Instant::now(),
@@ -340,6 +350,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             if stop || self.ctx.shutdown.is_triggered() {
                 return self.shut_down();
             }
+            self.resume();
             self.timers();
         }
     }
@@ -347,11 +358,12 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
     /// Takes a connection that was accepted and admitted: greets it and starts watching it.
     pub(crate) fn adopt(&mut self, fd: OwnedFd, mut handler: S::Handler, slot: Slot) {
         let flow = handler.on_connect(&mut self.out);
+        let greeted = !self.out.is_empty();
         let mut conn = Conn {
             fd,
             phase: Phase::Open,
             last_active: self.now,
-            pending: Vec::new(),
+            pending: Output::new(),
             handler,
             _slot: slot,
         };
@@ -375,7 +387,11 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             tracing::warn!(error = %e, "cannot watch connection; closed");
             return;
         }
+        let drained = greeted && interest == Interest::Read && conn.phase == Phase::Open;
         self.conns.insert(conn);
+        if drained {
+            self.again.push(idx);
+        }
     }
 
     /// Accepts until the listener would block (it may be shared with other loops, which
@@ -445,14 +461,17 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             }
             match flush(&conn.fd, &mut conn.pending) {
                 Err(e) => return self.close(idx, &e),
-                Ok(()) if !conn.pending.is_empty() => {
+                Ok(Progress::Blocked) => {
                     conn.last_active = self.now;
                     return;
                 }
-                Ok(()) => conn.last_active = self.now,
+                Ok(Progress::Done) => conn.last_active = self.now,
             }
             if conn.phase == Phase::Closing {
                 return self.close_quietly(idx);
+            }
+            if !self.drained(idx) {
+                return;
             }
             match trigger {
                 Trigger::Level => {
@@ -491,10 +510,8 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             } else {
                 conn.handler.on_data(&self.buf[..n], &mut self.out)
             };
+            let replied = !self.out.is_empty();
             let sent = send_out(&conn.fd, &mut self.out, &mut conn.pending);
-            if self.out.capacity() > OUT_KEEP {
-                self.out.shrink_to(READ_BUF);
-            }
             if let Err(e) = sent {
                 return self.close(idx, &e);
             }
@@ -508,6 +525,9 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             if !conn.pending.is_empty() {
                 return self.want(idx, Interest::Write);
             }
+            if replied && !self.drained(idx) {
+                return;
+            }
             // Level-triggered: what is left is reported again, and other connections get
             // their turn meanwhile. Edge-triggered: a short read emptied the socket (data
             // arriving later raises a new edge), unless the peer also hung up, whose EOF
@@ -515,6 +535,60 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             if trigger == Trigger::Level || (n < self.buf.len() && !ready.contains(Ready::CLOSED)) {
                 return;
             }
+        }
+    }
+
+    /// Called when connection `idx`'s output has all been written and it is open: lets
+    /// its handler add more ([`Handler::on_drained`]), for at most [`DRAIN_ROUNDS`]
+    /// rounds. Returns whether the connection may read again now; if not, it was closed,
+    /// is waiting to write, or waits for [`EventLoop::resume`].
+    fn drained(&mut self, idx: usize) -> bool {
+        for _ in 0..DRAIN_ROUNDS {
+            let Some(conn) = self.conns.get_mut(idx) else {
+                return false;
+            };
+            let flow = conn.handler.on_drained(&mut self.out);
+            if flow == Flow::Continue && self.out.is_empty() {
+                return true;
+            }
+            if let Err(e) = send_out(&conn.fd, &mut self.out, &mut conn.pending) {
+                self.close(idx, &e);
+                return false;
+            }
+            if flow == Flow::Close {
+                conn.phase = Phase::Closing;
+                if conn.pending.is_empty() {
+                    self.close_quietly(idx);
+                } else {
+                    self.want(idx, Interest::Write);
+                }
+                return false;
+            }
+            if !conn.pending.is_empty() {
+                self.want(idx, Interest::Write);
+                return false;
+            }
+        }
+        self.again.push(idx);
+        false
+    }
+
+    /// Gives the connections that used up their drain rounds their next turn.
+    fn resume(&mut self) {
+        let mut again = std::mem::take(&mut self.again);
+        for &idx in &again {
+            let ready = self
+                .conns
+                .get(idx)
+                .is_some_and(|c| c.phase == Phase::Open && c.pending.is_empty());
+            // Edge-triggered: data that came meanwhile raised no new edge; read it now.
+            if ready && self.drained(idx) && self.poller.trigger() == Trigger::Edge {
+                self.read(idx, Trigger::Edge, Ready::READABLE);
+            }
+        }
+        again.clear();
+        if self.again.is_empty() {
+            self.again = again;
         }
     }
 
@@ -544,8 +618,12 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         }
     }
 
-    /// How long the next wait may last: until the next idle sweep or accept resumption.
+    /// How long the next wait may last: until the next idle sweep or accept resumption,
+    /// and not at all while connections wait for [`EventLoop::resume`].
     fn timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let sweep = self.idle.map(|i| i.next_sweep);
         let resume = match self.accepting {
             Accepting::PausedUntil(t) => Some(t),
@@ -674,57 +752,34 @@ fn is_shortage(e: &io::Error) -> bool {
     )
 }
 
-/// Writes `out` (the loop's scratch buffer), or appends it to `pending` if a reply is
+/// Writes `out` (the loop's scratch output), or appends it to `pending` if a reply is
 /// already waiting there, then empties `out`. What the socket does not take goes to
 /// `pending`.
-fn send_out(fd: &OwnedFd, out: &mut Vec<u8>, pending: &mut Vec<u8>) -> io::Result<()> {
+fn send_out(fd: &OwnedFd, out: &mut Output, pending: &mut Output) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
     let result = if pending.is_empty() {
-        send_some(fd, out).map(|n| {
-            if n < out.len() {
-                pending.extend_from_slice(&out[n..]);
-            }
-        })
+        out.write_to(fd.as_fd()).map(|_| ())
     } else {
-        pending.extend_from_slice(out);
         Ok(())
     };
-    out.clear();
+    // Whatever is left (all of it when a reply was already waiting) queues behind.
+    pending.append(out);
+    if out.capacity() > OUT_KEEP {
+        out.shrink_to(READ_BUF);
+    }
     result
 }
 
 /// Writes as much of `pending` as the socket takes; frees it once it is all out.
-fn flush(fd: &OwnedFd, pending: &mut Vec<u8>) -> io::Result<()> {
-    let n = send_some(fd, pending)?;
-    if n == pending.len() {
+fn flush(fd: &OwnedFd, pending: &mut Output) -> io::Result<Progress> {
+    let progress = pending.write_to(fd.as_fd())?;
+    if progress == Progress::Done {
         // Back to the unallocated state an idle connection should be in.
-        *pending = Vec::new();
-    } else {
-        pending.drain(..n);
+        *pending = Output::new();
     }
-    Ok(())
-}
-
-/// Sends until everything is out or the socket would block; returns how much went out.
-/// Looping to `EAGAIN` after a partial write is what guarantees edge-triggered backends a
-/// writable edge later.
-fn send_some(fd: &OwnedFd, mut data: &[u8]) -> io::Result<usize> {
-    let total = data.len();
-    while !data.is_empty() {
-        // MSG_NOSIGNAL: a peer that reset must cost an EPIPE for that connection, not a
-        // SIGPIPE for the process. The `sockit` binary ignores SIGPIPE (Rust's default), but
-        // a library user's program might not.
-        match rustix::net::send(fd, data, SendFlags::NOSIGNAL) {
-            Ok(0) => break,
-            Ok(n) => data = &data[n..],
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(total - data.len())
+    Ok(progress)
 }
 
 /// Connections by slab index; freed places are reused so tokens stay dense.
@@ -852,11 +907,11 @@ mod tests {
     struct Polite;
 
     impl Handler for Polite {
-        fn on_connect(&mut self, out: &mut Vec<u8>) -> Flow {
+        fn on_connect(&mut self, out: &mut Output) -> Flow {
             out.extend_from_slice(b"hi\n");
             Flow::Continue
         }
-        fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+        fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
             if data.starts_with(b"quit") {
                 out.extend_from_slice(b"bye\n");
                 return Flow::Close;
@@ -864,7 +919,7 @@ mod tests {
             out.extend_from_slice(data);
             Flow::Continue
         }
-        fn on_eof(&mut self, out: &mut Vec<u8>) {
+        fn on_eof(&mut self, out: &mut Output) {
             out.extend_from_slice(b"eof\n");
         }
     }
@@ -883,9 +938,10 @@ mod tests {
     const FLOOD: usize = 4 << 20;
 
     impl Handler for Flood {
-        fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+        fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
             self.0.fetch_add(data.len(), Ordering::SeqCst);
-            out.resize(out.len() + data.len() * FLOOD, b'x');
+            let len = out.len() + data.len() * FLOOD;
+            out.resize(len, b'x');
             Flow::Continue
         }
     }
@@ -894,6 +950,66 @@ mod tests {
         type Handler = Flood;
         fn handler(&self, _peer: &Peer) -> Flood {
             self.clone()
+        }
+    }
+
+    /// Streams `COUNT` numbered lines, one more each time its output drains (every tenth
+    /// preceded by a file's content, sent by `sendfile`), then echoes.
+    struct Counter {
+        next: usize,
+        file: std::fs::File,
+    }
+
+    const COUNT: usize = 200;
+    const FILE_TEXT: &[u8] = b"from a file\n";
+
+    fn counted() -> Vec<u8> {
+        let mut all = Vec::new();
+        for i in 0..COUNT {
+            if i.is_multiple_of(10) {
+                all.extend_from_slice(FILE_TEXT);
+            }
+            all.extend_from_slice(format!("{i:06}\n").as_bytes());
+        }
+        all
+    }
+
+    impl Counter {
+        fn more(&mut self, out: &mut Output) -> Flow {
+            if self.next < COUNT {
+                if self.next.is_multiple_of(10) {
+                    let file = self.file.try_clone().unwrap();
+                    out.send_file(file, 0, FILE_TEXT.len() as u64);
+                }
+                out.extend_from_slice(format!("{:06}\n", self.next).as_bytes());
+                self.next += 1;
+            }
+            Flow::Continue
+        }
+    }
+
+    impl Handler for Counter {
+        fn on_connect(&mut self, out: &mut Output) -> Flow {
+            self.more(out)
+        }
+        fn on_drained(&mut self, out: &mut Output) -> Flow {
+            self.more(out)
+        }
+        fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
+            out.extend_from_slice(data);
+            Flow::Continue
+        }
+    }
+
+    struct CounterService(std::path::PathBuf);
+
+    impl Service for CounterService {
+        type Handler = Counter;
+        fn handler(&self, _peer: &Peer) -> Counter {
+            Counter {
+                next: 0,
+                file: std::fs::File::open(&self.0).unwrap(),
+            }
         }
     }
 
@@ -1006,6 +1122,25 @@ mod tests {
             })
             .unwrap();
         }
+    }
+
+    #[test]
+    fn a_handler_streams_as_its_output_drains() {
+        let path = std::env::temp_dir().join(format!("sockit-counter-{}", std::process::id()));
+        std::fs::write(&path, FILE_TEXT).unwrap();
+        let want = counted();
+        for b in BACKENDS {
+            let (client, server) = pair();
+            let service = CounterService(path.clone());
+            with_loop(b, service, Config::default(), server, |_| {
+                // Far more rounds than one wake-up allows: the rest come on later turns.
+                assert!(read_n(&client, want.len()) == want, "{b}: stream differs");
+                (&client).write_all(b"ping").unwrap();
+                assert_eq!(read_n(&client, 4), b"ping", "{b}");
+            })
+            .unwrap();
+        }
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -3,14 +3,15 @@
 //! A user writes one [`Service`] (a factory of per-connection [`Handler`]s, the
 //! `BaseRequestHandler.handle()` idea) or one [`DatagramService`], binds a [`Server`] and
 //! picks a [`Model`]. Handlers never touch the socket: they get the bytes that arrived and
-//! append their reply to a buffer they are given, so one handler runs under every model.
+//! append their reply to an [`Output`] they are given (bytes, and file ranges the drivers
+//! `sendfile`), so one handler runs under every model.
 //!
 //! ```no_run
-//! use sockit::server::{Config, Flow, Handler, Model, Peer, Server, Service};
+//! use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
 //!
 //! struct Upper;
 //! impl Handler for Upper {
-//!     fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow {
+//!     fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
 //!         out.extend(data.iter().map(u8::to_ascii_uppercase));
 //!         Flow::Continue
 //!     }
@@ -43,6 +44,7 @@ mod eventloop;
 mod fork;
 pub(crate) mod gate;
 pub(crate) mod listener;
+mod output;
 mod poll;
 mod select;
 mod shutdown;
@@ -56,6 +58,7 @@ use std::time::Duration;
 
 pub use access::{AccessList, Network};
 pub use listener::{DatagramSocket, Listener, Peer, Stream};
+pub use output::Output;
 pub use shutdown::Shutdown;
 pub use tasks::{Stopping, TaskStream};
 
@@ -199,17 +202,26 @@ pub enum Flow {
 /// without bound).
 pub trait Handler: Send + 'static {
     /// The connection was accepted; a greeting may go into `out`.
-    fn on_connect(&mut self, out: &mut Vec<u8>) -> Flow {
+    fn on_connect(&mut self, out: &mut Output) -> Flow {
         let _ = out;
         Flow::Continue
     }
 
     /// Bytes arrived.
-    fn on_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Flow;
+    fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow;
+
+    /// Everything the handler queued has been written to the peer. A handler that holds
+    /// work back to bound what it queues (pipelined requests for large files, a stream it
+    /// produces piece by piece) continues here; whatever it adds is written, and this is
+    /// called again once that is out, until it adds nothing. Not called once closing.
+    fn on_drained(&mut self, out: &mut Output) -> Flow {
+        let _ = out;
+        Flow::Continue
+    }
 
     /// The peer closed its sending side; last words may go into `out`, then the
     /// connection is closed.
-    fn on_eof(&mut self, out: &mut Vec<u8>) {
+    fn on_eof(&mut self, out: &mut Output) {
         let _ = out;
     }
 }
@@ -235,9 +247,9 @@ pub trait DatagramService: Send + Sync + 'static {
 }
 
 /// A service that owns each connection's socket, as `socketserver.BaseRequestHandler`
-/// owns `self.request`: for protocols that move bulk data with their own system calls
-/// (`sendfile`, large reads straight into files) rather than through a [`Handler`]'s bytes
-/// in, bytes out. Served a thread per connection ([`Server::serve_streams`]), with the
+/// owns `self.request`: for protocols that run their own conversation on the socket
+/// (large reads straight into files, progress between system calls, blocking waits on
+/// other things) rather than a [`Handler`]'s bytes in, bytes and file ranges out. Served a thread per connection ([`Server::serve_streams`]), with the
 /// same limits, access lists and shutdown as the `threads` model: on shutdown the read side
 /// of every connection is shut, so `handle` sees end of stream and can finish cleanly.
 pub trait StreamService: Send + Sync + 'static {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::gate::Gate;
 use super::listener::{Listener, Peer};
+use super::output::Output;
 use super::{GRACE, Server, Sockets, accept_error_is_transient};
 use crate::error::{Error, Result};
 
@@ -151,6 +152,35 @@ impl Accept {
                 let peer = Peer::Unix(a.as_pathname().map(Into::into));
                 (TaskStream::Unix(s), peer)
             }),
+        }
+    }
+}
+
+impl TaskStream {
+    /// Writes all of `out` (bytes and file ranges), waiting for the socket as needed.
+    pub(crate) async fn write_output(&self, out: &mut Output) -> io::Result<()> {
+        use super::output::Progress;
+        let fd = self.as_fd();
+        // `try_io` must see `WouldBlock` to clear the readiness it consumed.
+        let mut step = || match out.write_to(fd)? {
+            Progress::Done => Ok(()),
+            Progress::Blocked => Err(io::ErrorKind::WouldBlock.into()),
+        };
+        loop {
+            let r = match self {
+                TaskStream::Tcp(s) => {
+                    s.writable().await?;
+                    s.try_io(tokio::io::Interest::WRITABLE, &mut step)
+                }
+                TaskStream::Unix(s) => {
+                    s.writable().await?;
+                    s.try_io(tokio::io::Interest::WRITABLE, &mut step)
+                }
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
         }
     }
 }
