@@ -5,8 +5,8 @@
 # requests/s and the server's CPU time per request (utime+stime of the server process and
 # its threads, from /proc, over the wrk run, divided by the requests wrk completed).
 #
-# Usage: bench/http.sh                         (DURATION=4s MODEL=async WORKERS=1 PIN=1)
-#        MODEL=threads bench/http.sh
+# Usage: bench/http.sh                         (DURATION=4s MODEL=epoll WORKERS=1 PIN=1)
+#        MODEL=async bench/http.sh
 # With PIN=1 each server is pinned to CPU 0 and wrk to CPU 1. sockit runs with -q (no
 # request log), as nginx runs without an access log; python logs (it cannot be told not to).
 # Every run is bounded by DURATION; only 127.0.0.1 is used.
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-4s}
-MODEL=${MODEL:-async}
+MODEL=${MODEL:-epoll}
 WORKERS=${WORKERS:-1}
 PIN=${PIN:-1}
 
