@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use sockit::proto::echo::Echo;
-use sockit::server::{Config, Model, Server, Stream};
+use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service, Stream};
 
 #[test]
 fn a_shutdown_handle_stops_every_model_with_a_client_connected() {
@@ -50,5 +50,70 @@ fn unknown_model_names_list_the_known_ones() {
     for (model, name) in Model::ALL.iter().zip(Model::NAMES) {
         assert_eq!(name.parse::<Model>().unwrap(), *model);
         assert_eq!(model.to_string(), name);
+    }
+}
+
+/// Echoes, but panics on `boom`: a handler with a bug that input can reach.
+struct Fragile;
+
+impl Handler for Fragile {
+    fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
+        assert!(!data.starts_with(b"boom"), "the bug was reached");
+        out.extend_from_slice(data);
+        Flow::Continue
+    }
+}
+
+impl Service for Fragile {
+    type Handler = Fragile;
+    fn handler(&self, _peer: &Peer) -> Fragile {
+        Fragile
+    }
+}
+
+#[test]
+fn a_panicking_handler_costs_its_connection_only() {
+    for model in Model::ALL {
+        let config = Config {
+            model,
+            workers: Some(1),
+            ..Config::default()
+        };
+        let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let endpoint = server.local_endpoint().clone();
+        let stop = server.shutdown_handle();
+        let serving = std::thread::spawn(move || server.serve(Fragile));
+        let connect = || {
+            let c = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c
+        };
+        // One connection stays open across the panic (not under `blocking`, which serves
+        // one at a time), one comes after it.
+        let mut before = (model != Model::Blocking).then(|| {
+            let mut c = connect();
+            c.write_all(b"one").unwrap();
+            let mut buf = [0u8; 3];
+            c.read_exact(&mut buf).unwrap();
+            c
+        });
+
+        let mut bad = connect();
+        bad.write_all(b"boom").unwrap();
+        let mut rest = Vec::new();
+        let _ = bad.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{model}: {rest:?}");
+
+        let mut after = connect();
+        for c in before.iter_mut().chain([&mut after]) {
+            c.write_all(b"two").unwrap();
+            let mut buf = [0u8; 3];
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"two", "{model}");
+        }
+        drop((before, after));
+        stop.trigger();
+        let result = serving.join().expect("serve thread panicked");
+        assert!(result.is_ok(), "{model}: {result:?}");
     }
 }

@@ -19,9 +19,14 @@ use crate::error::{Error, Result};
 const READ_BUF: usize = 64 * 1024;
 
 /// Serves one connection to the end. Errors are the peer's (reset, timeout) and end only it.
+/// A panic in the handler (a bug the input found) ends this connection only: under the
+/// `blocking` model the server's one thread runs it, and must go on accepting.
 pub(crate) fn drive<H: Handler>(stream: &Stream, peer: &Peer, mut handler: H, config: &Config) {
-    if let Err(e) = run(stream, &mut handler, config) {
-        tracing::debug!(%peer, error = %e, "connection ended");
+    let run = std::panic::AssertUnwindSafe(|| run(stream, &mut handler, config));
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended"),
+        Err(_) => tracing::error!(%peer, "connection handler panicked; connection closed"),
     }
 }
 

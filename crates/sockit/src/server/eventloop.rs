@@ -357,7 +357,9 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
 
     /// Takes a connection that was accepted and admitted: greets it and starts watching it.
     pub(crate) fn adopt(&mut self, fd: OwnedFd, mut handler: S::Handler, slot: Slot) {
-        let flow = handler.on_connect(&mut self.out);
+        let Some(flow) = contained(&mut self.out, |out| handler.on_connect(out)) else {
+            return;
+        };
         let greeted = !self.out.is_empty();
         let mut conn = Conn {
             fd,
@@ -504,11 +506,17 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                 Err(e) => return self.close(idx, &e.into()),
             };
             conn.last_active = self.now;
-            let flow = if n == 0 {
-                conn.handler.on_eof(&mut self.out);
-                Flow::Close
-            } else {
-                conn.handler.on_data(&self.buf[..n], &mut self.out)
+            let data = &self.buf[..n];
+            let flow = contained(&mut self.out, |out| {
+                if n == 0 {
+                    conn.handler.on_eof(out);
+                    Flow::Close
+                } else {
+                    conn.handler.on_data(data, out)
+                }
+            });
+            let Some(flow) = flow else {
+                return self.close_quietly(idx);
             };
             let replied = !self.out.is_empty();
             let sent = send_out(&conn.fd, &mut self.out, &mut conn.pending);
@@ -547,7 +555,10 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             let Some(conn) = self.conns.get_mut(idx) else {
                 return false;
             };
-            let flow = conn.handler.on_drained(&mut self.out);
+            let Some(flow) = contained(&mut self.out, |out| conn.handler.on_drained(out)) else {
+                self.close_quietly(idx);
+                return false;
+            };
             if flow == Flow::Continue && self.out.is_empty() {
                 return true;
             }
@@ -694,7 +705,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             };
             if conn.phase == Phase::Open {
                 conn.phase = Phase::Closing;
-                conn.handler.on_eof(&mut self.out);
+                contained(&mut self.out, |out| conn.handler.on_eof(out));
                 if let Err(e) = send_out(&conn.fd, &mut self.out, &mut conn.pending) {
                     self.close(idx, &e);
                     continue;
@@ -732,6 +743,18 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         }
         Ok(())
     }
+}
+
+/// Runs a handler callback. A panic in it (a bug the input found) costs its connection
+/// only, as it costs one thread under the `threads` model, not the loop serving every
+/// other connection: `None`, with whatever the handler had half-written dropped.
+fn contained<R>(out: &mut Output, f: impl FnOnce(&mut Output) -> R) -> Option<R> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(out))).ok();
+    if r.is_none() {
+        out.clear();
+        tracing::error!("connection handler panicked; connection closed");
+    }
+    r
 }
 
 /// Accepts one connection and makes it non-blocking.
