@@ -117,10 +117,13 @@ pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOCKIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Colour codes only for a person at a terminal, not in logs or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use sockit::Endpoint;
 use sockit::server::Stream;
 
-use crate::util::{Server, TempDir, payload};
+use crate::util::{self, Proc, Server, TempDir, WAIT, payload};
 
 /// Every model; all of them serve streams.
 pub const STREAM_MODELS: &[&str] = &[
@@ -217,4 +217,31 @@ fn ipv6_loopback_is_served_and_printed_in_brackets() {
     let mut buf = [0u8; 16];
     assert_eq!(sock.recv(&mut buf).unwrap(), 3);
     assert_eq!(&buf[..3], b"six");
+}
+
+#[test]
+fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let mut cmd = util::sockit();
+    cmd.env("SOCKIT_LOG", "debug").args(["echo", "127.0.0.1:0"]);
+    let mut server = Proc::spawn(cmd);
+    let addr = server.listening_on();
+    let port = addr.rsplit(':').next().unwrap();
+    // A connection reset by its peer makes a debug line.
+    let mut reset = Proc::python(
+        "import socket,struct,sys\n\
+         s=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+         s.sendall(b'x'); s.recv(1)\n\
+         s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0)); s.close()",
+        &[port],
+    );
+    assert!(reset.wait_exit(WAIT).success(), "{}", reset.stderr());
+    let deadline = std::time::Instant::now() + WAIT;
+    while !server.stderr().contains("DEBUG") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let err = server.stderr();
+    assert!(err.contains("DEBUG"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+    util::signal(&server.child, 15);
+    assert!(server.wait_exit(WAIT).success());
 }
