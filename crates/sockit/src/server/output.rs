@@ -25,6 +25,21 @@ const FILE_CHUNK: usize = 1 << 20;
 /// A handler's reply: bytes (this derefs to the `Vec<u8>` they are appended to) and file
 /// ranges queued in between with [`Output::send_file`], all sent in the order they were
 /// added.
+///
+/// Through the `Vec`, `len()` and indexing see the bytes added since the last file range;
+/// [`Output::is_empty`] and [`Output::clear`] are this type's own and cover everything.
+///
+/// ```
+/// use sockit::server::Output;
+///
+/// let mut out = Output::new();
+/// out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+/// let file = std::fs::File::open(std::env::current_exe()?)?;
+/// out.send_file(file, 0, 5); // the driver sends these 5 bytes by sendfile(2)
+/// assert_eq!(out.queued_files(), 1);
+/// assert!(out.len() == 0 && !out.is_empty());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct Output {
     /// Parts queued before `tail`, in order.
