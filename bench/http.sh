@@ -5,8 +5,10 @@
 # requests/s and the server's CPU time per request (utime+stime of the server process and
 # its threads, from /proc, over the wrk run, divided by the requests wrk completed).
 #
-# Usage: bench/http.sh                         (DURATION=4s MODEL=epoll WORKERS=1 PIN=1)
-#        MODEL=async bench/http.sh
+# Usage: bench/http.sh                         (DURATION=4s MODEL=epoll WORKERS=1 PIN=1 ROUNDS=1)
+#        MODEL=async ROUNDS=3 bench/http.sh
+# All three servers are started first and stay up; each round runs wrk against each of
+# them in turn for each file, so the rows of one file in one round are taken back to back.
 # With PIN=1 each server is pinned to CPU 0 and wrk to CPU 1. sockit runs with -q (no
 # request log), as nginx runs without an access log; python logs (it cannot be told not to).
 # Every run is bounded by DURATION; only 127.0.0.1 is used.
@@ -17,6 +19,7 @@ DURATION=${DURATION:-4s}
 MODEL=${MODEL:-epoll}
 WORKERS=${WORKERS:-1}
 PIN=${PIN:-1}
+ROUNDS=${ROUNDS:-1}
 
 cargo build --release -q -p sockit-cli
 S=$PWD/target/release/sockit
@@ -62,42 +65,36 @@ ticks() {
 
 hz=$(getconf CLK_TCK)
 
-# run NAME PID PORT: one wrk run per file; prints a table row each.
+# run NAME PID PORT FILE: one wrk run; prints a table row.
 run() {
-  local name=$1 pid=$2 port=$3 file before after out reqs rps cpu
-  for file in 1k.bin 1m.bin; do
-    # Warm up (and check it serves) before measuring.
-    curl -sf -o /dev/null "http://127.0.0.1:$port/$file"
-    before=$(ticks "$pid")
-    out=$("${client_cpu[@]}" wrk -t1 -c50 -d"$DURATION" "http://127.0.0.1:$port/$file")
-    after=$(ticks "$pid")
-    reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
-    rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/ { printf "%s ", $0 }' <<<"$out")
-    cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" \
-      'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
-    printf '| %s | %s | %s | %s | %s |%s\n' "$name" "$file" "$rps" "$reqs" "$cpu" "${errs:+ $errs}"
-  done
+  local name=$1 pid=$2 port=$3 file=$4 before after out reqs rps cpu errs
+  # Warm up (and check it serves) before measuring.
+  curl -sf -o /dev/null "http://127.0.0.1:$port/$file"
+  before=$(ticks "$pid")
+  out=$("${client_cpu[@]}" wrk -t1 -c50 -d"$DURATION" "http://127.0.0.1:$port/$file")
+  after=$(ticks "$pid")
+  reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ { printf "%s ", $0 }' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" \
+    'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+  printf '| %s | %s | %s | %s | %s | %s |%s\n' "$round" "$name" "$file" "$rps" "$reqs" "$cpu" "${errs:+ $errs}"
 }
 
-echo "| server | file | requests/s | requests | server CPU µs/request |"
-echo "|---|---|---|---|---|"
 
 port=$(free_port)
 "${server_cpu[@]}" "$S" http serve "$work/www" "127.0.0.1:$port" -q --model "$MODEL" --workers "$WORKERS" 2>/dev/null &
 pid=$!
 pids+=("$pid")
 wait_listening "$port"
-run "sockit http serve ($MODEL, $WORKERS worker)" "$pid" "$port"
-kill "$pid"
+names=("sockit http serve ($MODEL, $WORKERS worker)") spids=("$pid") ports=("$port")
 
 port=$(free_port)
 "${server_cpu[@]}" python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
 pid=$!
 pids+=("$pid")
 wait_listening "$port"
-run "python3 -m http.server" "$pid" "$port"
-kill "$pid"
+names+=("python3 -m http.server") spids+=("$pid") ports+=("$port")
 
 port=$(free_port)
 mkdir -p "$work/nginx"
@@ -128,5 +125,14 @@ CONF
 pid=$!
 pids+=("$pid")
 wait_listening "$port"
-run "nginx (1 process)" "$pid" "$port"
-kill "$pid"
+names+=("nginx (1 process)") spids+=("$pid") ports+=("$port")
+
+echo "| round | server | file | requests/s | requests | server CPU µs/request |"
+echo "|---|---|---|---|---|---|"
+for round in $(seq "$ROUNDS"); do
+  for file in 1k.bin 1m.bin; do
+    for i in "${!names[@]}"; do
+      run "${names[$i]}" "${spids[$i]}" "${ports[$i]}" "$file"
+    done
+  done
+done

@@ -13,6 +13,7 @@
 //! every component, with no window between check and open). Before that, the decoded
 //! path is refused if any segment is `..` or holds an encoded `/` or NUL.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -185,7 +186,7 @@ impl FileHandler {
 /// A response being built: status and headers, then the body bytes.
 struct Reply {
     status: u16,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, Cow<'static, str>)>,
     body: Body,
 }
 
@@ -311,7 +312,7 @@ impl FileHandler {
                     location.push_str(q);
                 }
                 let mut r = error_reply(301);
-                r.headers.push(("Location", location));
+                r.headers.push(("Location", location.into()));
                 return r;
             }
             let index = rel.join("index.html");
@@ -442,11 +443,11 @@ fn decode_path(raw: &str) -> Option<PathBuf> {
 fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -> Reply {
     let size = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    let last_modified = httpdate::fmt_http_date(mtime);
-    let mut headers = vec![
-        ("Content-Type", content_type(name).to_owned()),
-        ("Last-Modified", last_modified.clone()),
-        ("Accept-Ranges", "bytes".to_owned()),
+    let last_modified = LAST_MODIFIED.with(|c| c.format(mtime));
+    let mut headers: Vec<(&'static str, Cow<'static, str>)> = vec![
+        ("Content-Type", content_type(name).into()),
+        ("Last-Modified", last_modified.clone().into()),
+        ("Accept-Ranges", "bytes".into()),
     ];
     if let Some(ims) = req
         .header("if-modified-since")
@@ -461,7 +462,7 @@ fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -
         if req.header("if-none-match").is_none() && secs(mtime) <= secs(ims) {
             return Reply {
                 status: 304,
-                headers: vec![("Last-Modified", last_modified)],
+                headers: vec![("Last-Modified", last_modified.into())],
                 body: Body::Bytes(Vec::new()),
             };
         }
@@ -476,11 +477,12 @@ fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -
     match range {
         Some(Range::Unsatisfiable) => {
             let mut r = error_reply(416);
-            r.headers.push(("Content-Range", format!("bytes */{size}")));
+            r.headers
+                .push(("Content-Range", format!("bytes */{size}").into()));
             r
         }
         Some(Range::Bytes(from, to)) => {
-            headers.push(("Content-Range", format!("bytes {from}-{to}/{size}")));
+            headers.push(("Content-Range", format!("bytes {from}-{to}/{size}").into()));
             Reply {
                 status: 206,
                 headers,
@@ -663,22 +665,34 @@ pub fn html_escape(s: &str) -> String {
 
 /// The `Date` header, formatted at most once a second per thread.
 fn http_date_now() -> String {
-    use std::cell::RefCell;
-    thread_local! {
-        static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    NOW.with(|c| c.format(SystemTime::now()))
+}
+
+thread_local! {
+    static NOW: DateCache = const { DateCache::new() };
+    // Most requests ask for the same few files: the last mtime formatted is kept.
+    static LAST_MODIFIED: DateCache = const { DateCache::new() };
+}
+
+/// An HTTP date of one second, formatted once and reused while it is asked for again.
+struct DateCache(std::cell::RefCell<(u64, String)>);
+
+impl DateCache {
+    const fn new() -> DateCache {
+        DateCache(std::cell::RefCell::new((0, String::new())))
     }
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
+
+    fn format(&self, t: SystemTime) -> String {
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut c = self.0.borrow_mut();
         if c.0 != secs || c.1.is_empty() {
-            *c = (secs, httpdate::fmt_http_date(now));
+            *c = (secs, httpdate::fmt_http_date(t));
         }
         c.1.clone()
-    })
+    }
 }
 
 #[cfg(test)]
