@@ -459,6 +459,31 @@ fn curl_against_http_serve_under_models() {
         );
         assert_eq!(curl(&["-H", &ims(&past), &format!("{b}/hello.txt")]).0, 200);
 
+        // ETag: curl keeps it and asks again with If-None-Match (304); If-Range with it
+        // gives the range, with another tag the whole file.
+        let tags = tree.tmp.path(&format!("etag-{model}"));
+        let tags = tags.to_str().unwrap();
+        let url = format!("{b}/hello.txt");
+        assert_eq!(curl(&["--etag-save", tags, &url]).0, 200, "{model}");
+        let etag = std::fs::read_to_string(tags).unwrap().trim().to_owned();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"'),
+            "{model}: {etag:?}"
+        );
+        assert_eq!(
+            curl(&["--etag-compare", tags, &url]),
+            (304, vec![]),
+            "{model}"
+        );
+        let if_range = |tag: &str| curl(&["-r", "0-4", "-H", &format!("If-Range: {tag}"), &url]);
+        assert_eq!(if_range(&etag), (206, b"hello".to_vec()), "{model}");
+        assert_eq!(if_range("\"other\"").1, b"hello, world\n", "{model}");
+        // A listed tag among others, and If-None-Match winning over If-Modified-Since.
+        let inm = format!("If-None-Match: \"x\", W/{etag}");
+        assert_eq!(curl(&["-H", &inm, &url]).0, 304, "{model}");
+        let stale = ["-H", "If-None-Match: \"x\"", "-H", &ims(&future), &url];
+        assert_eq!(curl(&stale).0, 200, "{model}");
+
         assert_eq!(curl(&[&format!("{b}/missing")]).0, 404);
         assert_eq!(curl(&["-X", "POST", &format!("{b}/hello.txt")]).0, 501);
         assert_eq!(curl(&["-I", &format!("{b}/hello.txt")]).0, 200);

@@ -439,41 +439,53 @@ fn decode_path(raw: &str) -> Option<PathBuf> {
     Some(rel)
 }
 
-/// A regular file: 200, or 206/416 for a `Range`, or 304 for `If-Modified-Since`.
+/// A regular file: 200, or 206/416 for a `Range`, or 304 for `If-None-Match` or
+/// `If-Modified-Since` (the first wins when both are sent, as RFC 9110 says).
 fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -> Reply {
     let size = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+    let secs = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
     let last_modified = LAST_MODIFIED.with(|c| c.format(mtime));
-    let mut headers: Vec<(&'static str, Cow<'static, str>)> = vec![
-        ("Content-Type", content_type(name).into()),
-        ("Last-Modified", last_modified.clone().into()),
-        ("Accept-Ranges", "bytes".into()),
-    ];
-    if let Some(ims) = req
-        .header("if-modified-since")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-    {
-        let secs = |t: SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
+    // nginx's form: changes when the file is rewritten (mtime) or resized.
+    let etag = format!("\"{:x}-{size:x}\"", secs(mtime));
+    let not_modified = match req.header("if-none-match") {
+        Some(tags) => etag_listed(tags, &etag),
+        None => req
+            .header("if-modified-since")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|ims| secs(mtime) <= secs(ims)),
+    };
+    if not_modified {
+        return Reply {
+            status: 304,
+            headers: vec![
+                ("ETag", etag.into()),
+                ("Last-Modified", last_modified.into()),
+            ],
+            body: Body::Bytes(Vec::new()),
         };
-        if req.header("if-none-match").is_none() && secs(mtime) <= secs(ims) {
-            return Reply {
-                status: 304,
-                headers: vec![("Last-Modified", last_modified.into())],
-                body: Body::Bytes(Vec::new()),
-            };
-        }
     }
+    // If-Range: the range only if the file is still the one the client has part of
+    // (an entity tag compares strongly, a date exactly).
     let range = req
         .header("range")
         .filter(|_| match req.header("if-range") {
             None => true,
+            Some(v) if v.starts_with(b"\"") || v.starts_with(b"W/") => v == etag.as_bytes(),
             Some(v) => v == last_modified.as_bytes(),
         })
         .map(|v| parse_range(v, size));
+    let mut headers: Vec<(&'static str, Cow<'static, str>)> = vec![
+        ("Content-Type", content_type(name).into()),
+        ("Last-Modified", last_modified.into()),
+        ("ETag", etag.into()),
+        ("Accept-Ranges", "bytes".into()),
+    ];
     match range {
         Some(Range::Unsatisfiable) => {
             let mut r = error_reply(416);
@@ -503,6 +515,15 @@ fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -
             },
         },
     }
+}
+
+/// Whether an `If-None-Match` list names `etag` (or is `*`); compared weakly, as that
+/// header is, so `W/"x"` matches `"x"`.
+fn etag_listed(list: &[u8], etag: &str) -> bool {
+    list.split(|&b| b == b',').any(|t| {
+        let t = t.trim_ascii();
+        t == b"*" || t.strip_prefix(b"W/").unwrap_or(t) == etag.as_bytes()
+    })
 }
 
 /// A `Range` header, judged against the file size.
@@ -758,6 +779,16 @@ mod tests {
         assert_eq!(parse_range(b"items=0-1", 100), Ignore);
         assert_eq!(parse_range(b"bytes=5-1", 100), Ignore);
         assert_eq!(parse_range(b"bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn entity_tags_match_weakly_in_lists() {
+        let tag = "\"5f-a\"";
+        assert!(etag_listed(b"\"5f-a\"", tag));
+        assert!(etag_listed(b"\"x\", W/\"5f-a\"", tag));
+        assert!(etag_listed(b" * ", tag));
+        assert!(!etag_listed(b"\"5f-b\", \"5f\"", tag));
+        assert!(!etag_listed(b"5f-a", tag));
     }
 
     #[test]
