@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, queue, style, terminal};
 use sockit::proto::chat::sanitize;
+use unicode_width::UnicodeWidthChar;
 
 use super::join::{Event, Session};
 
@@ -120,13 +121,27 @@ impl Editor {
     }
 
     /// What fits in `width` columns after the prompt (scrolled to keep the cursor in
-    /// view), and the cursor's column. One column per character.
+    /// view), and the cursor's column. Columns are counted as the terminal does: two for
+    /// a wide (CJK, emoji) character, none for a combining mark.
     fn view(&self, width: usize) -> (String, usize) {
+        let cols = |c: &char| UnicodeWidthChar::width(*c).unwrap_or(0);
         let room = width.saturating_sub(PROMPT.len() + 1).max(1);
-        let start = self.cursor.saturating_sub(room);
-        let end = (start + room).min(self.chars.len());
-        let shown: String = self.chars[start..end].iter().collect();
-        (shown, PROMPT.len() + self.cursor - start)
+        // The first character shown: as far back from the cursor as `room` allows.
+        let mut start = self.cursor;
+        let mut before = 0;
+        while start > 0 && before + cols(&self.chars[start - 1]) <= room {
+            start -= 1;
+            before += cols(&self.chars[start]);
+        }
+        let mut used = 0;
+        let shown: String = self.chars[start..]
+            .iter()
+            .take_while(|c| {
+                used += cols(c);
+                used <= room
+            })
+            .collect();
+        (shown, PROMPT.len() + before)
     }
 }
 
@@ -283,5 +298,30 @@ mod tests {
         assert_eq!((shown.as_str(), col), ("56789", 7));
         keys(&mut e, &[KeyCode::Home]);
         assert_eq!(e.view(8), ("01234".into(), 2));
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let mut e = Editor::default();
+        keys(
+            &mut e,
+            &"你好ab".chars().map(KeyCode::Char).collect::<Vec<_>>(),
+        );
+        // "> " + 你好 (4 columns) + "ab": the cursor after them, at column 8.
+        assert_eq!(e.view(80), ("你好ab".into(), 8));
+        // Room for 5 columns: the cursor at the end keeps "好ab" (4) in view.
+        assert_eq!(e.view(8), ("好ab".into(), 2 + 4));
+        keys(&mut e, &[KeyCode::Home]);
+        // From the start, "你好a" fits (5 columns), "b" does not.
+        assert_eq!(e.view(8), ("你好a".into(), 2));
+        keys(&mut e, &[KeyCode::Right]);
+        assert_eq!(e.view(8).1, 4);
+        // A combining accent takes no column of its own.
+        let mut e = Editor::default();
+        keys(
+            &mut e,
+            &"e\u{301}x".chars().map(KeyCode::Char).collect::<Vec<_>>(),
+        );
+        assert_eq!(e.view(80).1, 2 + 2);
     }
 }
