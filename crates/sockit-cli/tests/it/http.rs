@@ -652,3 +652,62 @@ fn httpdate(t: std::time::SystemTime) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// A peer that asks for a huge file and never reads it holds its connection only until
+/// the idle timeout: with room for one connection, the next client is served after it.
+#[test]
+fn a_peer_that_stops_reading_is_cut_at_the_idle_timeout() {
+    let tmp = TempDir::new("http-stuck");
+    let root = tmp.path("root");
+    std::fs::create_dir_all(&root).unwrap();
+    // Sparse: 1 GiB of zeros costs no disk, far more than socket buffers hold.
+    std::fs::File::create(root.join("huge.bin"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    std::fs::write(root.join("small.txt"), "small\n").unwrap();
+    for model in MODELS {
+        let server = Server::start(&[
+            "http",
+            "serve",
+            root.to_str().unwrap(),
+            "127.0.0.1:0",
+            "--model",
+            model,
+            "--max-conns",
+            "1",
+            "--idle-timeout",
+            "1s",
+        ]);
+        let mut stuck = TcpStream::connect(server.addr()).unwrap();
+        stuck
+            .write_all(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let served = loop {
+            assert!(started.elapsed() < WAIT, "{model}: never served again");
+            let mut s = TcpStream::connect(server.addr()).unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let _ = s.write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            if got.ends_with(b"\r\n\r\nsmall\n") {
+                break started.elapsed();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert!(
+            served >= std::time::Duration::from_millis(500),
+            "{model}: served after {served:?}, while the stuck peer should hold the only slot"
+        );
+        // The stuck peer's connection was ended long before its 1 GiB.
+        stuck.set_read_timeout(Some(WAIT)).unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        while let Ok(n @ 1..) = stuck.read(&mut buf) {
+            total += n;
+        }
+        assert!(total < 1 << 30, "{model}: the stuck peer got everything");
+    }
+}

@@ -39,7 +39,7 @@ async fn drive<H: Handler>(
     loop {
         // Write what the handler queued, and let it go on once that is out.
         while !out.is_empty() {
-            stream.write_output(&mut out).await?;
+            stream.write_output(&mut out, config.idle_timeout).await?;
             if flow == Flow::Continue {
                 flow = handler.on_drained(&mut out);
             }

@@ -31,7 +31,10 @@ pub(crate) fn drive<H: Handler>(stream: &Stream, peer: &Peer, mut handler: H, co
 }
 
 fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Result<()> {
+    // The idle timeout bounds both ways: a peer that stops reading a long reply holds a
+    // thread (a process under fork) as surely as one that stops sending.
     stream.set_read_timeout(config.idle_timeout)?;
+    stream.set_write_timeout(config.idle_timeout)?;
     let mut buf = vec![0u8; READ_BUF];
     let mut out = Output::new();
     let mut flow = handler.on_connect(&mut out);
@@ -39,8 +42,11 @@ fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Res
         // Write what the handler queued, and let it go on once that is out.
         while !out.is_empty() {
             if out.write_to(stream.as_fd())? == Progress::Blocked {
-                // Blocking sockets block instead; only a send timeout could get here.
-                return Err(io::Error::new(ErrorKind::TimedOut, "write timed out"));
+                // A blocking socket says "would block" only when SO_SNDTIMEO expired.
+                return Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    "idle timeout (peer not reading)",
+                ));
             }
             if flow == Flow::Continue {
                 flow = handler.on_drained(&mut out);

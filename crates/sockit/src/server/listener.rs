@@ -170,6 +170,15 @@ impl Stream {
         }
     }
 
+    /// How long a blocking write may wait for room (SO_SNDTIMEO); it then fails with
+    /// `WouldBlock`, or returns what it wrote so far.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+
     /// Another handle on the same connection (a `dup`).
     pub fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {

@@ -157,8 +157,13 @@ impl Accept {
 }
 
 impl TaskStream {
-    /// Writes all of `out` (bytes and file ranges), waiting for the socket as needed.
-    pub(crate) async fn write_output(&self, out: &mut Output) -> io::Result<()> {
+    /// Writes all of `out` (bytes and file ranges), waiting for the socket as needed; with
+    /// `idle`, fails if the socket takes nothing for that long (a peer that stopped reading).
+    pub(crate) async fn write_output(
+        &self,
+        out: &mut Output,
+        idle: Option<std::time::Duration>,
+    ) -> io::Result<()> {
         use super::output::Progress;
         let fd = self.as_fd();
         // `try_io` must see `WouldBlock` to clear the readiness it consumed.
@@ -167,15 +172,21 @@ impl TaskStream {
             Progress::Blocked => Err(io::ErrorKind::WouldBlock.into()),
         };
         loop {
+            let writable = async {
+                match self {
+                    TaskStream::Tcp(s) => s.writable().await,
+                    TaskStream::Unix(s) => s.writable().await,
+                }
+            };
+            match idle {
+                Some(t) => tokio::time::timeout(t, writable).await.map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "idle timeout (peer not reading)")
+                })??,
+                None => writable.await?,
+            }
             let r = match self {
-                TaskStream::Tcp(s) => {
-                    s.writable().await?;
-                    s.try_io(tokio::io::Interest::WRITABLE, &mut step)
-                }
-                TaskStream::Unix(s) => {
-                    s.writable().await?;
-                    s.try_io(tokio::io::Interest::WRITABLE, &mut step)
-                }
+                TaskStream::Tcp(s) => s.try_io(tokio::io::Interest::WRITABLE, &mut step),
+                TaskStream::Unix(s) => s.try_io(tokio::io::Interest::WRITABLE, &mut step),
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
