@@ -1,7 +1,7 @@
 //! The chat server's driver (`sockit chat serve`): the sans-IO core of
 //! [`crate::proto::chat`] on a single-threaded tokio runtime, with an optional Redis
-//! backplane that lets several servers share rooms; and the chat load generator
-//! ([`mod@bench`]).
+//! backplane that lets several servers share rooms. (Its load generator is
+//! [`crate::bench::chat`].)
 //!
 //! Chat is push-style fan-out — one line in, a line out to every member of a room — which
 //! the request/response [`crate::server::Handler`] does not fit, so this driver uses tokio
@@ -41,7 +41,6 @@
 //! gone and releases its nicks there.
 
 mod backplane;
-pub mod bench;
 mod conn;
 mod hub;
 

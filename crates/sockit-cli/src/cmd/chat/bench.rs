@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sockit::Endpoint;
-use sockit::chat::bench::{self, Options, Phase, Report};
+use sockit::bench::chat::{self as bench, Options, Phase, Report};
 use sockit::proto::chat::RoomName;
 
 /// Chat fan-out load: delivered lines/s, delivery latency, lost lines.
