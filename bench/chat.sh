@@ -86,7 +86,7 @@ bench() {
   local label=$1 servers=$2 others=$3; shift 3
   local err="$tmp/$label.bench.err"
   : >"$err"
-  "${WRAP[@]}" taskset -c "$LOAD_CPU" "$SOCKIT" chat bench "$@" --clients "$CLIENTS" --senders "$SENDERS" \
+  "${WRAP[@]}" taskset -c "$LOAD_CPU" "$SOCKIT" bench chat "$@" --clients "$CLIENTS" --senders "$SENDERS" \
     --rate "$RATE" --secs "$SECS" --json >"$tmp/$label.json" 2>"$err" &
   local bp=$! c0="" c1="" o0=0 o1=0
   # shellcheck disable=SC2086
