@@ -20,9 +20,10 @@
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
 //! - [`chat`]: the chat server's tokio driver (per-client bounded queues, coalesced
-//!   writes, the Redis backplane) and the chat load generator [`chat::bench`].
+//!   writes, the Redis backplane).
 //! - [`bench`](mod@bench): load generators behind `sockit bench`: closed-loop echo load
-//!   ([`bench::echo`]) and many idle connections ([`bench::conns`]).
+//!   ([`bench::echo`]), many idle connections ([`bench::conns`]) and chat fan-out
+//!   ([`bench::chat`]).
 //! - [`transfer`]: the file-transfer drivers of `send` and `recv` around
 //!   [`proto::transfer`].
 //! - [`error`]: the typed [`Error`].

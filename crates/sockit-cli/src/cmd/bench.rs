@@ -9,11 +9,13 @@ use sockit::bench::{ConnsConfig, EchoConfig, Progress, conns, echo};
 
 use crate::server_args::parse_duration;
 
-/// Load generators: closed-loop echo load, or many idle connections.
+pub mod chat;
+
+/// Load generators: closed-loop echo load, many idle connections, chat fan-out.
 ///
-/// Both verify what comes back, are bounded in time, and print a report (or one JSON
-/// object with --json). The exit code is 1 when any error was counted; the report is
-/// printed all the same. Aim them at servers of your own, on loopback.
+/// They verify what comes back, are bounded in time, and print a report (or one JSON
+/// object with --json). The exit code of echo and conns is 1 when any error was counted;
+/// the report is printed all the same. Aim them at servers of your own, on loopback.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -24,6 +26,7 @@ pub struct Args {
 enum Bench {
     Echo(EchoArgs),
     Conns(ConnsArgs),
+    Chat(chat::Args),
 }
 
 /// Closed-loop echo load: every connection keeps --pipeline messages in flight, sending
@@ -136,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             (text, report.failures.total())
         }
+        Bench::Chat(a) => return chat::run(a),
     };
     writeln!(std::io::stdout(), "{text}")?;
     Ok(if errors == 0 {

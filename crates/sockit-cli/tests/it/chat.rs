@@ -325,6 +325,51 @@ fn shutdown_tells_everyone_and_exits_0() {
     assert_eq!(fresh.rest(), vec!["* server shutting down"]);
 }
 
+/// The number after `"key":` in a JSON report.
+fn json_number(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pat.len();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+#[test]
+fn bench_chat_delivers_every_line_to_every_other_client_and_measures_it() {
+    let server = serve(&["--history", "0"]);
+    // `sockit bench chat`, and `sockit chat bench`, its old name, kept hidden.
+    for prefix in [["bench", "chat"], ["chat", "bench"]] {
+        let out = crate::util::sockit()
+            .args(prefix)
+            .arg(server.addr())
+            .args(["--clients", "30", "--senders", "3", "--rate", "20"])
+            .args(["--secs", "0.5", "--json"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sockit bench chat");
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{json} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // 3 senders x 10 lines, each to the 29 other clients.
+        assert_eq!(json_number(&json, "sent"), 30.0, "{json}");
+        assert_eq!(json_number(&json, "expected"), 870.0, "{json}");
+        assert_eq!(json_number(&json, "delivered"), 870.0, "{json}");
+        assert_eq!(json_number(&json, "lost"), 0.0, "{json}");
+        assert_eq!(json_number(&json, "gaps"), 0.0, "{json}");
+        assert!(json_number(&json, "p99") > 0.0, "{json}");
+    }
+}
+
 #[test]
 fn max_conns_refuses_with_a_notice() {
     let server = serve(&["--max-conns", "1"]);

@@ -1,5 +1,6 @@
-//! Load generators behind `sockit bench`: closed-loop echo load ([`echo`]) and many idle
-//! connections ([`conns`]).
+//! Load generators behind `sockit bench`: closed-loop echo load ([`echo`]), many idle
+//! connections ([`conns`]) and chat fan-out ([`mod@chat`], with its own report: deliveries
+//! and delivery latency).
 //!
 //! Both share the machine with the server they measure (the benchmarks here run on two
 //! cores: one for the server, one for the generator), so they are built to cost as little
@@ -26,6 +27,7 @@
 //! # Ok::<(), sockit::Error>(())
 //! ```
 
+pub mod chat;
 pub mod conns;
 pub mod echo;
 

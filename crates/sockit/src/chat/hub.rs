@@ -2,9 +2,10 @@
 //!
 //! Everything that happens goes through [`Hub`] methods, which call the core and carry out
 //! its actions: a line for a client is appended to that client's queue (a byte buffer);
-//! a line for a room is appended to each member's. Queues are written by [`Hub::flush`],
-//! which the flusher task runs at most once per coalescing window, so that under load one
-//! `write` carries several lines to a client instead of one `write` per line per client.
+//! a line for a room is appended to each member's. Queues are written in rounds
+//! ([`Hub::take_round`], [`Hub::flush`]), at most one per coalescing window, so that under
+//! load one `write` carries several lines to a client instead of one `write` per line per
+//! client.
 //! A client whose socket would block is left to its own task, which waits until the
 //! socket is writable and calls [`Hub::flush_one`].
 
@@ -285,11 +286,22 @@ impl Hub {
         slot.wake.notify_one();
     }
 
-    /// Writes every dirty queue as far as its socket takes it. A socket that would block
-    /// is handed to its client's task.
-    pub(super) fn flush(&mut self) {
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(slot) = self.clients.get_mut(&id) else {
+    /// Starts a flush round: the clients with bytes queued, in the order they became
+    /// dirty (a room's member order, so each client's turn comes at the same point of
+    /// every round). Lines queued for them until their turn go out with it; a client
+    /// given a line after its turn is in the next round. `spare` is the previous round's
+    /// list, emptied, to reuse its allocation.
+    pub(super) fn take_round(&mut self, mut spare: Vec<ClientId>) -> Vec<ClientId> {
+        spare.clear();
+        std::mem::swap(&mut self.dirty, &mut spare);
+        spare
+    }
+
+    /// Writes the queues of `ids` (part of a round) as far as their sockets take them. A
+    /// socket that would block is handed to its client's task.
+    pub(super) fn flush(&mut self, ids: &[ClientId]) {
+        for id in ids {
+            let Some(slot) = self.clients.get_mut(id) else {
                 continue;
             };
             slot.dirty = false;

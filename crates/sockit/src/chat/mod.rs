@@ -1,7 +1,7 @@
 //! The chat server's driver (`sockit chat serve`): the sans-IO core of
 //! [`crate::proto::chat`] on a single-threaded tokio runtime, with an optional Redis
-//! backplane that lets several servers share rooms; and the chat load generator
-//! ([`mod@bench`]).
+//! backplane that lets several servers share rooms. (Its load generator is
+//! [`crate::bench::chat`].)
 //!
 //! Chat is push-style fan-out — one line in, a line out to every member of a room — which
 //! the request/response [`crate::server::Handler`] does not fit, so this driver uses tokio
@@ -13,9 +13,10 @@
 //!   `--max-line`) and hands them to the hub.
 //! - The hub (one per server, no locks: one thread) runs the core and appends the lines
 //!   it produces to each recipient's outgoing queue.
-//! - A flusher task writes the queues, at most once per coalescing window (`batch`,
-//!   2 ms by default): an idle chat's lines go out at once, a busy one's go several to a
-//!   `write`.
+//! - A flusher task writes the queues in rounds, at most one per coalescing window
+//!   (`batch`, 2 ms by default): an idle chat's lines go out at once, a busy one's go
+//!   several to a `write`. A long round reads input between its chunks of clients, so a
+//!   line waits about one round at most (see `flusher`).
 //! - With `--redis`, a backplane task publishes this node's events and applies the
 //!   others' (see [`crate::proto::chat::event`]).
 //!
@@ -40,7 +41,6 @@
 //! gone and releases its nicks there.
 
 mod backplane;
-pub mod bench;
 mod conn;
 mod hub;
 
@@ -72,6 +72,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long a closed connection's late input is read and discarded (so that closing does
 /// not reset the connection and destroy the last lines before the client read them).
 const LINGER: Duration = Duration::from_millis(500);
+
+/// Clients written between two looks at the clients' input during a flush round.
+const FLUSH_CHUNK: usize = 32;
 
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -286,9 +289,16 @@ async fn accept(
     }
 }
 
-/// Writes the dirty queues, at most once per `batch`.
+/// Writes the dirty queues in rounds, at most one round per `batch`.
+///
+/// A round over many clients takes a while (on loopback a `send` costs several µs, so
+/// ≈ 10 ms for 1,000 clients), so it yields every [`FLUSH_CHUNK`] clients: the clients'
+/// input is read meanwhile, and a line that arrives mid-round reaches every client still
+/// to come in this round, not one round later. A line then waits at most about one
+/// round for any client, instead of up to two.
 async fn flusher(hub: Shared, flush: Rc<Notify>, batch: Duration) {
     let mut last = tokio::time::Instant::now() - batch;
+    let mut round = Vec::new();
     loop {
         flush.notified().await;
         let due = last + batch;
@@ -296,7 +306,16 @@ async fn flusher(hub: Shared, flush: Rc<Notify>, batch: Duration) {
             tokio::time::sleep_until(due).await;
         }
         last = tokio::time::Instant::now();
-        hub.borrow_mut().flush();
+        round = hub.borrow_mut().take_round(round);
+        let mut chunks = round.chunks(FLUSH_CHUNK).peekable();
+        while let Some(chunk) = chunks.next() {
+            hub.borrow_mut().flush(chunk);
+            if chunks.peek().is_some() {
+                // Lets the runtime poll its sockets and run the client tasks whose
+                // input arrived (`yield_now` defers this task until it has).
+                tokio::task::yield_now().await;
+            }
+        }
     }
 }
 

@@ -1,10 +1,10 @@
-//! `sockit chat bench`: fan-out load on chat servers (to move under `sockit bench chat`).
+//! `sockit bench chat`: fan-out load on chat servers (also `sockit chat bench`, hidden).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use sockit::Endpoint;
-use sockit::chat::bench::{self, Options, Phase, Report};
+use sockit::bench::chat::{self, Options, Phase, Report};
 use sockit::proto::chat::RoomName;
 
 /// Chat fan-out load: delivered lines/s, delivery latency, lost lines.
@@ -16,8 +16,8 @@ use sockit::proto::chat::RoomName;
 /// slow are counted apart. Runs on one thread: pin it (taskset) away from the server.
 ///
 /// Examples:
-///   sockit chat bench 127.0.0.1:7001 --clients 1000 --senders 10 --rate 100 --secs 10
-///   sockit chat bench 127.0.0.1:7001 127.0.0.1:7002 --clients 1000 --json
+///   sockit bench chat 127.0.0.1:7001 --clients 1000 --senders 10 --rate 100 --secs 10
+///   sockit bench chat 127.0.0.1:7001 127.0.0.1:7002 --clients 1000 --json
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -67,12 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         size: args.size.clamp(32, 60_000),
         room: args.room,
         progress: Some(|phase| match phase {
-            Phase::Sending => eprintln!("chat bench: all clients joined; sending"),
-            Phase::Drained => eprintln!("chat bench: done"),
+            Phase::Sending => eprintln!("bench chat: all clients joined; sending"),
+            Phase::Drained => eprintln!("bench chat: done"),
         }),
         ..Options::default()
     };
-    let report = bench::run(&options)?;
+    let report = chat::run(&options)?;
     if args.json {
         println!("{}", json(&report));
     } else {
@@ -112,7 +112,7 @@ fn json(r: &Report) -> serde_json::Value {
 fn print_text(r: &Report, o: &Options) {
     let targets: Vec<String> = o.targets.iter().map(ToString::to_string).collect();
     println!(
-        "chat bench: {} clients, {} senders x {} lines/s for {:.1}s on {}",
+        "bench chat: {} clients, {} senders x {} lines/s for {:.1}s on {}",
         r.clients,
         r.senders,
         o.rate,
