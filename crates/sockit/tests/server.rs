@@ -117,3 +117,62 @@ fn a_panicking_handler_costs_its_connection_only() {
         assert!(result.is_ok(), "{model}: {result:?}");
     }
 }
+
+/// Says nothing until end of stream, then streams numbered lines, one per drain.
+struct LastWords(Option<usize>);
+
+const LINES: usize = 300;
+
+impl Handler for LastWords {
+    fn on_data(&mut self, _data: &[u8], _out: &mut Output) -> Flow {
+        Flow::Continue
+    }
+    fn on_eof(&mut self, out: &mut Output) {
+        self.0 = Some(0);
+        self.on_drained(out);
+    }
+    fn on_drained(&mut self, out: &mut Output) -> Flow {
+        if let Some(i) = self.0.filter(|&i| i < LINES) {
+            out.extend_from_slice(format!("{i:06}\n").as_bytes());
+            self.0 = Some(i + 1);
+        }
+        Flow::Continue
+    }
+}
+
+struct LastWordsService;
+
+impl Service for LastWordsService {
+    type Handler = LastWords;
+    fn handler(&self, _peer: &Peer) -> LastWords {
+        LastWords(None)
+    }
+}
+
+#[test]
+fn last_words_go_on_as_they_drain_under_every_model() {
+    let want: Vec<u8> = (0..LINES)
+        .flat_map(|i| format!("{i:06}\n").into_bytes())
+        .collect();
+    for model in Model::ALL {
+        let config = Config {
+            model,
+            ..Config::default()
+        };
+        let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let endpoint = server.local_endpoint().clone();
+        let stop = server.shutdown_handle();
+        let serving = std::thread::spawn(move || server.serve(LastWordsService));
+        let mut client = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        client.write_all(b"bye").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert!(got == want, "{model}: {} bytes", got.len());
+        stop.trigger();
+        assert!(serving.join().unwrap().is_ok(), "{model}");
+    }
+}

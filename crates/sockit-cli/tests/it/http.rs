@@ -613,6 +613,18 @@ fn keep_alive_and_pipelining(server: &Server, model: &str) {
     );
     assert_eq!(text.matches("hello, world\n").count(), 1, "{model}: {text}");
     assert!(text.ends_with("\r\n\r\np{}"), "{model}: {text}");
+    // Nothing after a closing response is answered, half-close or not.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(
+        b"GET /hello.txt HTTP/1.1\r\nConnection: close\r\n\r\nGET /hello.txt HTTP/1.1\r\n\r\n",
+    )
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{model}: {text}");
     // A request cut in pieces is still answered.
     let mut s = TcpStream::connect(server.addr()).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();

@@ -106,27 +106,27 @@ pub struct FileHandler {
 impl Handler for FileHandler {
     fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
         self.buf.extend_from_slice(data);
-        self.answer(out, true)
+        self.answer(out)
     }
 
     fn on_drained(&mut self, out: &mut Output) -> Flow {
         if self.buf.is_empty() {
             return Flow::Continue;
         }
-        self.answer(out, true)
+        self.answer(out)
     }
 
     fn on_eof(&mut self, out: &mut Output) {
-        // Requests pipelined before the peer half-closed still get their answers.
-        self.answer(out, false);
+        // Requests pipelined before the peer half-closed still get their answers, a few at
+        // a time as before (`on_drained` goes on after end of stream).
+        self.answer(out);
     }
 }
 
 impl FileHandler {
-    /// Answers the complete requests in the buffer; with `bounded`, stops once
-    /// [`MAX_FILES_QUEUED`] or [`MAX_BYTES_QUEUED`] is reached (the rest waits for
-    /// [`Handler::on_drained`]).
-    fn answer(&mut self, out: &mut Output, bounded: bool) -> Flow {
+    /// Answers the complete requests in the buffer, until [`MAX_FILES_QUEUED`] or
+    /// [`MAX_BYTES_QUEUED`] is reached (the rest waits for [`Handler::on_drained`]).
+    fn answer(&mut self, out: &mut Output) -> Flow {
         let mut start = 0;
         let flow = loop {
             if self.skip > 0 {
@@ -138,8 +138,7 @@ impl FileHandler {
                     break Flow::Continue;
                 }
             }
-            if bounded && (out.queued_files() >= MAX_FILES_QUEUED || out.len() >= MAX_BYTES_QUEUED)
-            {
+            if out.queued_files() >= MAX_FILES_QUEUED || out.len() >= MAX_BYTES_QUEUED {
                 break Flow::Continue;
             }
             match parse_request(&self.buf[start..]) {
@@ -178,7 +177,14 @@ impl FileHandler {
                 }
             }
         };
-        self.buf.drain(..start.min(self.buf.len()));
+        if flow == Flow::Close {
+            // Nothing after a closing response is answered, even when called again after
+            // end of stream (`on_eof` has no `Flow` to say so).
+            self.buf.clear();
+            self.skip = 0;
+        } else {
+            self.buf.drain(..start.min(self.buf.len()));
+        }
         flow
     }
 }

@@ -36,6 +36,8 @@ async fn drive<H: Handler>(
     let mut buf = vec![0u8; READ_BUF];
     let mut out = Output::new();
     let mut flow = handler.on_connect(&mut out);
+    // End of stream seen: what is queued (and what `on_drained` adds) is written, then done.
+    let mut ending = false;
     loop {
         // Write what the handler queued, and let it go on once that is out.
         while !out.is_empty() {
@@ -44,7 +46,7 @@ async fn drive<H: Handler>(
                 flow = handler.on_drained(&mut out);
             }
         }
-        if flow != Flow::Continue {
+        if flow != Flow::Continue || ending {
             break;
         }
         let read = async {
@@ -64,7 +66,7 @@ async fn drive<H: Handler>(
         };
         if n == 0 {
             handler.on_eof(&mut out);
-            flow = Flow::Close;
+            ending = true;
         } else {
             flow = handler.on_data(&buf[..n], &mut out);
         }

@@ -38,6 +38,8 @@ fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Res
     let mut buf = vec![0u8; READ_BUF];
     let mut out = Output::new();
     let mut flow = handler.on_connect(&mut out);
+    // End of stream seen: what is queued (and what `on_drained` adds) is written, then done.
+    let mut ending = false;
     loop {
         // Write what the handler queued, and let it go on once that is out.
         while !out.is_empty() {
@@ -52,13 +54,13 @@ fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Res
                 flow = handler.on_drained(&mut out);
             }
         }
-        if flow != Flow::Continue {
+        if flow != Flow::Continue || ending {
             return Ok(());
         }
         match (&*stream).read(&mut buf) {
             Ok(0) => {
                 handler.on_eof(&mut out);
-                flow = Flow::Close;
+                ending = true;
             }
             Ok(n) => flow = handler.on_data(&buf[..n], &mut out),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -241,8 +241,10 @@ struct Conn<H> {
 enum Phase {
     /// Reading and replying.
     Open,
-    /// The handler is done (it said `Close`, or the peer or the server ended): write what
-    /// is pending, then close.
+    /// The peer (or the server) ended and the handler has said its last words: write
+    /// them, let the handler add more as they drain, then close.
+    Ending,
+    /// The handler said `Close`: write what is pending, then close.
     Closing,
 }
 
@@ -507,12 +509,13 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             };
             conn.last_active = self.now;
             let data = &self.buf[..n];
+            // `None`: end of stream.
             let flow = contained(&mut self.out, |out| {
                 if n == 0 {
                     conn.handler.on_eof(out);
-                    Flow::Close
+                    None
                 } else {
-                    conn.handler.on_data(data, out)
+                    Some(conn.handler.on_data(data, out))
                 }
             });
             let Some(flow) = flow else {
@@ -523,6 +526,14 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             if let Err(e) = sent {
                 return self.close(idx, &e);
             }
+            let Some(flow) = flow else {
+                conn.phase = Phase::Ending;
+                if conn.pending.is_empty() {
+                    self.drained(idx);
+                    return;
+                }
+                return self.want(idx, Interest::Write);
+            };
             if flow == Flow::Close {
                 conn.phase = Phase::Closing;
                 if conn.pending.is_empty() {
@@ -546,10 +557,11 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         }
     }
 
-    /// Called when connection `idx`'s output has all been written and it is open: lets
-    /// its handler add more ([`Handler::on_drained`]), for at most [`DRAIN_ROUNDS`]
-    /// rounds. Returns whether the connection may read again now; if not, it was closed,
-    /// is waiting to write, or waits for [`EventLoop::resume`].
+    /// Called when connection `idx`'s output has all been written and it is open or
+    /// ending: lets its handler add more ([`Handler::on_drained`]), for at most
+    /// [`DRAIN_ROUNDS`] rounds. Returns whether the connection may read again now; if not,
+    /// it was closed (an ending one is, once its handler adds nothing), is waiting to
+    /// write, or waits for [`EventLoop::resume`].
     fn drained(&mut self, idx: usize) -> bool {
         for _ in 0..DRAIN_ROUNDS {
             let Some(conn) = self.conns.get_mut(idx) else {
@@ -560,6 +572,10 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                 return false;
             };
             if flow == Flow::Continue && self.out.is_empty() {
+                if conn.phase == Phase::Ending {
+                    self.close_quietly(idx);
+                    return false;
+                }
                 return true;
             }
             if let Err(e) = send_out(&conn.fd, &mut self.out, &mut conn.pending) {
@@ -591,7 +607,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             let ready = self
                 .conns
                 .get(idx)
-                .is_some_and(|c| c.phase == Phase::Open && c.pending.is_empty());
+                .is_some_and(|c| c.phase != Phase::Closing && c.pending.is_empty());
             // Edge-triggered: data that came meanwhile raised no new edge; read it now.
             if ready && self.drained(idx) && self.poller.trigger() == Trigger::Edge {
                 self.read(idx, Trigger::Edge, Ready::READABLE);
@@ -704,17 +720,19 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                 continue;
             };
             if conn.phase == Phase::Open {
-                conn.phase = Phase::Closing;
+                conn.phase = Phase::Ending;
                 contained(&mut self.out, |out| conn.handler.on_eof(out));
                 if let Err(e) = send_out(&conn.fd, &mut self.out, &mut conn.pending) {
                     self.close(idx, &e);
                     continue;
                 }
             }
-            if conn.pending.is_empty() {
-                self.close_quietly(idx);
-            } else {
+            if !conn.pending.is_empty() {
                 self.want(idx, Interest::Write);
+            } else if conn.phase == Phase::Ending {
+                self.drained(idx);
+            } else {
+                self.close_quietly(idx);
             }
         }
         let deadline = Instant::now() + GRACE;
@@ -727,9 +745,14 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                 );
                 break;
             }
+            let wait = if self.again.is_empty() {
+                left
+            } else {
+                Duration::ZERO
+            };
             self.events.clear();
             self.poller
-                .wait(&mut self.events, Some(left))
+                .wait(&mut self.events, Some(wait))
                 .map_err(|e| Error::io("wait for readiness", e))?;
             for i in 0..self.events.len() {
                 let Event { token, ready } = self.events[i];
@@ -737,6 +760,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                     self.on_event(token - FIRST_CONN, ready);
                 }
             }
+            self.resume();
         }
         for idx in 0..self.conns.entries.len() {
             self.close_quietly(idx);
@@ -1036,6 +1060,36 @@ mod tests {
         }
     }
 
+    /// Says nothing until end of stream, then streams `COUNT` numbered lines, one per drain.
+    #[derive(Default)]
+    struct LastWords {
+        next: Option<usize>,
+    }
+
+    impl Handler for LastWords {
+        fn on_data(&mut self, _data: &[u8], _out: &mut Output) -> Flow {
+            Flow::Continue
+        }
+        fn on_eof(&mut self, out: &mut Output) {
+            self.next = Some(0);
+            self.on_drained(out);
+        }
+        fn on_drained(&mut self, out: &mut Output) -> Flow {
+            if let Some(i) = self.next.filter(|&i| i < COUNT) {
+                out.extend_from_slice(format!("{i:06}\n").as_bytes());
+                self.next = Some(i + 1);
+            }
+            Flow::Continue
+        }
+    }
+
+    impl Service for LastWords {
+        type Handler = LastWords;
+        fn handler(&self, _peer: &Peer) -> LastWords {
+            LastWords::default()
+        }
+    }
+
     /// Runs a loop under `backend` with one adopted connection (`server`) while `client`
     /// plays the peer; then triggers shutdown and returns what the loop returned.
     fn with_loop<S: Service>(
@@ -1164,6 +1218,37 @@ mod tests {
             .unwrap();
         }
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn last_words_can_go_on_as_they_drain() {
+        let want: Vec<u8> = (0..COUNT)
+            .flat_map(|i| format!("{i:06}\n").into_bytes())
+            .collect();
+        for b in BACKENDS {
+            // After the peer's end of stream.
+            let (client, server) = pair();
+            with_loop(b, LastWords::default(), Config::default(), server, |_| {
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+                assert!(read_rest(&client) == want, "{b}: after end of stream");
+            })
+            .unwrap();
+            // And when the server stops.
+            let (client, server) = pair();
+            with_loop(
+                b,
+                LastWords::default(),
+                Config::default(),
+                server,
+                |shutdown| {
+                    (&client).write_all(b"x").unwrap();
+                    std::thread::sleep(Duration::from_millis(50));
+                    shutdown.trigger();
+                    assert!(read_rest(&client) == want, "{b}: at shutdown");
+                },
+            )
+            .unwrap();
+        }
     }
 
     #[test]

@@ -213,14 +213,16 @@ pub trait Handler: Send + 'static {
     /// Everything the handler queued has been written to the peer. A handler that holds
     /// work back to bound what it queues (pipelined requests for large files, a stream it
     /// produces piece by piece) continues here; whatever it adds is written, and this is
-    /// called again once that is out, until it adds nothing. Not called once closing.
+    /// called again once that is out, until it adds nothing. Also called after `on_eof`,
+    /// so last words can be bounded the same way; not called after a `Flow::Close`.
     fn on_drained(&mut self, out: &mut Output) -> Flow {
         let _ = out;
         Flow::Continue
     }
 
-    /// The peer closed its sending side; last words may go into `out`, then the
-    /// connection is closed.
+    /// The peer closed its sending side (or the server is stopping); last words may go
+    /// into `out`. The connection is closed once they, and whatever `on_drained` adds
+    /// after them, are written.
     fn on_eof(&mut self, out: &mut Output) {
         let _ = out;
     }
