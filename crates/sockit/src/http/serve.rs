@@ -371,12 +371,14 @@ const OPEN_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOCTTY)
     .union(OFlags::NONBLOCK);
 
-/// The status for a failed open: 404 for what is not there, 403 for the rest (EXDEV or
+/// The status for a failed open: 404 for what is not there, 503 when the server is out
+/// of descriptors or memory (the file is fine: try again), 403 for the rest (EXDEV or
 /// ELOOP: the path tried to leave the directory).
 fn status_of(e: rustix::io::Errno) -> u16 {
     use rustix::io::Errno;
     match e {
         Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => 404,
+        Errno::MFILE | Errno::NFILE | Errno::NOMEM => 503,
         _ => 403,
     }
 }
@@ -785,6 +787,15 @@ mod tests {
         assert_eq!(parse_range(b"items=0-1", 100), Ignore);
         assert_eq!(parse_range(b"bytes=5-1", 100), Ignore);
         assert_eq!(parse_range(b"bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn failed_opens_map_to_statuses() {
+        use rustix::io::Errno;
+        assert_eq!(status_of(Errno::NOENT), 404);
+        assert_eq!(status_of(Errno::XDEV), 403);
+        assert_eq!(status_of(Errno::LOOP), 403);
+        assert_eq!(status_of(Errno::MFILE), 503);
     }
 
     #[test]
