@@ -369,6 +369,133 @@ fn chunked_all(wire: &[u8], cut: usize) -> Chunked {
     Ok((body, used, decoder.is_done()))
 }
 
+/// The file server's request path: the first byte picks a cut size (1..=256), the rest is
+/// what a client sends, served from a small fixed tree (text files, a 20 kB file that goes
+/// by `sendfile`, a symlink out of the root, a secret outside it). Fed whole and in pieces
+/// (each followed by the drain calls a driver makes, then end of stream), the handler must
+/// send the same bytes (`Date` aside); nothing from outside the root ever appears; and
+/// when no request is a HEAD (whose responses carry no body), what it sends parses as a
+/// sequence of complete responses whose bodies match their `Content-Length`.
+pub fn check_http_serve(data: &[u8]) {
+    use crate::proto::http::response::{BodyFraming, parse_head};
+
+    let (cut, wire) = match data {
+        [a, rest @ ..] => (*a as usize + 1, rest),
+        _ => return,
+    };
+    let whole = serve_all(wire, wire.len().max(1));
+    let pieces = serve_all(wire, cut);
+    assert_eq!(
+        whole, pieces,
+        "the responses depend on how the requests were cut"
+    );
+    assert!(
+        !whole.windows(9).any(|w| w == b"TOPSECRET"),
+        "a file outside the root was served"
+    );
+    if contains(wire, b"HEAD") {
+        return;
+    }
+    let mut rest = &whole[..];
+    while !rest.is_empty() {
+        let Ok(Some((head, n))) = parse_head(rest) else {
+            panic!("not a response: {:?}", String::from_utf8_lossy(rest));
+        };
+        let len = match head.framing(false) {
+            Ok(BodyFraming::Empty) => 0,
+            Ok(BodyFraming::Length(len)) => usize::try_from(len).unwrap_or(usize::MAX),
+            other => panic!("a response without a length: {other:?}"),
+        };
+        assert!(
+            rest.len() - n >= len,
+            "a body shorter than its Content-Length"
+        );
+        rest = &rest[n + len..];
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Feeds `wire` to a fresh handler `cut` bytes at a time, draining as a driver does, and
+/// returns everything it would send, with `Date` headers blanked.
+fn serve_all(wire: &[u8], cut: usize) -> Vec<u8> {
+    use crate::server::{Flow, Handler, Output, Peer, Service};
+
+    let mut handler = http_tree().handler(&Peer::Unix(None));
+    let mut out = Output::new();
+    let mut sent = Vec::new();
+    let take = |out: &mut Output, sent: &mut Vec<u8>| {
+        sent.extend_from_slice(&out.take_all().expect("read a served file"));
+    };
+    let mut open = true;
+    for piece in wire.chunks(cut) {
+        let mut flow = handler.on_data(piece, &mut out);
+        while !out.is_empty() {
+            take(&mut out, &mut sent);
+            if flow == Flow::Continue {
+                flow = handler.on_drained(&mut out);
+            }
+        }
+        if flow == Flow::Close {
+            open = false;
+            break;
+        }
+    }
+    if open {
+        handler.on_eof(&mut out);
+        while !out.is_empty() {
+            take(&mut out, &mut sent);
+            if handler.on_drained(&mut out) == Flow::Close {
+                take(&mut out, &mut sent);
+                break;
+            }
+        }
+    }
+    blank_dates(&sent)
+}
+
+/// `Date: <29 characters>` becomes `Date: -`: the only part of a response that depends on
+/// when it was made.
+fn blank_dates(sent: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sent.len());
+    let mut rest = sent;
+    while let Some(i) = rest.windows(8).position(|w| w == b"\r\nDate: ") {
+        out.extend_from_slice(&rest[..i + 8]);
+        out.push(b'-');
+        rest = &rest[(i + 8 + 29).min(rest.len())..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The tree the file server fuzz check serves, made once per process.
+fn http_tree() -> &'static crate::http::serve::FileServer {
+    use crate::http::serve::{FileServer, Log};
+    static TREE: std::sync::OnceLock<FileServer> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("sockit-fuzz-http-{}", std::process::id()));
+        let root = base.join("root");
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(root.join("sub")).expect("make the fuzz tree");
+        std::fs::create_dir_all(base.join("outside")).expect("make the fuzz tree");
+        let write = |path: std::path::PathBuf, data: &[u8]| {
+            std::fs::write(path, data).expect("write the fuzz tree");
+        };
+        write(base.join("outside/secret"), b"TOPSECRET");
+        write(root.join("a.txt"), b"hello\n");
+        write(root.join("sub/index.html"), b"<p>index</p>");
+        let big: Vec<u8> = (0..20_000u32)
+            .map(|i| b"abcdefgh"[(i % 8) as usize])
+            .collect();
+        write(root.join("big.bin"), &big);
+        let _ = std::os::unix::fs::symlink("../outside/secret", root.join("leak"));
+        let _ = std::os::unix::fs::symlink("../outside", root.join("out"));
+        FileServer::new(&root, Log::Quiet).expect("serve the fuzz tree")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +531,10 @@ mod tests {
         check_http_chunked(b"\x02a;x=y\r\n0123456789\r\n0\r\nT: v\r\n\r\nrest");
         check_http_chunked(b"\x00HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
         check_http_chunked(b"\x05ffffffffffffffff\r\nxy");
+        check_http_serve(
+            b"\x03GET /a.txt HTTP/1.1\r\n\r\nGET /big.bin HTTP/1.1\r\nRange: bytes=5-\r\n\r\nGET /leak HTTP/1.1\r\n\r\nGET /%2e%2e/outside/secret HTTP/1.1\r\n\r\nGET /sub HTTP/1.1\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+        );
+        check_http_serve(b"\x00HEAD /big.bin HTTP/1.1\r\n\r\nGET /a.txt HTTP/1.1\r\n");
+        check_http_serve(b"\x01\x00garbage\r\n\r\n");
     }
 }

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use sockit::fuzzing::{check_exec_message, check_frame_decoder, check_http_chunked, check_packets};
+use sockit::fuzzing::{
+    check_exec_message, check_frame_decoder, check_http_chunked, check_http_serve, check_packets,
+};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -85,4 +87,66 @@ fn http_chunked_corpus_holds_the_invariants() {
         assert!(result.is_ok(), "{} broke an invariant", path.display());
     }
     generated(5000, 3).for_each(|d| check_http_chunked(&d));
+}
+
+#[test]
+fn http_serve_corpus_holds_the_invariants() {
+    for (path, data) in corpus("http_serve") {
+        let result = std::panic::catch_unwind(|| check_http_serve(&data));
+        assert!(result.is_ok(), "{} broke an invariant", path.display());
+    }
+    // Pipelines of plausible requests, with a little damage: what random bytes never reach.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    const METHODS: [&str; 4] = ["GET", "GET", "HEAD", "POST"];
+    const PATHS: [&str; 10] = [
+        "/",
+        "/a.txt",
+        "/big.bin",
+        "/sub",
+        "/sub/",
+        "/leak",
+        "/out/secret",
+        "/%2e%2e/outside/secret",
+        "/a%2etxt",
+        "/nope",
+    ];
+    const HEADERS: [&str; 8] = [
+        "",
+        "Range: bytes=3-9\r\n",
+        "Range: bytes=-100\r\n",
+        "Range: bytes=99999-\r\n",
+        "If-None-Match: *\r\n",
+        "Connection: close\r\n",
+        "Content-Length: 4\r\n",
+        "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+    ];
+    for _ in 0..300 {
+        let mut wire = vec![next(256) as u8];
+        for _ in 0..1 + next(4) {
+            let header = HEADERS[next(HEADERS.len())];
+            let request = format!(
+                "{} {} HTTP/1.{}\r\nHost: x\r\n{header}\r\n{}",
+                METHODS[next(METHODS.len())],
+                PATHS[next(PATHS.len())],
+                next(2),
+                if header.starts_with("Content-Length") {
+                    "body"
+                } else {
+                    ""
+                },
+            );
+            wire.extend_from_slice(request.as_bytes());
+        }
+        if next(4) == 0 {
+            let i = 1 + next(wire.len() - 1);
+            wire[i] ^= 1 << next(8);
+        }
+        check_http_serve(&wire);
+    }
 }

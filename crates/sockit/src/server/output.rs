@@ -147,6 +147,28 @@ impl Output {
         other.clear();
     }
 
+    /// Everything queued as one byte string, file ranges read in (for the fuzz checks,
+    /// which compare what two runs would send); the output is left empty.
+    pub(crate) fn take_all(&mut self) -> io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        let had_parts = !self.parts.is_empty();
+        for (i, part) in std::mem::take(&mut self.parts).into_iter().enumerate() {
+            let skip = if i == 0 { self.sent } else { 0 };
+            match part {
+                Part::Bytes(b) => all.extend_from_slice(&b[skip..]),
+                Part::File(f) => {
+                    let at = all.len();
+                    all.resize(at + usize::try_from(f.len).unwrap_or(usize::MAX), 0);
+                    f.file.read_exact_at(&mut all[at..], f.offset)?;
+                }
+            }
+        }
+        let skip = if had_parts { 0 } else { self.sent };
+        all.extend_from_slice(&self.tail[skip..]);
+        self.clear();
+        Ok(all)
+    }
+
     /// Writes to `fd` until everything is out or the socket would block. Loops to
     /// `EAGAIN`, which is what guarantees an edge-triggered poller a writable edge later.
     pub(crate) fn write_to(&mut self, fd: BorrowedFd<'_>) -> io::Result<Progress> {
@@ -378,6 +400,15 @@ mod tests {
         assert_eq!(queue.write_to(a.as_fd()).unwrap(), Progress::Done);
         drop(a);
         assert_eq!(drain(&b), b"bcdEFgh");
+    }
+
+    #[test]
+    fn take_all_reads_the_file_ranges_in() {
+        let mut out = Output::from(b"a".to_vec());
+        out.send_file(file_with(b"xBCx"), 1, 2);
+        out.extend_from_slice(b"d");
+        assert_eq!(out.take_all().unwrap(), b"aBCd");
+        assert!(out.is_empty());
     }
 
     #[test]
