@@ -23,11 +23,6 @@ ulimit -n "$(ulimit -Hn)"
 trap stop_server EXIT
 build_all
 
-emit() {
-    echo "$*"
-    if [ -n "$OUT" ]; then echo "$*" >>"$OUT"; fi
-}
-
 # Distinct sockets open in the server's process tree (a dup'ed socket counts once).
 tree_sockets() {
     local dirs=() pid

@@ -25,39 +25,8 @@ PIN=${PIN:-0}
 
 cargo build --release -q -p sockit-cli
 S=$PWD/target/release/sockit
-for tool in socat ncat nc taskset python3; do
-  command -v "$tool" >/dev/null || { echo "bench/exec.sh needs $tool" >&2; exit 1; }
-done
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-server_cpu=() client_cpu=()
-if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-  server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
-fi
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-
-wait_listening() {
-  # Asks the kernel rather than connecting: a probe connection would start a transfer
-  # (and nc -l serves only one).
-  for _ in $(seq 200); do
-    ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
-    sleep 0.02
-  done
-  echo "nothing listens on port $1" >&2
-  exit 1
-}
+source bench/peers.sh
+needs bench/exec.sh socat ncat nc taskset python3
 
 now() { date +%s.%N; }
 

@@ -23,40 +23,12 @@ ROUNDS=${ROUNDS:-1}
 
 cargo build --release -q -p sockit-cli
 S=$PWD/target/release/sockit
-for tool in wrk nginx python3 taskset; do
-  command -v "$tool" >/dev/null || { echo "bench/http.sh needs $tool" >&2; exit 1; }
-done
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-server_cpu=() client_cpu=()
-if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-  server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
-fi
+source bench/peers.sh
+needs bench/http.sh wrk nginx python3 taskset
 
 mkdir -p "$work/www"
 head -c 1024 /dev/urandom >"$work/www/1k.bin"
 head -c 1048576 /dev/urandom >"$work/www/1m.bin"
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_listening() {
-  for _ in $(seq 250); do
-    ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
-    sleep 0.02
-  done
-  echo "nothing listens on port $1" >&2
-  exit 1
-}
 
 # utime+stime+cutime+cstime of a process, in clock ticks.
 ticks() {

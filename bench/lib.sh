@@ -14,6 +14,12 @@ LOAD_CPU=${LOAD_CPU:-1}       # core the load generator is pinned to
 # figures; 0 (the default) changes nothing.
 NICE=${NICE:-0}
 
+# emit LINE: prints a line of the report, and appends it to $OUT when that is set.
+emit() {
+    echo "$*"
+    if [ -n "${OUT:-}" ]; then echo "$*" >>"$OUT"; fi
+}
+
 # pinned CORE CMD...: runs CMD on one core at the chosen priority.
 pinned() {
     local core=$1

@@ -31,11 +31,6 @@ ulimit -n "$(ulimit -Hn)"
 trap stop_server EXIT
 build_all
 
-emit() {
-    echo "$*"
-    if [ -n "$OUT" ]; then echo "$*" >>"$OUT"; fi
-}
-
 [ -z "$OUT" ] || : >"$OUT"
 emit "### models.sh: ${SECS}s per row, server on core $SERVER_CPU, load on core $LOAD_CPU"
 emit ""
