@@ -457,9 +457,7 @@ fn file_reply(req: &Request, file: File, meta: &std::fs::Metadata, name: &str) -
             .map(|d| d.as_secs())
             .unwrap_or(0)
     };
-    let last_modified = LAST_MODIFIED.with(|c| c.format(mtime));
-    // nginx's form: changes when the file is rewritten (mtime) or resized.
-    let etag = format!("\"{:x}-{size:x}\"", secs(mtime));
+    let (last_modified, etag) = VALIDATORS.with(|c| c.of(mtime, size));
     let not_modified = match req.header("if-none-match") {
         Some(tags) => etag_listed(tags, &etag),
         None => req
@@ -699,8 +697,37 @@ fn http_date_now() -> String {
 
 thread_local! {
     static NOW: DateCache = const { DateCache::new() };
-    // Most requests ask for the same few files: the last mtime formatted is kept.
-    static LAST_MODIFIED: DateCache = const { DateCache::new() };
+    static VALIDATORS: Validators = const { Validators::new() };
+}
+
+/// `Last-Modified` and `ETag` of the last file answered, kept per thread: most requests
+/// ask for the same few files, and formatting both is most of a small response's user time.
+struct Validators(std::cell::RefCell<Option<(u64, u64, String, String)>>);
+
+impl Validators {
+    const fn new() -> Validators {
+        Validators(std::cell::RefCell::new(None))
+    }
+
+    /// The two validators of a file modified at `mtime` with `size` bytes.
+    fn of(&self, mtime: SystemTime, size: u64) -> (String, String) {
+        let secs = mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut c = self.0.borrow_mut();
+        let (_, _, last_modified, etag) = match &mut *c {
+            Some(v) if v.0 == secs && v.1 == size => v,
+            slot => slot.insert((
+                secs,
+                size,
+                httpdate::fmt_http_date(mtime),
+                // nginx's form: changes when the file is rewritten (mtime) or resized.
+                format!("\"{secs:x}-{size:x}\""),
+            )),
+        };
+        (last_modified.clone(), etag.clone())
+    }
 }
 
 /// An HTTP date of one second, formatted once and reused while it is asked for again.
@@ -787,6 +814,22 @@ mod tests {
         assert_eq!(parse_range(b"items=0-1", 100), Ignore);
         assert_eq!(parse_range(b"bytes=5-1", 100), Ignore);
         assert_eq!(parse_range(b"bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn validators_follow_the_file() {
+        let v = Validators::new();
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(0x5f);
+        assert_eq!(
+            v.of(t, 10),
+            ("Thu, 01 Jan 1970 00:01:35 GMT".into(), "\"5f-a\"".into())
+        );
+        assert_eq!(v.of(t, 11).1, "\"5f-b\"");
+        assert_eq!(
+            v.of(t + std::time::Duration::from_secs(1), 11).1,
+            "\"60-b\""
+        );
+        assert_eq!(v.of(t, 10).1, "\"5f-a\"");
     }
 
     #[test]
