@@ -155,24 +155,37 @@ fn last_words_go_on_as_they_drain_under_every_model() {
         .flat_map(|i| format!("{i:06}\n").into_bytes())
         .collect();
     for model in Model::ALL {
-        let config = Config {
-            model,
-            ..Config::default()
-        };
-        let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
-        let endpoint = server.local_endpoint().clone();
-        let stop = server.shutdown_handle();
-        let serving = std::thread::spawn(move || server.serve(LastWordsService));
-        let mut client = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        client.write_all(b"bye").unwrap();
-        client.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).unwrap();
-        assert!(got == want, "{model}: {} bytes", got.len());
-        stop.trigger();
-        assert!(serving.join().unwrap().is_ok(), "{model}");
+        // After the peer's end of stream, and when the server stops.
+        for at_shutdown in [false, true] {
+            let config = Config {
+                model,
+                ..Config::default()
+            };
+            let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
+            let endpoint = server.local_endpoint().clone();
+            let stop = server.shutdown_handle();
+            let serving = std::thread::spawn(move || server.serve(LastWordsService));
+            let mut client = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            client.write_all(b"bye").unwrap();
+            if at_shutdown {
+                // The handler has the connection before the server is told to stop.
+                std::thread::sleep(Duration::from_millis(100));
+                stop.trigger();
+            } else {
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            assert!(
+                got == want,
+                "{model}, at shutdown {at_shutdown}: {} bytes",
+                got.len()
+            );
+            stop.trigger();
+            assert!(serving.join().unwrap().is_ok(), "{model}");
+        }
     }
 }

@@ -1060,36 +1060,6 @@ mod tests {
         }
     }
 
-    /// Says nothing until end of stream, then streams `COUNT` numbered lines, one per drain.
-    #[derive(Default)]
-    struct LastWords {
-        next: Option<usize>,
-    }
-
-    impl Handler for LastWords {
-        fn on_data(&mut self, _data: &[u8], _out: &mut Output) -> Flow {
-            Flow::Continue
-        }
-        fn on_eof(&mut self, out: &mut Output) {
-            self.next = Some(0);
-            self.on_drained(out);
-        }
-        fn on_drained(&mut self, out: &mut Output) -> Flow {
-            if let Some(i) = self.next.filter(|&i| i < COUNT) {
-                out.extend_from_slice(format!("{i:06}\n").as_bytes());
-                self.next = Some(i + 1);
-            }
-            Flow::Continue
-        }
-    }
-
-    impl Service for LastWords {
-        type Handler = LastWords;
-        fn handler(&self, _peer: &Peer) -> LastWords {
-            LastWords::default()
-        }
-    }
-
     /// Runs a loop under `backend` with one adopted connection (`server`) while `client`
     /// plays the peer; then triggers shutdown and returns what the loop returned.
     fn with_loop<S: Service>(
@@ -1218,37 +1188,6 @@ mod tests {
             .unwrap();
         }
         let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn last_words_can_go_on_as_they_drain() {
-        let want: Vec<u8> = (0..COUNT)
-            .flat_map(|i| format!("{i:06}\n").into_bytes())
-            .collect();
-        for b in BACKENDS {
-            // After the peer's end of stream.
-            let (client, server) = pair();
-            with_loop(b, LastWords::default(), Config::default(), server, |_| {
-                client.shutdown(std::net::Shutdown::Write).unwrap();
-                assert!(read_rest(&client) == want, "{b}: after end of stream");
-            })
-            .unwrap();
-            // And when the server stops.
-            let (client, server) = pair();
-            with_loop(
-                b,
-                LastWords::default(),
-                Config::default(),
-                server,
-                |shutdown| {
-                    (&client).write_all(b"x").unwrap();
-                    std::thread::sleep(Duration::from_millis(50));
-                    shutdown.trigger();
-                    assert!(read_rest(&client) == want, "{b}: at shutdown");
-                },
-            )
-            .unwrap();
-        }
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The `fork` model: a process per connection, like `ForkingTCPServer`, bounded like its
 //! `max_children`. The parent only accepts and reaps; a child serves one connection and
-//! exits. On shutdown the parent stops accepting and sends SIGTERM to its children.
+//! exits. On shutdown the parent stops accepting and sends SIGTERM to its children; a
+//! child takes it as the threads model takes shutdown (its connection's read side is shut,
+//! so the handler sees end of stream and its last words are written), and the parent
+//! kills what is left after [`GRACE`].
 
 use std::collections::HashSet;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, SigHandler, Signal};
@@ -45,12 +49,20 @@ pub(crate) fn serve<S: Service>(listener: &Listener, service: Arc<S>, ctx: Ctx<'
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
                     // The parent's signal handling (a thread, gone in the child) must not
-                    // swallow the SIGTERM that ends this child at shutdown.
-                    for sig in [Signal::SIGTERM, Signal::SIGINT] {
-                        // SAFETY: restoring the default disposition installs no handler code.
-                        let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
-                    }
+                    // swallow the SIGTERM of shutdown: it ends this connection gracefully.
+                    CHILD_CONN.store(stream.as_fd().as_raw_fd(), Ordering::SeqCst);
+                    let graceful = signal::SigAction::new(
+                        SigHandler::Handler(end_connection),
+                        signal::SaFlags::SA_RESTART,
+                        signal::SigSet::empty(),
+                    );
+                    // SAFETY: `end_connection` only loads an atomic and calls `shutdown(2)`,
+                    // both async-signal-safe.
+                    let _ = unsafe { signal::sigaction(Signal::SIGTERM, &graceful) };
+                    // SAFETY: restoring the default disposition installs no handler code.
+                    let _ = unsafe { signal::signal(Signal::SIGINT, SigHandler::SigDfl) };
                     drive(&stream, &peer, service.handler(&peer), ctx.config);
+                    CHILD_CONN.store(-1, Ordering::SeqCst);
                     drop(stream);
                     // SAFETY: `_exit` ends the child without unwinding into the parent's frames.
                     unsafe { libc::_exit(0) }
@@ -76,6 +88,20 @@ pub(crate) fn serve<S: Service>(listener: &Listener, service: Arc<S>, ctx: Ctx<'
     }
     reap(&mut children, true);
     result
+}
+
+/// The connection a child serves, for its SIGTERM handler.
+static CHILD_CONN: AtomicI32 = AtomicI32::new(-1);
+
+/// A child's SIGTERM: shuts its connection's read side, so the handler's next read sees end
+/// of stream and says its last words (a blocked read returns; SA_RESTART resumes others).
+extern "C" fn end_connection(_: libc::c_int) {
+    let fd = CHILD_CONN.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: `shutdown` is async-signal-safe and `fd` is the child's open connection
+        // (stored before the handler was installed, cleared before it is closed).
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+    }
 }
 
 /// Collects exited children so none stays a zombie; `block` waits for every one.
