@@ -3,20 +3,42 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use sockit::Endpoint;
 use sockit::proto::echo::Echo;
-use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service, Stream};
+use sockit::server::{
+    Config, Flow, Handler, Model, Output, Peer, Server, Service, Shutdown, Stream,
+};
+
+/// A server of `service` under `model` on a loopback port, serving in a thread: its
+/// address, its stop handle and the thread (which returns what `serve` returned).
+fn serve_in_thread<S: Service>(
+    model: Model,
+    workers: Option<usize>,
+    service: S,
+) -> (
+    Endpoint,
+    Shutdown,
+    std::thread::JoinHandle<sockit::Result<()>>,
+) {
+    let config = Config {
+        model,
+        workers,
+        ..Config::default()
+    };
+    let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let endpoint = server.local_endpoint().clone();
+    let stop = server.shutdown_handle();
+    (
+        endpoint,
+        stop,
+        std::thread::spawn(move || server.serve(service)),
+    )
+}
 
 #[test]
 fn a_shutdown_handle_stops_every_model_with_a_client_connected() {
     for model in Model::ALL {
-        let config = Config {
-            model,
-            ..Config::default()
-        };
-        let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
-        let endpoint = server.local_endpoint().clone();
-        let stop = server.shutdown_handle();
-        let serving = std::thread::spawn(move || server.serve(Echo::default()));
+        let (endpoint, stop, serving) = serve_in_thread(model, None, Echo::default());
 
         let mut client = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
         client
@@ -74,15 +96,7 @@ impl Service for Fragile {
 #[test]
 fn a_panicking_handler_costs_its_connection_only() {
     for model in Model::ALL {
-        let config = Config {
-            model,
-            workers: Some(1),
-            ..Config::default()
-        };
-        let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
-        let endpoint = server.local_endpoint().clone();
-        let stop = server.shutdown_handle();
-        let serving = std::thread::spawn(move || server.serve(Fragile));
+        let (endpoint, stop, serving) = serve_in_thread(model, Some(1), Fragile);
         let connect = || {
             let c = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
             c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -157,14 +171,7 @@ fn last_words_go_on_as_they_drain_under_every_model() {
     for model in Model::ALL {
         // After the peer's end of stream, and when the server stops.
         for at_shutdown in [false, true] {
-            let config = Config {
-                model,
-                ..Config::default()
-            };
-            let server = Server::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap();
-            let endpoint = server.local_endpoint().clone();
-            let stop = server.shutdown_handle();
-            let serving = std::thread::spawn(move || server.serve(LastWordsService));
+            let (endpoint, stop, serving) = serve_in_thread(model, None, LastWordsService);
             let mut client = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
             client
                 .set_read_timeout(Some(Duration::from_secs(10)))

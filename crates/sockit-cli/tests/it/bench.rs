@@ -4,22 +4,11 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::util::{Server, TempDir, sockit};
+use crate::util::{Server, TempDir, json_number, sockit};
 
-/// The number after `"key":` in a flat JSON report.
+/// The whole number after `"key":` in a flat JSON report.
 fn json_u64(json: &str, key: &str) -> u64 {
-    let pat = format!("\"{key}\":");
-    let at = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + pat.len();
-    let digits: String = json[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+    json_number(json, key) as u64
 }
 
 fn bench(args: &[&str]) -> Output {

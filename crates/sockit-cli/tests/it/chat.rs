@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Proc, Server, WAIT, contains, signal};
+use crate::util::{Proc, Server, WAIT, contains, json_number, signal};
 
 /// A client speaking the line protocol over a raw socket.
 struct Client {
@@ -323,22 +323,6 @@ fn shutdown_tells_everyone_and_exits_0() {
     assert!(status.success(), "{status}");
     assert_eq!(alice.rest(), vec!["* server shutting down"]);
     assert_eq!(fresh.rest(), vec!["* server shutting down"]);
-}
-
-/// The number after `"key":` in a JSON report.
-fn json_number(json: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    let at = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + pat.len();
-    let digits: String = json[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
 }
 
 #[test]

@@ -411,3 +411,19 @@ pub fn assert_fails_with(p: &mut Proc, needle: &str) {
         "{err:?} lacks {needle:?}"
     );
 }
+
+/// The number after `"key":` in a JSON report.
+pub fn json_number(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pat.len();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
