@@ -233,9 +233,49 @@ fn garbage_control_characters_and_over_long_lines_never_reach_other_terminals_ra
     assert!(status.success());
 }
 
+/// The kernel send buffer (`tb` in `ss -m`) of the server's socket for a client.
+fn server_send_buffer(server: &Server, client: &Client) -> u64 {
+    let client_port = client.writer.local_addr().unwrap().port();
+    let filter = format!("( sport = :{} and dport = :{client_port} )", server.port());
+    let out = Command::new("ss")
+        .args(["-tmnH", "state", "established", &filter])
+        .output()
+        .expect("run ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text
+        .find(",tb")
+        .unwrap_or_else(|| panic!("no tb in ss output: {text:?}"));
+    let digits: String = text[at + 3..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+/// What a slow reader may hold in the kernel is set by sockit, not by the machine's
+/// `net.ipv4.tcp_wmem` (which lets an autotuned buffer grow to 4 MiB or more).
+#[test]
+fn chat_caps_each_clients_kernel_send_buffer() {
+    let server = serve(&[]);
+    let alice = Client::join(&server, "alice");
+    // 64 KiB asked for, which Linux doubles.
+    assert_eq!(server_send_buffer(&server, &alice), 128 * 1024);
+    let server = serve(&["--send-buffer", "16K"]);
+    let bob = Client::join(&server, "bob");
+    assert_eq!(server_send_buffer(&server, &bob), 32 * 1024);
+}
+
+/// The slow reader never reads, so it holds at most `--max-queue` (256 KiB) in the server
+/// plus the capped kernel buffers (128 KiB sent, a few KiB received): far less than the
+/// 3 MB sent, whatever the machine's TCP autotuning allows. The fast readers read in
+/// threads that a busy machine may put to sleep, and chat has no backpressure, so the
+/// sender waits whenever one is more than `WINDOW` lines behind: a fast reader's lag then
+/// stays well under its limit, and no scheduling delay can make it "too slow".
 #[test]
 fn a_slow_reader_is_disconnected_while_fast_readers_lose_nothing() {
-    let server = serve(&["--max-queue", "65536"]);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = serve(&[]);
     let mut sender = Client::join(&server, "sender");
     // A reader that never reads, with a small receive buffer so the kernel holds little.
     let slow = {
@@ -250,10 +290,13 @@ fn a_slow_reader_is_disconnected_while_fast_readers_lose_nothing() {
     };
     sender.expect("* slow joined #lobby");
     const LINES: usize = 3000;
+    const WINDOW: usize = 100;
     let body = "z".repeat(1000);
+    let progress: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
     let fast: Vec<_> = (0..3)
         .map(|i| {
             let mut c = Client::join(&server, &format!("fast{i}"));
+            let progress = progress.clone();
             std::thread::spawn(move || {
                 let mut got = 0;
                 let mut saw_slow_leave = false;
@@ -261,6 +304,7 @@ fn a_slow_reader_is_disconnected_while_fast_readers_lose_nothing() {
                     let line = c.line().expect("fast reader disconnected");
                     if let Some(text) = line.strip_prefix("<sender> ") {
                         got += 1;
+                        progress[i].store(got, Ordering::Relaxed);
                         let n: usize = text.split(' ').next().unwrap().parse().unwrap();
                         assert_eq!(n, got, "line lost or out of order");
                     } else if line == "* slow left #lobby (too slow)" {
@@ -275,6 +319,14 @@ fn a_slow_reader_is_disconnected_while_fast_readers_lose_nothing() {
         sender.expect(&format!("* fast{i} joined"));
     }
     for n in 1..=LINES {
+        let deadline = Instant::now() + WAIT;
+        while progress
+            .iter()
+            .any(|p| p.load(Ordering::Relaxed) + WINDOW < n)
+        {
+            assert!(Instant::now() < deadline, "a fast reader stopped reading");
+            std::thread::sleep(Duration::from_micros(200));
+        }
         sender.send(&format!("{n} {body}"));
     }
     sender.send("/who");

@@ -21,8 +21,12 @@
 //!   others' (see [`crate::proto::chat::event`]).
 //!
 //! # Slow readers
-//! Each client has a bounded outgoing queue (`max_queue`, 256 KiB by default, on top of
-//! what the kernel's socket buffer holds). A client that reads more slowly than the chat
+//! Each client has a bounded outgoing queue (`max_queue`, 256 KiB by default). Below it,
+//! the kernel's send buffer of each client socket is capped too (`send_buffer`, 64 KiB
+//! by default, which Linux doubles for its bookkeeping): left to autotune, it would grow
+//! to `net.ipv4.tcp_wmem`'s maximum (4 MiB and more), and what a slow reader may cost
+//! would depend on the machine's sysctls instead of on sockit. A slow reader therefore
+//! holds at most `max_queue + 2 × send_buffer` bytes of the server's memory. A client that reads more slowly than the chat
 //! talks sees its queue grow; once a line would take it past the limit, the lines
 //! waiting for it are dropped, it gets `! too slow: N bytes of chat were waiting for you
 //! (the limit is M); disconnected`, and the connection is closed; its room sees
@@ -63,6 +67,11 @@ use hub::{Hub, Shared};
 /// Bytes queued for one client before it counts as too slow, by default.
 pub const DEFAULT_MAX_QUEUE: usize = 256 * 1024;
 
+/// The kernel send buffer asked for each client socket, by default (Linux doubles it).
+/// Large enough for a coalesced round of lines to go out in one `write`, small enough
+/// that a thousand slow readers cost the kernel no more than 128 MiB.
+pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
+
 /// The coalescing window of the flusher, by default.
 pub const DEFAULT_BATCH: Duration = Duration::from_millis(2);
 
@@ -90,6 +99,9 @@ pub struct Config {
     pub max_conns: usize,
     /// Bytes queued for a client before it is disconnected as too slow.
     pub max_queue: usize,
+    /// `SO_SNDBUF` of each client socket: bounds what the kernel holds for a slow reader
+    /// on top of `max_queue`, whatever the machine's autotuning limits are.
+    pub send_buffer: usize,
     /// The flusher's coalescing window (zero: write after every batch of input).
     pub batch: Duration,
     /// Which client networks may connect.
@@ -107,6 +119,7 @@ impl Default for Config {
             history: chat::DEFAULT_HISTORY,
             max_conns: 10_000,
             max_queue: DEFAULT_MAX_QUEUE,
+            send_buffer: DEFAULT_SEND_BUFFER,
             batch: DEFAULT_BATCH,
             access: AccessList::default(),
             default_room: RoomName::default(),
@@ -234,7 +247,7 @@ impl ChatServer {
         loop {
             let accepted = tokio::select! {
                 _ = &mut stopped => break,
-                r = accept(&tcp, &unix) => r,
+                r = accept(&tcp, &unix, config.send_buffer) => r,
             };
             let (conn, peer) = match accepted {
                 Ok(c) => c,
@@ -270,19 +283,24 @@ impl ChatServer {
     }
 }
 
+/// Accepts the next client and caps its kernel send buffer at `send_buffer` (see
+/// "Slow readers" above).
 async fn accept(
     tcp: &Option<tokio::net::TcpListener>,
     unix: &Option<tokio::net::UnixListener>,
+    send_buffer: usize,
 ) -> std::io::Result<(Conn, Peer)> {
     match (tcp, unix) {
         (Some(l), _) => {
             let (s, a) = l.accept().await?;
             // Lines are written in coalesced batches already; Nagle would only add delay.
             s.set_nodelay(true)?;
+            socket2::SockRef::from(&s).set_send_buffer_size(send_buffer)?;
             Ok((Conn::Tcp(s), Peer::Inet(a)))
         }
         (_, Some(l)) => {
             let (s, a) = l.accept().await?;
+            socket2::SockRef::from(&s).set_send_buffer_size(send_buffer)?;
             Ok((Conn::Unix(s), Peer::Unix(a.as_pathname().map(Into::into))))
         }
         (None, None) => std::future::pending().await,

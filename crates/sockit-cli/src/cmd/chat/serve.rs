@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::chat::{ChatServer, Config, DEFAULT_MAX_QUEUE};
+use sockit::chat::{ChatServer, Config};
 use sockit::proto::chat::RoomName;
 use sockit::server::{AccessList, Network};
 
@@ -21,7 +21,9 @@ use crate::server_args::{parse_duration, stop_on_signals};
 /// Slow readers: each client has a bounded outgoing queue (--max-queue). A client that
 /// reads so slowly that its queue would pass the limit gets "! too slow: ...; disconnected"
 /// in place of what was waiting, and is closed; its room sees "* nick left #room (too
-/// slow)". Clients that keep up lose nothing and are never slowed down by it.
+/// slow)". Clients that keep up lose nothing and are never slowed down by it. The kernel's
+/// buffer for each client is capped too (--send-buffer), so what a slow reader costs is
+/// set here, not by the machine's TCP autotuning.
 ///
 /// Input: lines over --max-line bytes are dropped with "! line too long"; invalid UTF-8
 /// and control characters never reach other terminals raw (they become U+FFFD).
@@ -49,9 +51,13 @@ pub struct Args {
     /// Connections at once; more are refused with "! server full".
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_conns: usize,
-    /// Bytes queued for a slow reader before it is disconnected.
-    #[arg(long, value_name = "B", default_value_t = DEFAULT_MAX_QUEUE)]
+    /// Bytes queued for a slow reader before it is disconnected (e.g. 65536, 256K, 1M).
+    #[arg(long, value_name = "B", default_value = "256K", value_parser = parse_bytes)]
     max_queue: usize,
+    /// Kernel send buffer of each client socket (SO_SNDBUF; Linux doubles it). A slow
+    /// reader holds at most --max-queue + 2 x this of the server's memory.
+    #[arg(long, value_name = "B", default_value = "64K", value_parser = parse_bytes)]
+    send_buffer: usize,
     /// Coalescing window: under load, lines for a client go out together at most this
     /// often (e.g. 0ms, 2ms, 5ms).
     #[arg(long, value_name = "D", default_value = "2ms", value_parser = parse_duration)]
@@ -70,6 +76,12 @@ pub struct Args {
     deny: Vec<Network>,
 }
 
+/// A byte count that fits in memory: `65536`, `64K`, `16M`.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let n = crate::cmd::exec::parse_size(s)?;
+    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
 fn parse_room(s: &str) -> Result<RoomName, String> {
     RoomName::parse(s)
 }
@@ -85,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         history: args.history,
         max_conns: args.max_conns,
         max_queue: args.max_queue,
+        send_buffer: args.send_buffer,
         batch: args.batch,
         access: AccessList::new(args.allow, args.deny),
         default_room: args.room,

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test. The tests talk to real peers (nc, ncat, curl, openssl, redis-server,
+# ss, ...); where one is missing this installs it (Debian packages, as root), or names
+# what is missing and stops. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# command -> Debian package that provides it
+peers=(
+  "python3 python3"
+  "ncat ncat"
+  "nc netcat-openbsd"
+  "curl curl"
+  "openssl openssl"
+  "ss iproute2"
+  "ip iproute2"
+  "redis-server redis-server"
+  "sysctl procps"
+  "kill procps"
+  "setpriv util-linux"
+  "script bsdutils"
+  "sha256sum coreutils"
+  "mount mount"
+)
+need=()
+for p in "${peers[@]}"; do
+  read -r cmd pkg <<<"$p"
+  command -v "$cmd" >/dev/null || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "test.sh: the tests need these Debian packages, and this shell cannot install them" \
+      "(not root, or no apt-get): ${need[*]}" >&2
+    exit 1
+  fi
+  echo "test.sh: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# 1,100 simultaneous clients in one test process need more than the default 1,024 fds.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+exec cargo test --workspace --locked "$@"
