@@ -84,7 +84,7 @@ for n in 1 10; do
 done
 
 # The same without a client process per round trip: N Python loops, each opening one
-# connection per command (SPEC §5 for exec; connect and read to EOF for socat).
+# connection per command (docs/exec.md for exec; connect and read to EOF for socat).
 cat >"$work/rt.py" <<'PY'
 import hashlib, hmac, json, socket, struct, sys, time
 mode, host, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])

@@ -4,9 +4,9 @@
 //! Run: `cargo run -p sockit --example select_server -- 127.0.0.1:9999`
 //! then e.g. `sockit connect 127.0.0.1:9999` from several terminals.
 //!
-//! The seed keeps `inputs`/`outputs` lists and a message queue per socket; the library's
+//! The tutorials' version keeps `inputs`/`outputs` lists and a message queue per socket; the library's
 //! `select` model does that bookkeeping (and refuses descriptors above FD_SETSIZE, which
-//! the seed's `select.select` would choke on), so the program is just its handler.
+//! the tutorials' `select.select` would choke on), so the program is just its handler.
 
 use sockit::Endpoint;
 use sockit::proto::echo::Echo;

@@ -4,7 +4,7 @@
 //! `udp_server` first), type lines, end with Ctrl-D.
 //!
 //! UDP may lose a datagram: a reply that does not come within 2 s is reported and the
-//! client goes on, where the seed's `recvfrom` would wait forever.
+//! client goes on, where the tutorials' `recvfrom` would wait forever.
 
 use std::io::BufRead;
 use std::net::UdpSocket;

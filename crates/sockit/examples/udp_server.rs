@@ -1,4 +1,4 @@
-//! A UDP server on the library (seeds 000/001: `recvfrom`, `sendto`): answers each datagram
+//! A UDP server on the library (the classic tutorials' `recvfrom` / `sendto` server): answers each datagram
 //! with it upper-cased, tagged with the sender's address.
 //!
 //! Run: `cargo run -p sockit --example udp_server -- udp://127.0.0.1:9998`

@@ -3,13 +3,13 @@
 //! Run: `cargo run -p sockit --example upper_server -- 127.0.0.1:8080`
 //! then `cargo run -p sockit --example upper_client -- 127.0.0.1:8080` in another terminal.
 //!
-//! Unlike the seed, which serves one client once, this serves every client, each until it
+//! Unlike the tutorials' server, which serves one client once, this serves every client, each until it
 //! disconnects, and a reset by one client ends only that client's connection.
 
 use sockit::Endpoint;
 use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
 
-/// The per-connection handler: the seed's `conn.send(data.upper())`.
+/// The per-connection handler: the tutorials' `conn.send(data.upper())`.
 struct Upper;
 
 impl Handler for Upper {

@@ -30,6 +30,11 @@
 //! - `fuzzing` (hidden): the invariant checks run by the fuzz targets in `fuzz/` and by
 //!   the corpus replay test.
 
+// sockit is built on Linux interfaces (epoll, sendfile, splice, packet sockets,
+// SO_PEERCRED): say so at once rather than with hundreds of unresolved imports.
+#[cfg(not(target_os = "linux"))]
+compile_error!("sockit runs on Linux only (it uses epoll, sendfile, splice and packet sockets)");
+
 pub mod addr;
 pub mod bench;
 pub mod chat;

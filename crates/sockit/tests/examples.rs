@@ -1,4 +1,4 @@
-//! The seed programs in `examples/` run for real: each server started on port 0, its
+//! The classic tutorials' programs in `examples/` run for real: each server started on port 0, its
 //! client (or a Python one) talking to it.
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,4 +1,4 @@
-//! `sockit echo`: the seeds' echo server over any address kind, under any model.
+//! `sockit echo`: the classic socket tutorials' echo server over any address kind, under any model.
 
 use std::process::ExitCode;
 
@@ -18,7 +18,7 @@ pub struct Args {
     /// Address to listen on.
     #[arg(default_value = "127.0.0.1:7000")]
     addr: Endpoint,
-    /// Send back ASCII letters upper-cased, as the seeds' server does.
+    /// Send back ASCII letters upper-cased, as the classic tutorials' server does.
     #[arg(long)]
     upper: bool,
     #[command(flatten)]

@@ -1,5 +1,5 @@
 //! `sockit connect --frame` / `sockit listen --frame` and `--hex`, against Python peers
-//! that speak SPEC §5 frames with `struct.pack('>I', len)`, and against each other.
+//! that speak length-prefixed frames (docs/frame.md) with `struct.pack('>I', len)`, and against each other.
 
 use std::time::Duration;
 
@@ -81,7 +81,7 @@ fn stdin_lines_go_out_as_frames_byte_exact() {
 #[test]
 fn frames_print_as_lines_however_tcp_cuts_them() {
     // Two frames (and an empty one) in one segment; then one frame in four writes, cut
-    // inside its header and inside its payload: the sticky packets of seed 003.
+    // inside its header and inside its payload: the tutorials' sticky packets.
     let mut py = python(
         r#"
         c = server()

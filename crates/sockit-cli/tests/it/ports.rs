@@ -8,7 +8,7 @@ fn ports(args: &[&str]) -> (Option<i32>, String) {
 }
 
 #[test]
-fn the_seeds_well_known_ports_by_number() {
+fn the_tutorials_well_known_ports_by_number() {
     for (port, name) in [
         ("20", "ftp-data"),
         ("21", "ftp"),

@@ -1,5 +1,5 @@
 //! `sockit subnet` against Python's `ipaddress` (an implementation nobody here wrote), the
-//! seed's own examples, and invalid input.
+//! classic tutorials' own examples, and invalid input.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -16,7 +16,7 @@ fn subnet(args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 #[test]
-fn the_seeds_examples() {
+fn the_tutorials_examples() {
     // 192.168.11.251 and 192.168.12.35 with 255.255.255.0: different networks.
     let (code, out, _) = subnet(&["192.168.11.251", "255.255.255.0", "--same", "192.168.12.35"]);
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Port checks (`connect_ex` of the seeds, `ncat -z` / `nmap -sT`): try a TCP connection to
+//! Port checks (`connect_ex` of the classic tutorials, `ncat -z` / `nmap -sT`): try a TCP connection to
 //! each port, many at once, and classify the answer.
 //!
 //! - **open**: the handshake completed (the connection is closed at once);

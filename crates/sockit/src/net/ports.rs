@@ -145,7 +145,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seeds_ports_are_all_there() {
+    fn the_tutorials_ports_are_all_there() {
         for (port, name) in [
             (20, "ftp-data"),
             (21, "ftp"),

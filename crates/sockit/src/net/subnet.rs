@@ -1,4 +1,4 @@
-//! Subnet arithmetic, as seed 004 teaches it: network = address AND mask, in binary.
+//! Subnet arithmetic, as the classic tutorials teach it: network = address AND mask, in binary.
 //!
 //! One [`Subnet`] holds an address and a prefix length; every field (netmask, wildcard,
 //! network, broadcast, usable host range and count, class, scope) is derived from those two
@@ -330,7 +330,7 @@ impl Subnet {
             .collect())
     }
 
-    /// The address in binary, bytes (IPv4) or 16-bit groups (IPv6) apart, as the seed shows.
+    /// The address in binary, bytes (IPv4) or 16-bit groups (IPv6) apart, as the tutorials show it.
     pub fn binary(ip: IpAddr) -> String {
         match ip {
             IpAddr::V4(v4) => v4
@@ -438,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seeds_examples() {
+    fn the_tutorials_examples() {
         let a = Subnet::with_mask("192.168.11.251", "255.255.255.0").unwrap();
         let b = Subnet::with_mask("192.168.12.35", "255.255.255.0").unwrap();
         assert_ne!(a.network(), b.network());

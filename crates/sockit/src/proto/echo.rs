@@ -1,4 +1,4 @@
-//! The echo protocol of the seeds: send back what arrived, optionally upper-cased
+//! The echo protocol of the classic socket tutorials: send back what arrived, optionally upper-cased
 //! ("send back data.upper()"), over streams and datagrams alike.
 
 use crate::server::{DatagramService, Flow, Handler, Output, Peer, Service};
