@@ -1,8 +1,8 @@
 //! The `sockit` binary: parse arguments, call the library, print. Exit codes: 0 success,
 //! 1 failure, 2 bad usage; a closed stdout (`| head`) counts as success.
 
+mod args;
 mod cmd;
-mod server_args;
 
 use std::process::ExitCode;
 
@@ -63,11 +63,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<Usage>() => {
-            eprintln!("sockit: {e}");
+            eprintln!("sockit: {}", clip_arguments(&e.to_string()));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("sockit: {}", one_line(&e));
+            eprintln!("sockit: {}", clip_arguments(&one_line(&e)));
             ExitCode::FAILURE
         }
     }
@@ -92,7 +92,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let rendered = e.render().to_string();
     let line = rendered.lines().next().unwrap_or("invalid arguments");
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    eprintln!("sockit: {line} (see --help)");
+    eprintln!("sockit: {} (see --help)", clip_arguments(line));
     ExitCode::from(2)
 }
 
@@ -141,6 +141,28 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// Arguments longer than this are shortened where an error message quotes them.
+const CLIP: usize = 64;
+
+/// An error message with every long command-line argument it quotes shortened to its
+/// first [`CLIP`] characters and its length: a 100 KB argument makes a one-line error,
+/// not 100 KB of terminal.
+fn clip_arguments(message: &str) -> String {
+    let mut out = message.to_owned();
+    let mut long: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a.chars().count() > CLIP)
+        .collect();
+    // Longest first, so an argument that contains another is clipped whole.
+    long.sort_by_key(|a| std::cmp::Reverse(a.len()));
+    for arg in long {
+        let head: String = arg.chars().take(CLIP).collect();
+        out = out.replace(&arg, &format!("{head}... ({} bytes)", arg.len()));
+    }
+    out
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

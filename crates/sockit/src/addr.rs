@@ -168,12 +168,12 @@ impl FromStr for Endpoint {
         if let Some(path) = input.strip_prefix("unix-dgram:") {
             return unix_path(path)
                 .map(Endpoint::UnixDgram)
-                .ok_or_else(|| bad("missing socket path after `unix-dgram:`"));
+                .map_err(|reason| bad(&reason));
         }
         if let Some(path) = input.strip_prefix("unix:") {
             return unix_path(path)
                 .map(Endpoint::Unix)
-                .ok_or_else(|| bad("missing socket path after `unix:`"));
+                .map_err(|reason| bad(&reason));
         }
         let (scheme, rest) = match input.split_once("://") {
             Some((scheme, rest)) => (scheme, rest),
@@ -194,13 +194,65 @@ impl FromStr for Endpoint {
     }
 }
 
-/// `unix:///tmp/s` and `unix:/tmp/s` both mean `/tmp/s`.
-fn unix_path(path: &str) -> Option<PathBuf> {
+/// The longest Unix socket path the kernel takes: `sun_path` is 108 bytes, NUL included.
+pub const MAX_UNIX_PATH: usize = 107;
+
+/// `unix:///tmp/s` and `unix:/tmp/s` both mean `/tmp/s`. A path the kernel cannot hold is
+/// refused here, as a bad address, rather than when the socket is made.
+fn unix_path(path: &str) -> std::result::Result<PathBuf, String> {
     let path = path
         .strip_prefix("//")
         .filter(|p| p.starts_with('/'))
         .unwrap_or(path);
-    (!path.is_empty()).then(|| PathBuf::from(path))
+    if path.is_empty() {
+        return Err("missing socket path".into());
+    }
+    if path.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "the socket path is {} bytes; Unix sockets take at most {MAX_UNIX_PATH}",
+            path.len()
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Checks a host as written (IPv6 without brackets): an IP literal, or a name made of
+/// DNS labels. Catches at parse time what would otherwise fail later as a failed lookup:
+/// `256.1.1.1` (all digits and dots, but no IPv4 address), IPv6 zone ids, stray brackets.
+pub fn check_host(host: &str) -> std::result::Result<(), String> {
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if host.contains(':') {
+        if host.contains('%') {
+            return Err(format!(
+                "`{host}`: IPv6 zone ids (`%eth0`) are not supported; give the address alone"
+            ));
+        }
+        return match host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!("`{host}` is not an IPv6 address")),
+        };
+    }
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return match host.parse::<std::net::Ipv4Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!("`{host}` is not an IPv4 address")),
+        };
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "`{host}` is not a host name (letters, digits, `-` and `_` between dots)"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `HOST:PORT`, `[V6]:PORT`, `:PORT` or a bare `PORT` (the last two mean 127.0.0.1).
@@ -213,15 +265,21 @@ fn parse_host_port(s: &str) -> Result<HostPort, String> {
         let port = after
             .strip_prefix(':')
             .ok_or("expected `:PORT` after `]`")?;
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("`{host}` is not an IPv6 address"));
+        check_host(host)?;
+        if !host.contains(':') {
+            return Err(format!("`{host}` in brackets is not an IPv6 address"));
         }
         (host, port)
     } else if let Some((host, port)) = s.rsplit_once(':') {
         if host.contains(':') {
             return Err("IPv6 addresses must be written in brackets, like [::1]:8000".into());
         }
-        (if host.is_empty() { "127.0.0.1" } else { host }, port)
+        if host.is_empty() {
+            ("127.0.0.1", port)
+        } else {
+            check_host(host)?;
+            (host, port)
+        }
     } else if s.bytes().all(|b| b.is_ascii_digit()) {
         ("127.0.0.1", s)
     } else {
@@ -277,6 +335,19 @@ mod tests {
         assert!(err("[zz]:80").contains("not an IPv6"));
         assert!(err("host:").contains("missing port"));
         assert!(err("host").contains("expected HOST:PORT"));
+        assert!(err("256.1.1.1:80").contains("not an IPv4"));
+        assert!(err("1.2.3:80").contains("not an IPv4"));
+        assert!(err("[fe80::1%eth0]:80").contains("zone ids"));
+        assert!(err("[::1:80").contains("unclosed"));
+        assert!(err("[127.0.0.1]:80").contains("not an IPv6"));
+        assert!(err("exa mple:80").contains("not a host name"));
+        assert!(err("a]:80").contains("not a host name"));
+        let long = format!("unix:/{}", "a".repeat(120));
+        assert!(err(&long).contains("at most 107"));
+        assert_eq!(
+            ok("my-host_1.example.:80").to_string(),
+            "tcp://my-host_1.example.:80"
+        );
     }
 
     #[test]

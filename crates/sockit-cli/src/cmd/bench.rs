@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sockit::Endpoint;
 use sockit::bench::{ConnsConfig, EchoConfig, Progress, conns, echo};
 
-use crate::server_args::parse_duration;
+use crate::args::{parse_bytes, parse_duration, parse_positive_seconds};
 
 pub mod chat;
 
@@ -44,10 +44,10 @@ struct EchoArgs {
     #[arg(long, short = 'c', default_value_t = 1)]
     conns: usize,
     /// Bytes per message (64, 16K = 16 KiB, 1M = 1 MiB).
-    #[arg(long, short = 's', default_value = "64", value_parser = parse_size)]
+    #[arg(long, short = 's', default_value = "64", value_parser = parse_bytes)]
     size: usize,
     /// How long to send load (3 = 3 seconds, or 500ms, 2m).
-    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    #[arg(long, default_value = "5", value_parser = parse_positive_seconds)]
     secs: Duration,
     /// Messages in flight per connection.
     #[arg(long, short = 'p', default_value_t = 1)]
@@ -177,50 +177,5 @@ impl ProgressLine {
         if self.on && self.last.is_some() {
             eprint!("\r\x1b[K");
         }
-    }
-}
-
-/// `64`, `16K` / `16KiB` (×1024), `1M` / `1MiB` (×1024²).
-fn parse_size(s: &str) -> Result<usize, String> {
-    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &s[digits.len()..];
-    let scale: usize = match unit {
-        "" | "B" => 1,
-        "K" | "k" | "KiB" | "KB" => 1 << 10,
-        "M" | "MiB" | "MB" => 1 << 20,
-        _ => return Err(format!("unknown unit {unit:?} (expected e.g. 64, 16K, 1M)")),
-    };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (expected e.g. 64, 16K, 1M)"))?;
-    n.checked_mul(scale).ok_or_else(|| "size too large".into())
-}
-
-/// Whole or fractional seconds (`3`, `0.5`), or a duration (`500ms`, `2m`).
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(Duration::from_secs_f64(secs)),
-        Ok(_) => Err("must be a positive number of seconds".into()),
-        Err(_) => parse_duration(s),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_seconds() {
-        assert_eq!(parse_size("64"), Ok(64));
-        assert_eq!(parse_size("16K"), Ok(16384));
-        assert_eq!(parse_size("16KiB"), Ok(16384));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert!(parse_size("3X").is_err());
-        assert!(parse_size("K").is_err());
-        assert_eq!(parse_secs("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_secs("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_secs("0").is_err());
-        assert!(parse_secs("soon").is_err());
     }
 }

@@ -10,7 +10,7 @@ use sockit::net::check::{self, PortList, PortState, ScanOptions};
 use sockit::net::ports;
 use sockit::net::syn::{self, SynOptions};
 
-use crate::server_args::parse_duration;
+use crate::args::parse_duration;
 
 /// Port check (connect scan): open (accepted), closed (refused), filtered (no answer).
 ///
@@ -28,6 +28,7 @@ use crate::server_args::parse_duration;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Host name or address (IPv6 with or without brackets).
+    #[arg(value_parser = crate::args::parse_host)]
     host: String,
     /// Ports: 22, 8000-8100, 22,80,443, or a mix.
     #[arg(value_parser = clap::value_parser!(PortList))]

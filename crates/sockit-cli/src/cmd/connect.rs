@@ -8,7 +8,7 @@ use sockit::Endpoint;
 use sockit::relay::{self, Direction, Dump, Framing, InputEof, LineEndings, Options};
 use sockit::server::Shutdown;
 
-use crate::server_args::{parse_duration, stop_on_signals};
+use crate::args::{parse_duration, stop_on_signals};
 
 /// Full-duplex client: stdin goes to ADDR while ADDR's bytes go to stdout, like `ncat HOST PORT`.
 ///
@@ -98,7 +98,7 @@ pub struct RelayArgs {
 }
 
 fn parse_max_frame(s: &str) -> Result<usize, String> {
-    let n = super::exec::parse_size(s)?;
+    let n = crate::args::parse_size(s)?;
     match usize::try_from(n) {
         Ok(n) if n <= u32::MAX as usize => Ok(n),
         _ => Err(format!(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use sockit::proto::echo::Echo;
 use sockit::{Endpoint, Transport};
 
-use crate::server_args::ServerArgs;
+use crate::args::ServerArgs;
 
 /// Echo server: sends back every byte (or datagram) it receives.
 ///

@@ -13,7 +13,7 @@ use sockit::exec::{self, Client, Outcome, ServeOptions, TokenFile, read_token_fi
 use sockit::proto::exec::{Permits, Policy};
 use sockit::server::{AccessList, Config, Model, Network, Server};
 
-use crate::server_args::{announce, parse_duration};
+use crate::args::{announce, parse_duration, parse_positive, parse_size};
 
 /// Remote command execution, authenticated with a shared token (HMAC-SHA256).
 ///
@@ -77,8 +77,9 @@ struct ServeArgs {
     /// (KiB, MiB, GiB).
     #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_size)]
     max_output: u64,
-    /// Connections (so commands) served at once; more are refused with a busy message.
-    #[arg(long, default_value_t = 64)]
+    /// Connections (so commands) served at once (at least 1); more are refused with a
+    /// busy message.
+    #[arg(long, default_value = "64", value_parser = parse_positive)]
     max_conns: usize,
     /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
     #[arg(long, value_name = "CIDR")]
@@ -133,7 +134,7 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config {
         model: Model::Async,
         workers: args.workers,
-        max_conns: Some(args.max_conns.max(1)),
+        max_conns: Some(args.max_conns),
         idle_timeout: None,
         access: AccessList::new(args.allow, args.deny),
     };
@@ -187,44 +188,4 @@ fn run_client(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn is_broken_pipe(e: &sockit::Error) -> bool {
     matches!(e, sockit::Error::Io { source, what } if source.kind() == std::io::ErrorKind::BrokenPipe && what.starts_with("write"))
-}
-
-/// Byte counts: `65536`, `64K`, `16M`, `1G` (binary units; `KiB`, `MiB`, `GiB` too).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => {
-            return Err(format!(
-                "unknown unit in {s:?} (expected e.g. 65536, 64K, 16M, 1G)"
-            ));
-        }
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{s:?} is not a byte count (expected e.g. 65536, 64K, 16M, 1G)"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("65536"), Ok(65536));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert!(parse_size("").is_err());
-        assert!(parse_size("1.5G").is_err());
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("99999999999T").is_err());
-    }
 }

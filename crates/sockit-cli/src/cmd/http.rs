@@ -13,7 +13,7 @@ use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
 use sockit::proto::http::url::Url;
 
-use crate::server_args::{ServerArgs, parse_duration};
+use crate::args::{ServerArgs, parse_duration};
 use crate::usage;
 
 /// HTTP/1.1 on sockit's own sockets: a client and a static file server.

@@ -8,7 +8,7 @@ use sockit::relay::{Accept, Listening};
 use sockit::server::{AccessList, Network, Shutdown};
 
 use super::connect::RelayArgs;
-use crate::server_args::stop_on_signals;
+use crate::args::stop_on_signals;
 
 /// Wait for a client and talk to it over stdin/stdout, like `ncat -l` (`-k`: many clients).
 ///

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 use sockit::net::ping::{self, Event, MAX_SIZE, PingOptions, SocketKind, Stats};
 
-use crate::server_args::parse_duration;
+use crate::args::parse_seconds;
 
 /// ICMP echo (ping) over IPv4 or IPv6.
 ///
@@ -26,6 +26,7 @@ use crate::server_args::parse_duration;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Host name or address.
+    #[arg(value_parser = crate::args::parse_host)]
     host: String,
     /// Stop after sending this many requests (default: until Ctrl-C).
     #[arg(short = 'c', long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -178,15 +179,6 @@ fn time(d: Duration) -> String {
         x if x < 10.0 => format!("{x:.2}"),
         x if x < 100.0 => format!("{x:.1}"),
         x => format!("{x:.0}"),
-    }
-}
-
-/// A duration as `500ms` / `2s`, or as plain seconds (`0.2`), as iputils takes it.
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if (0.0..1e9).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
-        Ok(_) => Err(format!("{s} is not a duration")),
-        Err(_) => parse_duration(s),
     }
 }
 

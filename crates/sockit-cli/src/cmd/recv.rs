@@ -14,7 +14,7 @@ use sockit::proto::transfer::{Close, sum_line};
 use sockit::server::{Config, Model, Server};
 use sockit::transfer::{Existing, Receiver, RecvEvent, Root};
 
-use crate::server_args::{announce, parse_duration};
+use crate::args::{announce, parse_nonzero_duration, parse_positive};
 
 /// Receive files and folders sent with `sockit send`, verified, into DIR.
 ///
@@ -46,12 +46,12 @@ pub struct Args {
     /// Skip files that already exist.
     #[arg(long)]
     skip_existing: bool,
-    /// Senders served at once, with -k.
-    #[arg(long, default_value_t = 64)]
+    /// Senders served at once, with -k (at least 1).
+    #[arg(long, default_value = "64", value_parser = parse_positive)]
     max_conns: usize,
     /// Drop a sender that sends nothing for this long (e.g. 30s, 5m): a stuck or
     /// half-open sender must not hold its slot forever.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = parse_nonzero_duration)]
     idle_timeout: Duration,
 }
 

@@ -13,7 +13,7 @@ use sockit::proto::transfer::{Algo, Kind, Origin, RelPath, sum_line};
 use sockit::server::Stream;
 use sockit::transfer::{SendEvent, plan, send};
 
-use crate::server_args::parse_duration;
+use crate::args::parse_duration;
 use crate::usage;
 
 /// Send files and folders to `sockit recv`, verified.

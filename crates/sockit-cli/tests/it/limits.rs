@@ -258,3 +258,88 @@ fn poll_serves_beyond_fd_setsize() {
     assert!(outcomes.iter().all(|p| *p == Probe::Echoed));
     assert!(server.stop().0.success());
 }
+
+/// Runs `sockit ARGS` to its end with no stdin; its exit code and stderr.
+fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let out = crate::util::sockit()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sockit");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Limits that would refuse everything, malformed hosts and paths the kernel cannot hold
+/// are usage errors (exit 2, one line naming the problem), found before anything is bound
+/// or looked up; a huge argument is not echoed whole.
+#[test]
+fn cli_rejects_zero_limits_malformed_hosts_and_long_paths_as_usage_errors() {
+    let long_path = format!("unix:/tmp/{}", "a".repeat(120));
+    let cases: &[(&[&str], &str)] = &[
+        (&["echo", "127.0.0.1:0", "--max-conns", "0"], "at least 1"),
+        (
+            &["echo", "127.0.0.1:0", "--idle-timeout", "0s"],
+            "more than 0",
+        ),
+        (
+            &["http", "serve", ".", "127.0.0.1:0", "--max-conns", "0"],
+            "at least 1",
+        ),
+        (
+            &["recv", "127.0.0.1:0", "--dir", ".", "--max-conns", "0"],
+            "at least 1",
+        ),
+        (
+            &["recv", "127.0.0.1:0", "--dir", ".", "--idle-timeout", "0s"],
+            "more than 0",
+        ),
+        (
+            &["exec", "serve", "127.0.0.1:0", "--max-conns", "0"],
+            "at least 1",
+        ),
+        (
+            &["chat", "serve", "127.0.0.1:0", "--max-conns", "0"],
+            "at least 1",
+        ),
+        (&["connect", "256.1.1.1:80"], "not an IPv4 address"),
+        (&["connect", "[fe80::1%eth0]:80"], "zone ids"),
+        (&["connect", "[::1:80"], "unclosed"),
+        (&["connect", "udp://[127.0.0.1]:80"], "not an IPv6 address"),
+        (&["check", "256.1.1.1", "80"], "not an IPv4 address"),
+        (&["echo", &long_path], "at most 107"),
+    ];
+    for (args, why) in cases {
+        let (code, stderr) = run_to_end(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    let huge = "a".repeat(100_000);
+    let (code, stderr) = run_to_end(&["connect", &huge]);
+    assert_eq!(code, Some(2), "{stderr:.300}");
+    assert!(stderr.len() < 500, "{} bytes of error", stderr.len());
+    assert!(stderr.contains("(100000 bytes)"), "{stderr}");
+}
+
+/// Every size argument takes the same suffixes.
+#[test]
+fn size_arguments_take_the_same_suffixes_everywhere() {
+    let server = Server::start(&[
+        "chat",
+        "serve",
+        "127.0.0.1:0",
+        "--max-queue",
+        "16M",
+        "--max-line",
+        "8K",
+        "--send-buffer",
+        "32KiB",
+    ]);
+    drop(server);
+    let (code, stderr) = run_to_end(&["exec", "serve", "127.0.0.1:0", "--max-output", "1.5G"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("unknown unit"), "{stderr}");
+}

@@ -1,6 +1,9 @@
-//! Just enough JSON writing for flat reports: objects of strings, numbers and nested
-//! objects. Reports are a handful of fields, so a writer this size replaces a serde
-//! dependency (and its compile time) without losing anything.
+//! JSON objects for the reports of `sockit bench --json`, written key by key.
+//!
+//! Why not a `serde_json::Map`: it sorts its keys unless serde_json's `preserve_order`
+//! feature (and with it `indexmap`) is turned on for the whole crate, and a report reads
+//! best in its own order (what was run, then what happened, then latencies). Strings are
+//! still escaped by serde_json; numbers are written as they are, floats to three decimals.
 
 use std::fmt::{Display, Write};
 
@@ -60,21 +63,8 @@ impl Object {
 
 /// Writes `s` as a JSON string literal.
 fn string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    // Serializing a `&str` cannot fail: it has no map keys or floats to reject.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `sockit bench chat`: fan-out load on chat servers (also `sockit chat bench`, hidden).
+//! `sockit bench chat`: fan-out load on chat servers.
 
 use std::process::ExitCode;
 use std::time::Duration;

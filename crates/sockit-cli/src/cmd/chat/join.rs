@@ -12,7 +12,7 @@ use sockit::Endpoint;
 use sockit::proto::chat::sanitize;
 use sockit::server::Stream;
 
-use crate::server_args::parse_duration;
+use crate::args::parse_duration;
 
 /// Chat client: type lines, see the room's lines as they come, even mid-typing.
 ///

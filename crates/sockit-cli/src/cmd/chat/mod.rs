@@ -1,5 +1,5 @@
 //! `sockit chat`: the multi-user chat — `serve` and `join` (its load generator is
-//! `sockit bench chat`, also reachable as a hidden `sockit chat bench`).
+//! `sockit bench chat`).
 
 // The doc comments are clap's help text, written for a terminal, not for rustdoc.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
@@ -32,15 +32,11 @@ pub struct Args {
 enum Command {
     Serve(serve::Args),
     Join(join::Args),
-    /// The chat load generator's old name: `sockit bench chat`.
-    #[command(hide = true)]
-    Bench(crate::cmd::bench::chat::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve(args) => serve::run(args),
         Command::Join(args) => join::run(args),
-        Command::Bench(args) => crate::cmd::bench::chat::run(args),
     }
 }

@@ -9,7 +9,9 @@ use sockit::chat::{ChatServer, Config};
 use sockit::proto::chat::RoomName;
 use sockit::server::{AccessList, Network};
 
-use crate::server_args::{parse_duration, stop_on_signals};
+use crate::args::{
+    parse_bytes, parse_duration, parse_positive, parse_positive_bytes, stop_on_signals,
+};
 
 /// Chat server: nicks, rooms, history; plain nc/ncat/telnet clients can take part.
 ///
@@ -42,14 +44,14 @@ pub struct Args {
     /// Address to listen on (tcp or unix).
     #[arg(default_value = "127.0.0.1:7001")]
     addr: Endpoint,
-    /// Longest line accepted from a client, in bytes.
-    #[arg(long, value_name = "B", default_value_t = 4096)]
+    /// Longest line accepted from a client, in bytes (e.g. 4096, 16K).
+    #[arg(long, value_name = "B", default_value = "4096", value_parser = parse_positive_bytes)]
     max_line: usize,
     /// Messages of a room replayed to who joins it (0: none).
     #[arg(long, value_name = "N", default_value_t = sockit::proto::chat::DEFAULT_HISTORY)]
     history: usize,
-    /// Connections at once; more are refused with "! server full".
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    /// Connections at once (at least 1); more are refused with "! server full".
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = parse_positive)]
     max_conns: usize,
     /// Bytes queued for a slow reader before it is disconnected (e.g. 65536, 256K, 1M).
     #[arg(long, value_name = "B", default_value = "256K", value_parser = parse_bytes)]
@@ -76,21 +78,13 @@ pub struct Args {
     deny: Vec<Network>,
 }
 
-/// A byte count that fits in memory: `65536`, `64K`, `16M`.
-fn parse_bytes(s: &str) -> Result<usize, String> {
-    let n = crate::cmd::exec::parse_size(s)?;
-    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
-}
-
 fn parse_room(s: &str) -> Result<RoomName, String> {
     RoomName::parse(s)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.max_line == 0 || args.max_queue < args.max_line {
-        return Err(crate::usage(
-            "--max-line must be at least 1 and --max-queue at least --max-line",
-        ));
+    if args.max_queue < args.max_line {
+        return Err(crate::usage("--max-queue must be at least --max-line"));
     }
     let config = Config {
         max_line: args.max_line,

@@ -1,0 +1,217 @@
+//! What commands share on their command line: the server options, and the parsers of
+//! durations, sizes, counts and models, so that `64K` or `500ms` means the same to every
+//! command. Also the glue that runs a bound server until SIGINT/SIGTERM after printing the
+//! `listening on ...` line.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sockit::Endpoint;
+use sockit::server::{AccessList, Config, Model, Network, Server, Shutdown};
+
+/// Server options: model, workers, limits, access lists.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Concurrency model: blocking, threads, fork, select, poll, epoll, epoll-et, async.
+    #[arg(long, short = 'm', default_value = "epoll", value_parser = parse_model)]
+    pub model: Model,
+    /// Event loops (select/poll/epoll/epoll-et, one SO_REUSEPORT listener each), runtime
+    /// threads (async) or datagram receivers (threads/fork). Default: 1 loop; one per CPU.
+    #[arg(long, short = 'w')]
+    pub workers: Option<usize>,
+    /// Connections served at once (at least 1); more are refused (closed at once).
+    /// Default per model.
+    #[arg(long, value_parser = parse_positive)]
+    pub max_conns: Option<usize>,
+    /// Close a connection that sends nothing for this long (e.g. 30s, 5m; not 0).
+    #[arg(long, value_parser = parse_nonzero_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<Network>,
+    /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<Network>,
+}
+
+impl ServerArgs {
+    /// The library configuration these options describe.
+    pub fn config(&self) -> Config {
+        Config {
+            model: self.model,
+            workers: self.workers,
+            max_conns: self.max_conns,
+            idle_timeout: self.idle_timeout,
+            access: AccessList::new(self.allow.clone(), self.deny.clone()),
+        }
+    }
+
+    /// Binds, prints `listening on ...`, and arranges for SIGINT/SIGTERM to stop the server.
+    pub fn bind(&self, endpoint: &Endpoint) -> anyhow::Result<Server> {
+        let server = Server::bind(endpoint, self.config())
+            .with_context(|| format!("cannot listen on {endpoint}"))?;
+        announce(&server)?;
+        Ok(server)
+    }
+}
+
+/// Prints the `listening on` line and stops `server` on SIGINT/SIGTERM.
+pub fn announce(server: &Server) -> anyhow::Result<()> {
+    // Handlers first: a script may send SIGTERM the moment it reads the line, and the
+    // default action would kill the server without its clean shutdown.
+    stop_on_signals(server.shutdown_handle())?;
+    eprintln!("listening on {}", server.local_endpoint());
+    Ok(())
+}
+
+/// Triggers `shutdown` on SIGINT or SIGTERM (from a thread of its own).
+pub fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            shutdown.trigger();
+        }
+    });
+    Ok(())
+}
+
+/// A host as `check` and `ping` take it: a name, an IPv4 address, or an IPv6 address
+/// with or without brackets. A malformed one (`256.1.1.1`, a zone id) is a usage error
+/// here, not a failed lookup later.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(s);
+    sockit::addr::check_host(bare)?;
+    Ok(s.to_owned())
+}
+
+/// `--model` values, with the list of models in the error.
+pub fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse().map_err(|e: sockit::Error| e.to_string())
+}
+
+/// Durations as `500ms`, `5s`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 500ms, 5s, 2m)"))
+}
+
+/// A duration that must not be zero (a zero timeout would end everything at once).
+pub fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0 (e.g. 500ms, 30s)".into()),
+        d => Ok(d),
+    }
+}
+
+/// Whole or fractional seconds (`3`, `0.5`, as ping and wrk take them), or a duration
+/// (`500ms`, `2m`).
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (0.0..1e9).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        Ok(_) => Err(format!(
+            "{s} is not a duration (expected e.g. 0.5, 3, 500ms)"
+        )),
+        Err(_) => parse_duration(s),
+    }
+}
+
+/// [`parse_seconds`], but more than zero.
+pub fn parse_positive_seconds(s: &str) -> Result<Duration, String> {
+    match parse_seconds(s)? {
+        d if d.is_zero() => Err("must be more than 0 (e.g. 0.5, 3, 500ms)".into()),
+        d => Ok(d),
+    }
+}
+
+/// Byte counts: `65536`, `64K`, `16M`, `1G` (binary units; `KiB`, `MiB`, `GiB`, `B` too),
+/// the same for every size argument of every command.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "unknown unit in {s:?} (expected e.g. 65536, 64K, 16M, 1G)"
+            ));
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a byte count (expected e.g. 65536, 64K, 16M, 1G)"))
+}
+
+/// [`parse_size`] for sizes held in memory.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    usize::try_from(parse_size(s)?).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// [`parse_bytes`], but at least one byte.
+pub fn parse_positive_bytes(s: &str) -> Result<usize, String> {
+    match parse_bytes(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n => Ok(n),
+    }
+}
+
+/// A count that must be at least 1 (`--max-conns 0` would refuse everyone).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("16KiB"), Ok(16 << 10));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(parse_bytes("16M"), Ok(16 << 20));
+        assert!(parse_positive_bytes("0").is_err());
+    }
+
+    #[test]
+    fn seconds_and_durations() {
+        assert_eq!(parse_seconds("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        assert!(parse_positive_seconds("0").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_nonzero_duration("0s").is_err());
+        assert_eq!(parse_nonzero_duration("2m"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn counts() {
+        assert!(parse_positive("0").is_err());
+        assert_eq!(parse_positive("7"), Ok(7));
+        assert!(parse_positive("-1").is_err());
+    }
+}
