@@ -81,6 +81,11 @@ struct ServeArgs {
     /// busy message.
     #[arg(long, default_value = "64", value_parser = parse_positive)]
     max_conns: usize,
+    /// Connections still to authenticate at once; each has 3 s and may send only the
+    /// 33-byte authentication frame. Beyond this, a newcomer replaces the one that has
+    /// waited longest, so idle strangers cannot keep token holders out.
+    #[arg(long, value_name = "N", default_value = "16", value_parser = parse_positive)]
+    max_strangers: usize,
     /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
     #[arg(long, value_name = "CIDR")]
     allow: Vec<Network>,
@@ -131,10 +136,21 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
             (token, Some(file))
         }
     };
+    tracing::info!(permits = ?permits.describe(), "serving exec");
+    let options = ServeOptions {
+        policy: Arc::new(Policy {
+            token,
+            permits,
+            max_output: args.max_output,
+        }),
+        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+        max_commands: args.max_conns,
+        max_strangers: args.max_strangers,
+    };
     let config = Config {
         model: Model::Async,
         workers: args.workers,
-        max_conns: Some(args.max_conns),
+        max_conns: Some(options.max_connections()),
         idle_timeout: None,
         access: AccessList::new(args.allow, args.deny),
     };
@@ -144,15 +160,6 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = &made {
         eprintln!("token file: {}", file.path().display());
     }
-    tracing::info!(permits = ?permits.describe(), "serving exec");
-    let options = ServeOptions {
-        policy: Arc::new(Policy {
-            token,
-            permits,
-            max_output: args.max_output,
-        }),
-        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
-    };
     exec::serve(server, options)?;
     Ok(ExitCode::SUCCESS)
 }

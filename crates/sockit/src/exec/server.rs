@@ -10,19 +10,43 @@
 //! Output is read from the pipes straight into frames (at most [`MAX_CHUNK`] bytes each)
 //! and queued for the socket; while the queue is full the pipes are not read, so a client
 //! that reads slowly slows the program down instead of growing the server's memory.
+//!
+//! # Strangers
+//! Before a client has authenticated it costs the server a few bytes and a few seconds:
+//! the only frame it may send is the 33-byte `A` (a longer length header is refused as
+//! soon as its 4 bytes arrive), it has [`AUTH_TIMEOUT`] to send it, and it waits in a
+//! pool of its own ([`ServeOptions::max_strangers`]) apart from the commands'
+//! ([`ServeOptions::max_commands`]). When the pool is full, a newcomer takes the place of
+//! the stranger that has waited longest, so connections that never authenticate cannot
+//! keep a token holder out: it authenticates within a round trip, long before it is the
+//! oldest. Only an authenticated client can find the server busy.
+//!
+//! # A client that leaves
+//! The client keeps its sending side open until the exit status; its end of stream (or a
+//! reset) before that means it left, and the program's group is killed at once. While the
+//! program does not take its stdin, the client's frames are not read (that is the
+//! backpressure), so the socket is watched for the hang-up itself (`EPOLLRDHUP`). A hang-up
+//! can hide behind the unread stdin, though: the client's kernel sends its FIN only after
+//! the data before it, into a window the server keeps shut. So while stdin is backed up
+//! the server also sends an empty `O` frame every [`PROBE_INTERVAL`]: a client that is
+//! there ignores it, and the kernel of one that left answers with a reset, which the
+//! watch sees.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
@@ -37,6 +61,22 @@ use crate::server::{Peer, Server, Stopping, TaskStream};
 
 /// How long a client has, after connecting, to authenticate and name its command.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client has, after connecting, to authenticate: one round trip for a client
+/// that holds the token, so a stranger's connection is short-lived.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a client whose stdin is backed up is probed with an empty `O` frame.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Connections waiting to authenticate, by default.
+pub const DEFAULT_MAX_STRANGERS: usize = 16;
+
+/// Most bytes read and dropped from a stranger that is refused.
+const STRANGER_DRAIN: usize = 64 * 1024;
+
+/// How long a refused stranger's last words and drain may take.
+const STRANGER_TIME: Duration = Duration::from_secs(1);
 
 /// Output bytes queued for the socket beyond which the program's pipes are left unread.
 const HIGH_WATER: usize = 4 * MAX_CHUNK;
@@ -57,6 +97,21 @@ pub struct ServeOptions {
     pub policy: Arc<Policy>,
     /// Wall-clock limit of each command; `None` for none.
     pub timeout: Option<Duration>,
+    /// Authenticated connections (so commands) at once; more are told the server is busy.
+    pub max_commands: usize,
+    /// Connections waiting to authenticate at once; a newcomer beyond them replaces the
+    /// one that has waited longest (see "Strangers" above).
+    pub max_strangers: usize,
+}
+
+impl ServeOptions {
+    /// The connection limit to bind the server with: every command and every stranger,
+    /// and room for as many strangers again that were replaced and are still closing
+    /// (a replaced stranger's task ends within a write of its refusal).
+    pub fn max_connections(&self) -> usize {
+        self.max_commands
+            .saturating_add(self.max_strangers.saturating_mul(2))
+    }
 }
 
 /// Serves exec clients on `server` until its shutdown handle fires.
@@ -64,16 +119,83 @@ pub fn serve(server: Server, options: ServeOptions) -> Result<()> {
     let busy = Message::Refuse("server busy: too many connections, try again later".into())
         .to_frame()
         .expect("a short refusal fits in a frame");
+    let limits = Arc::new(Limits {
+        commands: Arc::new(Semaphore::new(options.max_commands)),
+        strangers: Strangers::new(options.max_strangers),
+    });
     let options = Arc::new(options);
     server.serve_tasks(&busy, move |stream, peer, stopping| {
         let options = options.clone();
+        let limits = limits.clone();
         async move {
-            match serve_one(stream, &peer, stopping, &options).await {
+            match serve_one(stream, &peer, stopping, &options, &limits).await {
                 Ok(()) => {}
                 Err(e) => tracing::debug!(%peer, error = %e, "exec connection ended"),
             }
         }
     })
+}
+
+/// The server's two pools of connections.
+struct Limits {
+    /// A permit per running (authenticated) connection.
+    commands: Arc<Semaphore>,
+    /// Connections that have not authenticated yet.
+    strangers: Arc<Strangers>,
+}
+
+/// Connections waiting to authenticate, oldest first, each with the signal that tells it
+/// to give up its place.
+struct Strangers {
+    /// Most strangers at once.
+    limit: usize,
+    /// Who waits, oldest first: a ticket number and its eviction signal.
+    waiting: Mutex<VecDeque<(u64, Arc<Notify>)>>,
+    /// Ticket numbers, so a ticket finds itself in `waiting` when it leaves.
+    next: AtomicU64,
+}
+
+impl Strangers {
+    fn new(limit: usize) -> Arc<Strangers> {
+        Arc::new(Strangers {
+            limit: limit.max(1),
+            waiting: Mutex::new(VecDeque::new()),
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes a place in the pool, evicting the longest-waiting stranger if it is full.
+    fn enter(self: &Arc<Strangers>) -> Ticket {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evicted = Arc::new(Notify::new());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        while waiting.len() >= self.limit {
+            if let Some((_, oldest)) = waiting.pop_front() {
+                // A stored permit: the oldest sees it even if not waiting right now.
+                oldest.notify_one();
+            }
+        }
+        waiting.push_back((id, evicted.clone()));
+        Ticket {
+            pool: self.clone(),
+            id,
+            evicted,
+        }
+    }
+}
+
+/// A stranger's place in the pool; leaving (authenticated or not) frees it.
+struct Ticket {
+    pool: Arc<Strangers>,
+    id: u64,
+    evicted: Arc<Notify>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut waiting = self.pool.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|(id, _)| *id != self.id);
+    }
 }
 
 /// The client's frames, read as they come. [`Frames::next`] is cancel-safe: bytes read
@@ -109,44 +231,63 @@ async fn serve_one(
     peer: &Peer,
     mut stopping: Stopping,
     options: &ServeOptions,
+    limits: &Limits,
 ) -> io::Result<()> {
+    let mut ticket = Some(limits.strangers.enter());
+    let watch = stream.as_fd().try_clone_to_owned()?;
+    // SAFETY: `watch` is an OwnedFd, open and unchanged for as long as the AsyncFd owns it;
+    // it is a second descriptor of the socket, only ever polled, never read.
+    let hangup = unsafe { AsyncFd::register_with_interest(watch, Interest::READABLE) }
+        .map_err(io::Error::from)?;
     let (reader, mut writer) = tokio::io::split(stream);
-    let mut frames = Frames {
-        reader,
-        codec: LengthCodec::default(),
-        buf: BytesMut::new(),
-    };
     let mut challenge = [0u8; CHALLENGE_LEN];
     random(&mut challenge).map_err(io::Error::other)?;
     let mut session = Session::new(options.policy.clone(), challenge);
+    let mut frames = Frames {
+        reader,
+        codec: LengthCodec::new(session.max_frame()),
+        buf: BytesMut::new(),
+    };
     writer.write_all(&frame(session.greeting())).await?;
 
-    let handshake = async {
-        loop {
-            match next_action(&mut frames, &mut session).await {
-                Next::Action(Action::None) => continue,
-                Next::Action(Action::Spawn { program, argv }) => return Ok((program, argv)),
-                // The session yields no stdin before the command; should that ever change,
-                // the peer loses its connection, not the server its task.
-                Next::Action(other) => return Err(Some(internal(&other))),
-                Next::Refuse(r) => return Err(Some(r)),
-                Next::Gone => return Err(None),
-            }
+    let start = tokio::select! {
+        start = handshake(&mut frames, &mut session, &limits.commands, &mut ticket) => start,
+        _ = stopping.wait() => Start::Refuse(Refusal("server is shutting down".into())),
+    };
+    let (program, argv, _permit) = match start {
+        Start::Run {
+            program,
+            argv,
+            permit,
+        } => (program, argv, permit),
+        Start::Gone => return Ok(()),
+        Start::Evicted => {
+            tracing::info!(%peer, "stranger replaced by a newcomer");
+            let refusal = Refusal("too many connections waiting to authenticate".into());
+            let note = frame(refusal.into());
+            let _ = tokio::time::timeout(STRANGER_TIME, writer.write_all(&note)).await;
+            return Ok(());
         }
-    };
-    let started = tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => r.unwrap_or_else(|_| {
-            Err(Some(Refusal("timed out waiting for authentication and command".into())))
-        }),
-        _ = stopping.wait() => Err(Some(Refusal("server is shutting down".into()))),
-    };
-    let (program, argv) = match started {
-        Ok(spawn) => spawn,
-        Err(refusal) => {
-            if let Some(refusal) = refusal {
-                tracing::info!(%peer, reason = %refusal, "refused");
-                last_words(&mut writer, VecDeque::from([frame(refusal.into())])).await;
-                drain(&mut frames).await;
+        Start::Refuse(refusal) => {
+            tracing::info!(%peer, reason = %refusal, "refused");
+            let last = VecDeque::from([frame(refusal.into())]);
+            match &ticket {
+                // A stranger's last words and drain are short, and end at once when a
+                // newcomer needs its place.
+                Some(t) => {
+                    let words = async {
+                        last_words(&mut writer, last, STRANGER_TIME).await;
+                        drain(&mut frames, STRANGER_DRAIN, STRANGER_TIME).await;
+                    };
+                    tokio::select! {
+                        _ = words => {}
+                        _ = t.evicted.notified() => {}
+                    }
+                }
+                None => {
+                    last_words(&mut writer, last, LAST_WORDS).await;
+                    drain(&mut frames, DRAIN_LIMIT, LAST_WORDS).await;
+                }
             }
             return Ok(());
         }
@@ -173,18 +314,130 @@ async fn serve_one(
         Ok(child) => child,
         Err(e) => {
             let refusal = Refusal(format!("cannot run {}: {e}", argv[0]));
-            last_words(&mut writer, VecDeque::from([frame(refusal.into())])).await;
-            drain(&mut frames).await;
+            last_words(
+                &mut writer,
+                VecDeque::from([frame(refusal.into())]),
+                LAST_WORDS,
+            )
+            .await;
+            drain(&mut frames, DRAIN_LIMIT, LAST_WORDS).await;
             return Ok(());
         }
     };
     tracing::info!(%peer, ?argv, pid = child.id(), "running");
     let mut run = Run::new(child, session);
     let end = run
-        .drive(&mut frames, &mut writer, &mut stopping, options.timeout)
+        .drive(
+            &mut frames,
+            &mut writer,
+            &mut stopping,
+            &hangup,
+            options.timeout,
+        )
         .await;
     run.finish(end, peer, &mut frames, &mut writer).await;
     Ok(())
+}
+
+/// How the handshake ended.
+enum Start {
+    /// Authenticated and permitted: run `program`, holding a command's `permit`.
+    Run {
+        /// The permitted file to execute.
+        program: std::path::PathBuf,
+        /// The whole command line.
+        argv: Vec<String>,
+        /// The command's place among [`ServeOptions::max_commands`].
+        permit: OwnedSemaphorePermit,
+    },
+    /// Refused, with the reason to send.
+    Refuse(Refusal),
+    /// A stranger whose place a newcomer took.
+    Evicted,
+    /// The client left.
+    Gone,
+}
+
+/// Authentication (within [`AUTH_TIMEOUT`], as a stranger holding `ticket`, which it
+/// gives up once authenticated), then the command (within [`HANDSHAKE_TIMEOUT`] of
+/// connecting, holding a command's permit). Cancel-safe, as [`Frames::next`] is.
+async fn handshake(
+    frames: &mut Frames,
+    session: &mut Session,
+    commands: &Arc<Semaphore>,
+    ticket: &mut Option<Ticket>,
+) -> Start {
+    let start = Instant::now();
+    let mut permit = None;
+    loop {
+        let stranger = ticket.is_some();
+        let deadline = start
+            + if stranger {
+                AUTH_TIMEOUT
+            } else {
+                HANDSHAKE_TIMEOUT
+            };
+        let evicted = async {
+            match ticket.as_ref() {
+                Some(t) => t.evicted.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, next_action(frames, session)) => next,
+            _ = evicted => return Start::Evicted,
+        };
+        match next {
+            Err(_) if stranger => {
+                return Start::Refuse(Refusal("timed out waiting for authentication".into()));
+            }
+            Err(_) => return Start::Refuse(Refusal("timed out waiting for the command".into())),
+            Ok(Next::Action(Action::None)) if session.authenticated() && stranger => {
+                *ticket = None;
+                frames.codec = LengthCodec::new(session.max_frame());
+                match commands.clone().try_acquire_owned() {
+                    Ok(p) => permit = Some(p),
+                    Err(_) => {
+                        return Start::Refuse(Refusal(
+                            "server busy: too many connections, try again later".into(),
+                        ));
+                    }
+                }
+            }
+            Ok(Next::Action(Action::None)) => {}
+            Ok(Next::Action(Action::Spawn { program, argv })) => match permit.take() {
+                Some(permit) => {
+                    return Start::Run {
+                        program,
+                        argv,
+                        permit,
+                    };
+                }
+                None => return Start::Refuse(internal(&Action::Spawn { program, argv })),
+            },
+            // The session yields no stdin before the command; should that ever change,
+            // the peer loses its connection, not the server its task.
+            Ok(Next::Action(other)) => return Start::Refuse(internal(&other)),
+            Ok(Next::Refuse(r)) => return Start::Refuse(r),
+            Ok(Next::Gone) => return Start::Gone,
+        }
+    }
+}
+
+/// Resolves once the client has shut down its sending side or reset the connection,
+/// without reading what it sent: `EPOLLRDHUP` on a second registration of the socket.
+async fn hung_up(socket: &AsyncFd<OwnedFd>) {
+    loop {
+        let Ok(mut guard) = socket.readable().await else {
+            return;
+        };
+        let ready = guard.ready();
+        if ready.is_read_closed() || ready.is_error() {
+            return;
+        }
+        // Bytes arrived (the client's stdin): not a hang-up. Wait for the next change.
+        guard.clear_ready();
+    }
 }
 
 /// What the client's next frame means.
@@ -270,9 +523,12 @@ impl Run {
         frames: &mut Frames,
         writer: &mut WriteHalf<TaskStream>,
         stopping: &mut Stopping,
+        hangup: &AsyncFd<OwnedFd>,
         limit: Option<Duration>,
     ) -> End {
         let deadline = limit.map(|t| Instant::now() + t);
+        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Some(status) = self.exit
                 && self.stdout.src.is_none()
@@ -284,6 +540,14 @@ impl Run {
             tokio::select! {
                 _ = stopping.wait() => {
                     return End::Refuse(Refusal("server is shutting down; program killed".into()));
+                }
+                // Frames are not read while stdin waits for the program: watch for the
+                // client leaving all the same.
+                _ = hung_up(hangup), if !self.pending.is_empty() => return End::Gone,
+                _ = probe.tick(), if !self.pending.is_empty() && self.queue.is_empty() => {
+                    let empty = frame(Message::Stdout(Bytes::new()));
+                    self.queued += empty.len();
+                    self.queue.push_back(empty);
                 }
                 _ = sleep_until(deadline) => {
                     let limit = limit.unwrap_or_default();
@@ -420,8 +684,8 @@ impl Run {
         self.group.disarm();
         let Some(last) = last else { return };
         self.queue.push_back(frame(last));
-        last_words(writer, self.queue).await;
-        drain(frames).await;
+        last_words(writer, self.queue, LAST_WORDS).await;
+        drain(frames, DRAIN_LIMIT, LAST_WORDS).await;
     }
 }
 
@@ -549,13 +813,13 @@ async fn write_stdin(stdin: &mut Option<ChildStdin>, data: &[u8]) -> io::Result<
 }
 
 /// Reads and drops what the client may still send (stdin the program never took, the
-/// rest of a bad frame) until it closes, at most [`LAST_WORDS`] and [`DRAIN_LIMIT`]: closing
-/// with unread bytes would reset the connection, and the client could lose the last
-/// message before reading it.
-async fn drain(frames: &mut Frames) {
-    let mut left = DRAIN_LIMIT;
+/// rest of a bad frame) until it closes, at most `limit` bytes for `time`: closing with
+/// unread bytes would reset the connection, and the client could lose the last message
+/// before reading it.
+async fn drain(frames: &mut Frames, limit: usize, time: Duration) {
+    let mut left = limit;
     let mut scratch = vec![0u8; 16 * 1024];
-    let _ = tokio::time::timeout(LAST_WORDS, async {
+    let _ = tokio::time::timeout(time, async {
         while left > 0 {
             match frames.reader.read(&mut scratch).await {
                 Ok(0) | Err(_) => break,
@@ -566,13 +830,13 @@ async fn drain(frames: &mut Frames) {
     .await;
 }
 
-/// Writes the queued frames and closes the sending side, giving up after [`LAST_WORDS`].
-async fn last_words(writer: &mut WriteHalf<TaskStream>, queue: VecDeque<Bytes>) {
+/// Writes the queued frames and closes the sending side, giving up after `time`.
+async fn last_words(writer: &mut WriteHalf<TaskStream>, queue: VecDeque<Bytes>, time: Duration) {
     let flush = async {
         for chunk in &queue {
             writer.write_all(chunk).await?;
         }
         writer.shutdown().await
     };
-    let _ = tokio::time::timeout(LAST_WORDS, flush).await;
+    let _ = tokio::time::timeout(time, flush).await;
 }

@@ -43,6 +43,10 @@ pub const MAC_LEN: usize = 32;
 /// The largest output chunk a server puts in one `O` or `E` frame.
 pub const MAX_CHUNK: usize = 64 * 1024;
 
+/// The only frame a client may send before it has authenticated: `A` and its MAC. A
+/// stranger costs the server this many bytes of frame, not the 16 MiB a command may take.
+pub const AUTH_FRAME_LEN: usize = 1 + MAC_LEN;
+
 /// Frame header plus kind byte: what precedes a body on the wire.
 pub const PREFIX_LEN: usize = HEADER_LEN + 1;
 
@@ -560,6 +564,20 @@ impl Session {
         self.state
     }
 
+    /// The largest frame the client may send next: only [`AUTH_FRAME_LEN`] before it has
+    /// authenticated, so that a longer length header is refused before its bytes are read.
+    pub fn max_frame(&self) -> usize {
+        match self.state {
+            State::AwaitAuth => AUTH_FRAME_LEN,
+            _ => crate::frame::DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Whether the client proved it holds the token and the session goes on.
+    pub fn authenticated(&self) -> bool {
+        matches!(self.state, State::AwaitRun | State::Running { .. })
+    }
+
     /// Takes one message from the client. An `Err` ends the session: send it, then close.
     pub fn on_message(&mut self, msg: Message) -> Result<Action, Refusal> {
         let result = self.step(msg);
@@ -834,6 +852,19 @@ mod tests {
         Message::Run {
             argv: argv.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn only_the_auth_frame_fits_before_authentication() {
+        let mut s = session(100);
+        assert_eq!(s.max_frame(), AUTH_FRAME_LEN);
+        assert!(!s.authenticated());
+        let mut frame = BytesMut::new();
+        auth(&s).encode(&mut frame).unwrap();
+        assert_eq!(frame.len(), HEADER_LEN + AUTH_FRAME_LEN);
+        s.on_message(auth(&s)).unwrap();
+        assert!(s.authenticated());
+        assert_eq!(s.max_frame(), crate::frame::DEFAULT_MAX_FRAME);
     }
 
     #[test]
