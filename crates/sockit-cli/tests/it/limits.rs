@@ -53,14 +53,19 @@ fn closed(e: &std::io::Error) -> bool {
     )
 }
 
-/// Waits (bounded) until the server closes `s`: EOF or reset, not a timeout.
+/// Waits (bounded) until the server closes `s`: EOF or reset, not a timeout. (A signal
+/// handled in this process, such as tokio's SIGCHLD, interrupts a read that has a
+/// timeout: that is no answer, so it reads again.)
 fn assert_closed_by_server(mut s: &TcpStream, what: &str) {
     let mut buf = [0u8; 16];
-    match s.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!("{what}: got {n} unexpected bytes"),
-        Err(e) if closed(&e) => {}
-        Err(e) => panic!("{what}: not closed by the server: {e}"),
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => panic!("{what}: got {n} unexpected bytes"),
+            Err(e) if closed(&e) => return,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("{what}: not closed by the server: {e}"),
+        }
     }
 }
 

@@ -330,6 +330,7 @@ fn proxy(target: SocketAddr, tamper: Tamper) -> SocketAddr {
         let mut pos = 0u64;
         loop {
             let n = match client.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };

@@ -361,10 +361,12 @@ fn collect(mut from: impl std::io::Read + Send + 'static) -> Collected {
     let sink = buf.clone();
     let thread = std::thread::spawn(move || {
         let mut chunk = [0u8; 64 * 1024];
-        while let Ok(n) = from.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
+        loop {
+            let n = match from.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
             sink.lock().unwrap().extend_from_slice(&chunk[..n]);
         }
     });
