@@ -657,6 +657,46 @@ fn nodes_keep_serving_when_redis_dies_and_join_up_again_when_it_returns() {
     dup.next_is("! nick dan is taken");
 }
 
+/// A Redis outage splits the rooms, and the members are told; when it is whole again
+/// (the notice), everything said from then on arrives, even lines said on a node that is
+/// back before the other one is.
+#[test]
+fn chat_across_redis_tells_members_of_a_split_and_loses_nothing_once_whole_again() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let one = serve(&["--redis", &url]);
+    let two = serve(&["--redis", &url]);
+    let mut alice = Client::join(&one, "alice");
+    let mut bob = Client::join(&two, "bob");
+    until_delivered(&mut alice, &mut bob, "before");
+
+    redis.kill();
+    alice.expect("* #lobby is split: ");
+    bob.expect("* #lobby is split: ");
+
+    redis.restart();
+    alice.expect("* #lobby is whole again");
+    // At once: the other node may not be back yet.
+    const LINES: usize = 300;
+    for n in 1..=LINES {
+        alice.send(&format!("line {n}"));
+    }
+    let mut got = 0;
+    let mut whole = false;
+    while got < LINES {
+        let line = bob.line().expect("bob's connection ended");
+        if let Some(n) = line.strip_prefix("<alice> line ") {
+            got += 1;
+            assert_eq!(n, got.to_string(), "a line lost or out of order");
+        } else if line == "* #lobby is whole again" {
+            whole = true;
+        }
+    }
+    assert!(whole || bob.expect("* #lobby is whole again").is_empty());
+}
+
 #[test]
 fn chat_join_on_a_terminal_keeps_the_typed_line_intact_under_incoming_lines() {
     // `script` (util-linux) runs the client on a pseudo-terminal of its own.

@@ -1,7 +1,22 @@
 //! The Redis backplane: how chat servers sharing one Redis become one chat.
 //!
-//! - **Events** (see [`crate::proto::chat::event`]) are published on the channel
-//!   [`CHANNEL`]; every node subscribes to it and applies the others' events.
+//! - **Events** (see [`crate::proto::chat::event`]) are appended to the Redis Stream
+//!   [`STREAM`] (`XADD`, trimmed to about [`RETENTION`] entries); every node reads it
+//!   from the last entry it applied (`XREAD BLOCK`) and applies the others' events.
+//!
+//!   Why a stream and not pub/sub: a pub/sub message reaches only the subscribers
+//!   connected at that instant. When Redis came back after an outage, the nodes
+//!   reconnected at different moments, and lines published by one node before another
+//!   had subscribed again were lost without a word (hundreds in a 2 s outage). A stream
+//!   keeps the entries: a node that reconnects reads everything appended since the last
+//!   entry it saw, so once Redis is back nothing is lost, whichever node comes back
+//!   first. The stream is trimmed to [`RETENTION`] entries, so a node cut off for longer
+//!   than that many events misses the oldest of them.
+//! - **Split and whole again**: when a node loses Redis after having had it, its members
+//!   are told their rooms are split (lines said there do not reach the other servers, nor
+//!   theirs them; those lines are not delivered later). Once the node is connected again
+//!   and has read what the others appended meanwhile, they are told the room is whole
+//!   again: from then on, nothing said on any node is lost to them.
 //! - **Nicks** are claimed with an atomic script — `SET key node` if the key is absent or
 //!   already this node's — on `sockit:chat:nick:<nick in lower case>`, with a TTL of
 //!   [`NICK_TTL`] that the node refreshes while it holds the nick, and deleted (only if
@@ -17,15 +32,29 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamRangeReply, StreamReadReply};
 use tokio::sync::mpsc;
 
 use super::hub::Shared;
 use crate::proto::chat::{ClientId, Event, HEARTBEAT, NickName, NodeId};
 
-/// The pub/sub channel every node publishes on and listens to.
-pub const CHANNEL: &str = "sockit:chat";
+/// The stream every node appends its events to and reads the others' from.
+pub const STREAM: &str = "sockit:chat:events";
+
+/// Entries the stream keeps (approximately: `XADD ... MAXLEN ~`). At 1,000 events a second
+/// that is over a minute and a half of catching up for a node that lost Redis, in ten to
+/// twenty MB of Redis memory.
+pub const RETENTION: usize = 100_000;
+
+/// How long one `XREAD` waits for new entries before asking again.
+const BLOCK: Duration = Duration::from_secs(2);
+
+/// Entries read per `XREAD`.
+const READ_COUNT: usize = 1024;
 
 /// Prefix of the nick keys.
 pub const NICK_PREFIX: &str = "sockit:chat:nick:";
@@ -89,13 +118,25 @@ pub(super) async fn run(
     let mut owed = Vec::new();
     let mut backoff = MIN_BACKOFF;
     let mut was_up = false;
+    // The last stream entry applied: where reading resumes after Redis comes back.
+    let cursor = Rc::new(RefCell::new(None));
     loop {
         let started = Instant::now();
-        let lost = match session(&client, &hub, &mut rx, node, &mut owed, &mut was_up).await {
+        let lost = match session(
+            &client,
+            &hub,
+            &mut rx,
+            node,
+            &mut owed,
+            &mut was_up,
+            &cursor,
+        )
+        .await
+        {
             End::Stopped => return,
             End::Lost(why) => why,
         };
-        hub.borrow_mut().core.backplane_down();
+        hub.borrow_mut().backplane_down();
         if was_up {
             tracing::warn!("lost redis ({lost}); serving local clients, reconnecting");
             was_up = false;
@@ -120,8 +161,9 @@ pub(super) async fn run(
     }
 }
 
-/// A command while Redis is away: publications are lost (the snapshot after reconnecting
-/// repairs membership), claims are granted locally, releases are owed.
+/// A command while Redis is away: publications are lost (the members were told their
+/// rooms are split; the snapshot after reconnecting repairs membership), claims are
+/// granted locally, releases are owed.
 fn offline(cmd: Cmd, hub: &Shared, owed: &mut Vec<NickName>) {
     match cmd {
         Cmd::Publish(_) | Cmd::Stop => {}
@@ -142,10 +184,9 @@ async fn session(
     node: NodeId,
     owed: &mut Vec<NickName>,
     was_up: &mut bool,
+    cursor: &Cursor,
 ) -> End {
     let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(CHANNEL).await?;
         // The client's own 500 ms response timeout would call Redis lost whenever this
         // node is busy (the answer waits for the node's one thread, not for Redis):
         // `timed` bounds every call instead.
@@ -155,14 +196,17 @@ async fn session(
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        Ok::<_, redis::RedisError>((pubsub, conn))
+        // A blocked XREAD holds its connection: it gets one of its own.
+        let reader = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok::<_, redis::RedisError>((conn, reader))
     };
-    let (pubsub, mut conn) = match tokio::time::timeout(TIMEOUT, connect).await {
+    let (mut conn, mut reader) = match tokio::time::timeout(TIMEOUT, connect).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return End::Lost(e.to_string()),
         Err(_) => return End::Lost("connecting timed out".into()),
     };
-    let mut messages = pubsub.into_on_message();
     let node_id = node.to_string();
     for nick in std::mem::take(owed) {
         if let Err(e) = release(&mut conn, &node_id, &nick).await {
@@ -170,26 +214,53 @@ async fn session(
             return End::Lost(e);
         }
     }
-    // Subscribed first, so that the answers to the snapshot published now are heard.
+    // Where to read from: where this node stopped, or (the first time) the stream's end.
+    if cursor.borrow().is_none() {
+        match last_entry(&mut conn).await {
+            Ok(id) => *cursor.borrow_mut() = Some(id),
+            Err(e) => return End::Lost(e),
+        }
+    }
+    // Catch up with what the others appended while this node was away, before telling
+    // anyone the room is whole again.
+    loop {
+        match read(&mut reader, hub, cursor, None).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return End::Lost(e),
+        }
+    }
     hub.borrow_mut().backplane_up();
     *was_up = true;
     tracing::info!("connected to redis; node {node}");
     if let Err(e) = reclaim(&mut conn, hub, &node_id).await {
         return End::Lost(e);
     }
+    let mut follow = tokio::task::spawn_local(follow(reader, hub.clone(), cursor.clone()));
+    let end = serve(&mut conn, hub, rx, &node_id, owed, &mut follow).await;
+    follow.abort();
+    end
+}
+
+/// The session's work once connected and caught up: commands from the hub, heartbeats,
+/// and watching the reading task.
+async fn serve(
+    conn: &mut MultiplexedConnection,
+    hub: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<Cmd>,
+    node_id: &str,
+    owed: &mut Vec<NickName>,
+    follow: &mut tokio::task::JoinHandle<String>,
+) -> End {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.tick().await;
     let mut beats = 0u32;
     loop {
         tokio::select! {
-            msg = messages.next() => match msg {
-                Some(msg) => match Event::decode(msg.get_payload_bytes()) {
-                    Some(event) => hub.borrow_mut().remote(event, Instant::now()),
-                    None => tracing::debug!("ignoring a malformed event on {CHANNEL}"),
-                },
-                None => return End::Lost("subscription closed".into()),
-            },
+            why = &mut *follow => {
+                return End::Lost(why.unwrap_or_else(|e| format!("reader task: {e}")));
+            }
             cmd = rx.recv() => {
                 let mut batch = vec![cmd.unwrap_or(Cmd::Stop)];
                 while batch.len() < BATCH {
@@ -198,7 +269,7 @@ async fn session(
                         Err(_) => break,
                     }
                 }
-                if let Some(end) = execute(&mut conn, hub, &node_id, batch, owed).await {
+                if let Some(end) = execute(conn, hub, node_id, batch, owed).await {
                     return end;
                 }
             }
@@ -206,18 +277,78 @@ async fn session(
                 beats = beats.wrapping_add(1);
                 let snapshot = hub.borrow().core.snapshot(false).encode();
                 hub.borrow_mut().core.tick(Instant::now());
-                let published = publish(&mut conn, vec![snapshot]).await;
+                let published = publish(conn, vec![snapshot]).await;
                 if let Err(e) = published {
                     return End::Lost(e);
                 }
                 if beats.is_multiple_of(REFRESH_EVERY)
-                    && let Err(e) = reclaim(&mut conn, hub, &node_id).await
+                    && let Err(e) = reclaim(conn, hub, node_id).await
                 {
                     return End::Lost(e);
                 }
             }
         }
     }
+}
+
+/// The id of the last stream entry applied (`None` before the first connection).
+type Cursor = Rc<RefCell<Option<String>>>;
+
+/// Reads the stream as it grows, applying each entry, until Redis fails; says why.
+async fn follow(mut reader: MultiplexedConnection, hub: Shared, cursor: Cursor) -> String {
+    loop {
+        if let Err(e) = read(&mut reader, &hub, &cursor, Some(BLOCK)).await {
+            return e;
+        }
+    }
+}
+
+/// One `XREAD` from the cursor (blocking up to `block`): applies the entries, moves the
+/// cursor past them, and says how many there were.
+async fn read(
+    conn: &mut MultiplexedConnection,
+    hub: &Shared,
+    cursor: &Cursor,
+    block: Option<Duration>,
+) -> Result<usize, String> {
+    let from = cursor.borrow().clone().unwrap_or_else(|| "0-0".into());
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT").arg(READ_COUNT);
+    if let Some(block) = block {
+        cmd.arg("BLOCK").arg(block.as_millis() as u64);
+    }
+    cmd.arg("STREAMS").arg(STREAM).arg(&from);
+    let reply: Option<StreamReadReply> = timed(cmd.query_async(conn)).await?;
+    let entries = reply
+        .into_iter()
+        .flat_map(|r| r.keys)
+        .flat_map(|k| k.ids)
+        .collect::<Vec<_>>();
+    let count = entries.len();
+    let now = Instant::now();
+    for entry in entries {
+        match entry.map.get("e").and_then(|v| match v {
+            redis::Value::BulkString(b) => Event::decode(b),
+            _ => None,
+        }) {
+            Some(event) => hub.borrow_mut().remote(event, now),
+            None => tracing::debug!(id = %entry.id, "ignoring a malformed entry on {STREAM}"),
+        }
+        *cursor.borrow_mut() = Some(entry.id);
+    }
+    Ok(count)
+}
+
+/// The id of the stream's last entry (`0-0` if it has none yet).
+async fn last_entry(conn: &mut MultiplexedConnection) -> Result<String, String> {
+    let mut cmd = redis::cmd("XREVRANGE");
+    cmd.arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1);
+    let reply: StreamRangeReply = timed(cmd.query_async(conn)).await?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".into(), |e| e.id))
 }
 
 /// Carries out a batch of commands in order: publications and releases pipelined, claims
@@ -236,7 +367,7 @@ async fn execute(
     while let Some(cmd) = cmds.next() {
         match cmd {
             Cmd::Publish(payload) => {
-                pipe.cmd("PUBLISH").arg(CHANNEL).arg(payload).ignore();
+                append(&mut pipe, payload);
                 pending += 1;
             }
             Cmd::Release(nick) => {
@@ -348,9 +479,22 @@ async fn release(
 async fn publish(conn: &mut MultiplexedConnection, payloads: Vec<String>) -> Result<(), String> {
     let mut pipe = redis::pipe();
     for p in payloads {
-        pipe.cmd("PUBLISH").arg(CHANNEL).arg(p).ignore();
+        append(&mut pipe, p);
     }
     run_pipe(conn, &pipe).await
+}
+
+/// `XADD` of one event to the stream, trimming it to about [`RETENTION`] entries.
+fn append(pipe: &mut redis::Pipeline, payload: String) {
+    pipe.cmd("XADD")
+        .arg(STREAM)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(RETENTION)
+        .arg("*")
+        .arg("e")
+        .arg(payload)
+        .ignore();
 }
 
 async fn run_pipe(conn: &mut MultiplexedConnection, pipe: &redis::Pipeline) -> Result<(), String> {

@@ -160,6 +160,11 @@ impl Hub {
         self.run();
     }
 
+    pub(super) fn backplane_down(&mut self) {
+        self.core.backplane_down(&mut self.actions);
+        self.run();
+    }
+
     /// Everyone is told the server stops, and every connection closes once written.
     pub(super) fn shutdown(&mut self) {
         self.core.shutdown(&mut self.actions);

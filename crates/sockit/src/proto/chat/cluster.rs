@@ -136,18 +136,50 @@ impl Chat {
     /// The backplane is (again) connected: from now on nicks are claimed there, and the
     /// other nodes are asked for their members. The driver then claims [`Chat::nicks`]
     /// again and reports the ones lost with [`Chat::nick_lost`].
+    ///
+    /// The driver calls this once it has caught up with what the others said while it was
+    /// away, so members told their room was split are now told it is whole again: from
+    /// here on, nothing said on any node is lost to them.
     pub fn backplane_up(&mut self, out: &mut Vec<Action>) {
         if self.link == Link::None {
             return;
         }
         self.link = Link::Up;
         out.push(Action::Publish(self.snapshot(true)));
+        if std::mem::take(&mut self.split) {
+            self.tell_every_room(out, |room| format!("{room} is whole again"));
+        }
     }
 
-    /// The backplane is lost: local clients go on alone; nicks are granted locally.
-    pub fn backplane_down(&mut self) {
-        if self.link != Link::None {
-            self.link = Link::Down;
+    /// The backplane is lost: local clients go on alone; nicks are granted locally. If it
+    /// was up, every local member is told that its room is split: until it is whole again,
+    /// lines do not cross between this server and the others.
+    pub fn backplane_down(&mut self, out: &mut Vec<Action>) {
+        match self.link {
+            Link::None | Link::Down => {}
+            Link::Up => {
+                self.link = Link::Down;
+                self.split = true;
+                self.tell_every_room(out, |room| {
+                    format!(
+                        "{room} is split: this server lost its link to the others; until it \
+                         is back, lines said here do not reach them, nor theirs you"
+                    )
+                });
+            }
+        }
+    }
+
+    /// A notice to the local members of every room.
+    fn tell_every_room(&self, out: &mut Vec<Action>, text: impl Fn(&RoomName) -> String) {
+        for (room, r) in &self.rooms {
+            if !r.members.is_empty() {
+                out.push(Action::Room {
+                    room: room.clone(),
+                    line: notice(&text(room)),
+                    except: None,
+                });
+            }
         }
     }
 

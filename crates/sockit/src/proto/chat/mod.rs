@@ -156,6 +156,9 @@ pub struct Chat {
     rooms: BTreeMap<RoomName, Room>,
     /// The other nodes' members, from their events and heartbeats.
     remote: HashMap<NodeId, RemoteNode>,
+    /// Local members were told their rooms are split (the backplane went down after being
+    /// up), so they are owed a "whole again" when it is back.
+    split: bool,
 }
 
 /// The backplane as the core sees it.
@@ -210,6 +213,7 @@ impl Chat {
             nicks: HashMap::new(),
             rooms: BTreeMap::new(),
             remote: HashMap::new(),
+            split: false,
         }
     }
 

@@ -313,7 +313,9 @@ impl Cluster {
 
     fn link_down(&mut self, i: usize) {
         self.up[i] = false;
-        self.nodes[i].chat.backplane_down();
+        let mut out = Vec::new();
+        self.nodes[i].chat.backplane_down(&mut out);
+        self.nodes[i].apply(out);
     }
 
     /// Delivers events and answers claims until nothing moves.
@@ -456,15 +458,22 @@ fn a_node_cut_off_serves_its_clients_and_converges_after() {
     let dave1 = c.join(1, 2, "dave");
     let dave0 = c.join(0, 3, "dave");
     c.send(0, carol, "local still works");
+    let seen = c.take(0, alice);
+    assert!(seen[0].starts_with("* #lobby is split: "), "{seen:?}");
     assert_eq!(
-        c.take(0, alice),
-        vec![
+        seen[1..],
+        [
             "* carol joined #lobby",
             "* dave joined #lobby",
             "<carol> local still works"
         ]
     );
-    assert!(c.take(1, bob).iter().all(|l| !l.contains("carol")));
+    // Only the node that lost its link says so.
+    assert!(
+        c.take(1, bob)
+            .iter()
+            .all(|l| !l.contains("carol") && !l.contains("split"))
+    );
     // Node 0 forgets node 1 once it has been silent long enough.
     c.now += Duration::from_secs(8);
     c.nodes[0].chat.tick(c.now);
@@ -474,8 +483,9 @@ fn a_node_cut_off_serves_its_clients_and_converges_after() {
     c.take(0, dave0);
     c.link_up(0);
     let lost = c.take(0, dave0);
+    assert_eq!(lost[0], "* #lobby is whole again");
     assert!(
-        lost[0].starts_with("! nick dave belongs to someone on another node"),
+        lost[1].starts_with("! nick dave belongs to someone on another node"),
         "{lost:?}"
     );
     assert!(c.take(1, dave1).iter().all(|l| !l.starts_with('!')));
@@ -488,6 +498,11 @@ fn a_node_cut_off_serves_its_clients_and_converges_after() {
     c.send(1, bob, "back together");
     assert_eq!(
         c.take(0, carol),
-        vec!["* dave is now known as guest3", "<bob> back together"]
+        vec![
+            "* #lobby is whole again",
+            "* dave is now known as guest3",
+            "<bob> back together"
+        ]
     );
+    assert_eq!(c.take(0, alice)[0], "* #lobby is whole again");
 }
