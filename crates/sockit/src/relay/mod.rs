@@ -437,7 +437,7 @@ fn bind_temporary_unix_dgram() -> io::Result<(UnixDatagram, UnixPathGuard)> {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         match UnixDatagram::bind(&path) {
-            Ok(s) => return Ok((s, UnixPathGuard(path))),
+            Ok(s) => return UnixPathGuard::new(path).map(|guard| (s, guard)),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => return Err(e),
         }

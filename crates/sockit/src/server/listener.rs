@@ -299,13 +299,40 @@ impl_fd!(
     DatagramSocket { Udp, Unix }
 );
 
-/// Removes a Unix socket file when the server that bound it goes away.
+/// Removes a Unix socket file when the server that bound it goes away, but only while
+/// the path still names that socket: whatever replaced it since (a regular file, another
+/// server's socket) belongs to someone else and stays.
 #[derive(Debug)]
-pub(crate) struct UnixPathGuard(pub(crate) PathBuf);
+pub(crate) struct UnixPathGuard {
+    /// The path bound, removed on drop.
+    path: PathBuf,
+    /// Device and inode of the socket file as bound: how drop tells "still ours" from
+    /// "replaced" (a path alone cannot).
+    id: (u64, u64),
+}
+
+impl UnixPathGuard {
+    /// Guards the socket file just bound at `path`, recording which file it is.
+    pub(crate) fn new(path: PathBuf) -> io::Result<UnixPathGuard> {
+        let id = file_id(&path)?;
+        Ok(UnixPathGuard { path, id })
+    }
+}
+
+/// Device and inode of what `path` names (not following a symlink).
+fn file_id(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
 
 impl Drop for UnixPathGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // A check then a removal: a replacement in between would still be removed, a
+        // window no path-based API closes; it is microseconds wide instead of a lifetime.
+        if file_id(&self.path).is_ok_and(|id| id == self.id) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -336,7 +363,8 @@ pub(crate) fn bind_stream(endpoint: &Endpoint, count: usize) -> Result<Bound<Lis
             clear_stale_socket(path)?;
             let l =
                 UnixListener::bind(path).map_err(|e| Error::io(format!("bind {endpoint}"), e))?;
-            let guard = UnixPathGuard(path.clone());
+            let guard = UnixPathGuard::new(path.clone())
+                .map_err(|e| Error::io(format!("stat {endpoint}"), e))?;
             // One Unix listener shared by every loop: Unix sockets have no SO_REUSEPORT.
             let mut sockets = vec![Listener::Unix(l)];
             for _ in 1..count {
@@ -378,7 +406,8 @@ pub(crate) fn bind_datagram(endpoint: &Endpoint, count: usize) -> Result<Bound<D
             clear_stale_socket(path)?;
             let s =
                 UnixDatagram::bind(path).map_err(|e| Error::io(format!("bind {endpoint}"), e))?;
-            let guard = UnixPathGuard(path.clone());
+            let guard = UnixPathGuard::new(path.clone())
+                .map_err(|e| Error::io(format!("stat {endpoint}"), e))?;
             let mut sockets = vec![DatagramSocket::Unix(s)];
             for _ in 1..count {
                 sockets.push(
