@@ -244,8 +244,19 @@ pub trait Service: Send + Sync + 'static {
 
 /// The datagram counterpart of [`Service`]: one datagram in, at most one reply out.
 pub trait DatagramService: Send + Sync + 'static {
-    /// A datagram arrived from `peer`; a non-empty `out` is sent back to it.
-    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>);
+    /// A datagram arrived from `peer`; with [`Reply::Send`], `out` goes back to it as one
+    /// datagram, even when empty (an empty datagram is a datagram, and a peer may wait
+    /// for its answer).
+    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Reply;
+}
+
+/// Whether a [`DatagramService`] answers the datagram it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Send `out` back to the peer, whatever its length.
+    Send,
+    /// Send nothing: the datagram needs no answer.
+    Silent,
 }
 
 /// A service that owns each connection's socket, as `socketserver.BaseRequestHandler`
