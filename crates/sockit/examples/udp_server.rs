@@ -5,7 +5,8 @@
 //! then `cargo run -p sockit --example udp_client -- udp://127.0.0.1:9998`.
 
 use sockit::Endpoint;
-use sockit::server::{Config, DatagramService, Model, Peer, Reply, Server};
+use sockit::server::{Config, DatagramService, Model, Reply, Server};
+use sockit::socket::Peer;
 
 struct Shout;
 

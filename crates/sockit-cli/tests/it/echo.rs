@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::process::Command;
 
 use sockit::Endpoint;
-use sockit::server::Stream;
+use sockit::socket::Stream;
 
 use crate::util::{self, Proc, Server, TempDir, WAIT, payload};
 

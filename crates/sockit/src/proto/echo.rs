@@ -1,7 +1,8 @@
 //! The echo protocol: send back what arrived, optionally upper-cased ("send back
 //! data.upper()"), over streams and datagrams alike; an empty datagram is echoed too.
 
-use crate::server::{DatagramService, Flow, Handler, Output, Peer, Reply, Service};
+use crate::server::{DatagramService, Flow, Handler, Output, Reply, Service};
+use crate::socket::Peer;
 
 /// An echo server; with `upper`, ASCII letters come back upper-cased (other bytes as sent).
 #[derive(Debug, Clone, Copy, Default)]

@@ -86,8 +86,9 @@ use std::time::{Duration, Instant};
 
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::server::listener::{self, Bound, UnixPathGuard};
-use crate::server::{AccessList, DatagramSocket, Listener, Shutdown, Stream};
+use crate::socket::listener::{self, Bound};
+use crate::socket::unix_path::UnixPathGuard;
+use crate::socket::{AccessList, DatagramSocket, Listener, Shutdown, Stream};
 
 /// Bytes queued for one peer before stdin waits (or, under [`Accept::Many`], before the
 /// peer starts counting towards [`STALL_LIMIT`]).

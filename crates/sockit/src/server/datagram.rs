@@ -14,9 +14,9 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
-use super::shutdown::Wake;
-use super::{Ctx, DatagramService, DatagramSocket, Model, Peer, Reply};
+use super::{Ctx, DatagramService, Model, Reply};
 use crate::error::{Error, Result};
+use crate::socket::{DatagramSocket, Peer, Wake};
 
 /// Larger than any UDP payload (65,507 bytes).
 const MAX_DATAGRAM: usize = 64 * 1024;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use sockit::Endpoint;
 use sockit::chat::{ChatServer, Config};
 use sockit::proto::chat::RoomName;
-use sockit::server::{AccessList, Network};
+use sockit::socket::{AccessList, Network};
 
 use crate::server_args::{parse_duration, stop_on_signals};
 
