@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::server::{AccessList, Config, Model, Network, Server, Shutdown};
+use sockit::server::{Config, Model, Server};
+use sockit::socket::{AccessList, Network, Shutdown};
 
 /// Server options: model, workers, limits, access lists.
 #[derive(Debug, clap::Args)]

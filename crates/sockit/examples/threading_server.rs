@@ -9,7 +9,8 @@
 //! `epoll` or `fork` by changing one line.
 
 use sockit::Endpoint;
-use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
+use sockit::server::{Config, Flow, Handler, Model, Output, Server, Service};
+use sockit::socket::Peer;
 
 struct MyTcpHandler {
     client_address: Peer,

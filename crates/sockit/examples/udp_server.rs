@@ -1,18 +1,20 @@
-//! A UDP server on the library (the classic tutorials' `recvfrom` / `sendto` server): answers each datagram
-//! with it upper-cased, tagged with the sender's address.
+//! A UDP server on the library (`recvfrom`, `sendto`): answers each datagram with it
+//! upper-cased, tagged with the sender's address.
 //!
 //! Run: `cargo run -p sockit --example udp_server -- udp://127.0.0.1:9998`
 //! then `cargo run -p sockit --example udp_client -- udp://127.0.0.1:9998`.
 
 use sockit::Endpoint;
-use sockit::server::{Config, DatagramService, Model, Peer, Server};
+use sockit::server::{Config, DatagramService, Model, Reply, Server};
+use sockit::socket::Peer;
 
 struct Shout;
 
 impl DatagramService for Shout {
-    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>) {
+    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Reply {
         out.extend(data.iter().map(u8::to_ascii_uppercase));
         out.extend_from_slice(format!(" (from {peer})").as_bytes());
+        Reply::Send
     }
 }
 

@@ -9,7 +9,7 @@
 use std::io::{BufRead, Read, Write};
 
 use sockit::Endpoint;
-use sockit::server::Stream;
+use sockit::socket::Stream;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: Endpoint = std::env::args()

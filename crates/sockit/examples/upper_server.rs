@@ -7,7 +7,8 @@
 //! disconnects, and a reset by one client ends only that client's connection.
 
 use sockit::Endpoint;
-use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
+use sockit::server::{Config, Flow, Handler, Model, Output, Server, Service};
+use sockit::socket::Peer;
 
 /// The per-connection handler: the tutorials' `conn.send(data.upper())`.
 struct Upper;

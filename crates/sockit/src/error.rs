@@ -29,8 +29,14 @@ pub enum Error {
         input: String,
     },
     /// A concurrency model name that is not one of the known models.
-    #[error("unknown model {0:?} (expected one of: {models})", models = crate::server::Model::NAMES.join(", "))]
-    UnknownModel(String),
+    #[error("unknown model {name:?} (expected one of: {})", known.join(", "))]
+    UnknownModel {
+        /// The name as the user gave it.
+        name: String,
+        /// Every known model's name, for the message (the server passes its list, so
+        /// this module need not know the models).
+        known: &'static [&'static str],
+    },
     /// A model asked to serve a socket kind it cannot serve.
     #[error("model {model} cannot serve {what}")]
     Unsupported {
@@ -42,7 +48,8 @@ pub enum Error {
     /// A peer broke the framing rules (over-long frame or line, truncated frame).
     #[error(transparent)]
     Frame(#[from] crate::frame::FrameError),
-    /// A peer broke the exec protocol (SPEC §5): a malformed or out-of-turn message.
+    /// A peer broke the exec protocol (see `docs/exec.md`): a malformed or out-of-turn
+    /// message.
     #[error("exec protocol: {0}")]
     Exec(#[from] crate::proto::exec::ProtocolError),
     /// A peer broke HTTP/1.1, or a URL cannot be fetched.

@@ -417,7 +417,8 @@ pub fn check_http_serve(data: &[u8]) {
 /// Feeds `wire` to a fresh handler `cut` bytes at a time, draining as a driver does, and
 /// returns everything it would send, with `Date` headers blanked.
 fn serve_all(wire: &[u8], cut: usize) -> Vec<u8> {
-    use crate::server::{Flow, Handler, Output, Peer, Service};
+    use crate::server::{Flow, Handler, Output, Service};
+    use crate::socket::Peer;
 
     let mut handler = http_tree().handler(&Peer::Unix(None));
     let mut out = Output::new();

@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`addr`]: [`Endpoint`], the one address syntax (`HOST:PORT`, `udp://`, `unix:`, ...).
 //! - [`frame`]: sans-IO framing: 4-byte length prefix and lines, with limits.
+//! - [`socket`]: the socket layer under everything else: [`socket::Stream`],
+//!   [`socket::Listener`], [`socket::DatagramSocket`], [`socket::Peer`], binding, Unix
+//!   socket files, [`socket::Shutdown`], [`socket::AccessList`] and admission.
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
@@ -48,6 +51,7 @@ pub mod net;
 pub mod proto;
 pub mod relay;
 pub mod server;
+pub mod socket;
 pub mod transfer;
 
 pub use addr::{Endpoint, Transport};

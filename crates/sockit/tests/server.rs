@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use sockit::Endpoint;
 use sockit::proto::echo::Echo;
-use sockit::server::{
-    Config, Flow, Handler, Model, Output, Peer, Server, Service, Shutdown, Stream,
-};
+use sockit::server::{Config, Flow, Handler, Model, Output, Server, Service};
+use sockit::socket::{Peer, Shutdown, Stream};
 
 /// A server of `service` under `model` on a loopback port, serving in a thread: its
 /// address, its stop handle and the thread (which returns what `serve` returned).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::relay::{self, Direction, Dump, Framing, InputEof, LineEndings, Options};
-use sockit::server::Shutdown;
+use sockit::socket::Shutdown;
 
 use crate::args::{parse_duration, stop_on_signals};
 

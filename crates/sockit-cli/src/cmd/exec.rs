@@ -11,7 +11,8 @@ use anyhow::Context;
 use sockit::Endpoint;
 use sockit::exec::{self, Client, Outcome, ServeOptions, TokenFile, read_token_file};
 use sockit::proto::exec::{Permits, Policy};
-use sockit::server::{AccessList, Config, Model, Network, Server};
+use sockit::server::{Config, Model, Server};
+use sockit::socket::{AccessList, Network};
 
 use crate::args::{announce, parse_duration, parse_positive, parse_size};
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::relay::{Accept, Listening};
-use sockit::server::{AccessList, Network, Shutdown};
+use sockit::socket::{AccessList, Network, Shutdown};
 
 use super::connect::RelayArgs;
 use crate::args::stop_on_signals;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sockit::Endpoint;
 use sockit::proto::transfer::{Algo, Kind, Origin, RelPath, sum_line};
-use sockit::server::Stream;
+use sockit::socket::Stream;
 use sockit::transfer::{SendEvent, plan, send};
 
 use crate::args::parse_duration;

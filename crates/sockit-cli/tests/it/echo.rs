@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::process::Command;
 
 use sockit::Endpoint;
-use sockit::server::Stream;
+use sockit::socket::Stream;
 
 use crate::util::{self, Proc, Server, TempDir, WAIT, payload};
 
@@ -135,6 +135,61 @@ fn udp_and_unix_dgram_echo_under_every_model() {
         assert_eq!(&buf[..n], b"over unix-dgram");
         assert!(server.stop().0.success());
         assert!(!path.exists());
+    }
+}
+
+/// A server removes its socket file on exit only while that file is still its socket: a
+/// regular file that took the path after it started is someone else's and stays.
+#[test]
+fn unix_server_leaves_a_file_that_replaced_its_socket() {
+    let dir = TempDir::new("unix-replaced");
+    // (name, arguments before the address, arguments after it)
+    let mut servers: Vec<(String, Vec<&str>, Vec<&str>)> = STREAM_MODELS
+        .iter()
+        .map(|m| (format!("echo-{m}"), vec!["echo"], vec!["--model", m]))
+        .collect();
+    servers.push(("chat".to_owned(), vec!["chat", "serve"], vec![]));
+    for (name, before, after) in servers {
+        let path = dir.path(&format!("{name}.sock"));
+        let addr = format!("unix:{}", path.display());
+        let args: Vec<&str> = before
+            .iter()
+            .copied()
+            .chain([addr.as_str()])
+            .chain(after.iter().copied())
+            .collect();
+        let server = Server::start(&args);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not a socket").unwrap();
+        let (status, _) = server.stop();
+        assert!(status.success(), "{name}: exit {status}");
+        assert_eq!(
+            std::fs::read(&path).ok().as_deref(),
+            Some(&b"not a socket"[..]),
+            "{name} removed the file that replaced its socket"
+        );
+    }
+}
+
+/// A datagram with no bytes is still a datagram, and its echo is one too.
+#[test]
+fn udp_echo_answers_an_empty_datagram() {
+    for model in STREAM_MODELS {
+        let server = Server::start(&["echo", "udp://127.0.0.1:0", "--model", model]);
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        sock.send_to(b"", server.addr()).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{model}: no reply to an empty datagram: {e}"));
+        assert_eq!(n, 0, "{model}");
+        assert_eq!(from.port(), server.port(), "{model}");
+        // The server goes on answering after it.
+        sock.send_to(b"after", server.addr()).unwrap();
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"after", "{model}");
+        assert!(server.stop().0.success(), "{model}");
     }
 }
 

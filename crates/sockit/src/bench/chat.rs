@@ -31,7 +31,7 @@ use super::connect::{self, Target};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::proto::chat::{NodeId, RoomName};
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// After the senders stop, how long the run waits with no line arriving before it counts
 /// the missing ones as lost.

@@ -18,7 +18,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::report::{FailureKind, Failures};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// Where the connections go, resolved once.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::report::{FailureKind, Failures, Latency, format_duration, new_histogr
 use super::{Phase, Progress, SPARE_FDS, raise_nofile_limit};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// Bytes in one ping.
 const PING: usize = 8;

@@ -27,7 +27,7 @@ use super::report::{FailureKind, Failures, Latency, new_histogram, per_sec};
 use super::{Phase, Progress, SPARE_FDS, raise_nofile_limit};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// Bytes read per `read` call, one buffer per loop thread.
 const READ_BUF: usize = 256 * 1024;

@@ -41,7 +41,7 @@
 //! # Shutdown
 //! On [`Shutdown::trigger`] (SIGINT/SIGTERM in the CLI) the server stops accepting, tells
 //! everyone `* server shutting down`, writes what is queued (for at most
-//! [`crate::server`]'s grace period), closes every connection, tells the other nodes it is
+//! `CLOSE_GRACE`), closes every connection, tells the other nodes it is
 //! gone and releases its nicks there.
 
 mod backplane;
@@ -58,9 +58,10 @@ use tokio::sync::{Notify, mpsc};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::proto::chat::{self, Chat, ClientId, Leave, NodeId, RoomName, Scope};
-use crate::server::gate::{Gate, Slot as GateSlot};
-use crate::server::listener::{self, Bound, Peer, UnixPathGuard};
-use crate::server::{AccessList, Listener, Shutdown};
+use crate::socket::gate::{Gate, Slot as GateSlot};
+use crate::socket::listener::{self, Bound, accept_error_is_transient};
+use crate::socket::unix_path::UnixPathGuard;
+use crate::socket::{AccessList, Listener, Peer, Shutdown};
 use conn::{Conn, Input, LineReader};
 use hub::{Hub, Shared};
 
@@ -251,7 +252,7 @@ impl ChatServer {
             };
             let (conn, peer) = match accepted {
                 Ok(c) => c,
-                Err(e) if crate::server::accept_error_is_transient(&e) => {
+                Err(e) if accept_error_is_transient(&e) => {
                     tracing::warn!(error = %e, "accept failed; backing off");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;

@@ -16,7 +16,7 @@ use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::frame::LengthCodec;
 use crate::proto::exec::{ExitStatus, Kind, MAX_CHUNK, Message, ProtocolError, Token, prefix};
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,7 +57,8 @@ use crate::proto::exec::{
     Action, Budget, CHALLENGE_LEN, ExitStatus, Kind, MAX_CHUNK, Message, PREFIX_LEN, Policy,
     Refusal, Session, prefix,
 };
-use crate::server::{Peer, Server, Stopping, TaskStream};
+use crate::server::{Server, Stopping, TaskStream};
+use crate::socket::Peer;
 
 /// How long a client has, after connecting, to authenticate and name its command.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,7 +16,7 @@ use crate::proto::http::HttpError;
 use crate::proto::http::chunked::ChunkedDecoder;
 use crate::proto::http::response::{BodyFraming, Head, parse_head};
 use crate::proto::http::url::{Scheme, Url};
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// The request method: the client only fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

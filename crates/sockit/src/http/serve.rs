@@ -30,7 +30,8 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::error::{Error, Result};
 use crate::proto::http::HttpError;
 use crate::proto::http::request::{Request, parse_request, write_head};
-use crate::server::{Flow, Handler, Output, Peer, Service};
+use crate::server::{Flow, Handler, Output, Service};
+use crate::socket::Peer;
 
 /// Largest request body accepted (and discarded): GET and HEAD carry none in practice.
 pub const MAX_REQUEST_BODY: u64 = 1 << 20;

@@ -1,7 +1,8 @@
-//! The echo protocol of the classic socket tutorials: send back what arrived, optionally upper-cased
-//! ("send back data.upper()"), over streams and datagrams alike.
+//! The echo protocol: send back what arrived, optionally upper-cased ("send back
+//! data.upper()"), over streams and datagrams alike; an empty datagram is echoed too.
 
-use crate::server::{DatagramService, Flow, Handler, Output, Peer, Service};
+use crate::server::{DatagramService, Flow, Handler, Output, Reply, Service};
+use crate::socket::Peer;
 
 /// An echo server; with `upper`, ASCII letters come back upper-cased (other bytes as sent).
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,8 +37,9 @@ impl Service for Echo {
 }
 
 impl DatagramService for Echo {
-    fn on_datagram(&self, data: &[u8], _peer: &Peer, out: &mut Vec<u8>) {
+    fn on_datagram(&self, data: &[u8], _peer: &Peer, out: &mut Vec<u8>) -> Reply {
         self.reply(data, out);
+        Reply::Send
     }
 }
 
@@ -54,7 +56,11 @@ mod tests {
         );
         assert_eq!(*out, b"ab\xff");
         let mut out = Vec::new();
-        Echo { upper: true }.on_datagram("héllo 1".as_bytes(), &Peer::Unix(None), &mut out);
-        assert_eq!(out, "HéLLO 1".as_bytes());
+        let reply =
+            Echo { upper: true }.on_datagram("héllo 1".as_bytes(), &Peer::Unix(None), &mut out);
+        assert_eq!((reply, &out[..]), (Reply::Send, "HéLLO 1".as_bytes()));
+        out.clear();
+        let reply = Echo { upper: false }.on_datagram(b"", &Peer::Unix(None), &mut out);
+        assert_eq!((reply, &out[..]), (Reply::Send, &b""[..]));
     }
 }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::server::{AccessList, DatagramSocket, Peer, Shutdown};
+use crate::socket::{AccessList, DatagramSocket, Peer, Shutdown};
 
 /// Datagrams taken from the socket per wake-up, so stdin is never starved.
 const RECVS_PER_WAKE: usize = 64;

@@ -86,8 +86,9 @@ use std::time::{Duration, Instant};
 
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::server::listener::{self, Bound, UnixPathGuard};
-use crate::server::{AccessList, DatagramSocket, Listener, Shutdown, Stream};
+use crate::socket::listener::{self, Bound};
+use crate::socket::unix_path::UnixPathGuard;
+use crate::socket::{AccessList, DatagramSocket, Listener, Shutdown, Stream};
 
 /// Bytes queued for one peer before stdin waits (or, under [`Accept::Many`], before the
 /// peer starts counting towards [`STALL_LIMIT`]).
@@ -437,7 +438,7 @@ fn bind_temporary_unix_dgram() -> io::Result<(UnixDatagram, UnixPathGuard)> {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         match UnixDatagram::bind(&path) {
-            Ok(s) => return Ok((s, UnixPathGuard(path))),
+            Ok(s) => return UnixPathGuard::new(path).map(|guard| (s, guard)),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => return Err(e),
         }

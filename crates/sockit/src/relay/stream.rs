@@ -17,7 +17,8 @@ use super::{
     STALL_LIMIT, emit, read_input, wait,
 };
 use crate::error::{Error, Result};
-use crate::server::{AccessList, Listener, Peer, Shutdown, Stream};
+use crate::socket::listener::accept_error_is_transient;
+use crate::socket::{AccessList, Listener, Peer, Shutdown, Stream};
 
 /// How long accepting pauses when the process is out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -308,7 +309,7 @@ pub(super) fn accept_one(
                     return Ok(Some(conn));
                 }
             }
-            Err(e) if crate::server::accept_error_is_transient(&e) => {
+            Err(e) if accept_error_is_transient(&e) => {
                 std::thread::sleep(ACCEPT_BACKOFF);
             }
             Err(e) => return Err(e),
@@ -505,7 +506,7 @@ pub(super) fn relay<O: Write>(
                         conns.push(conn);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if crate::server::accept_error_is_transient(&e) => {
+                    Err(e) if accept_error_is_transient(&e) => {
                         tracing::warn!("accept: {e}; pausing");
                         accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                         break;

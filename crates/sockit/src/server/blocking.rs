@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use super::conn::{Registry, accept_each, drive};
-use super::{Ctx, Listener, Service};
+use super::{Ctx, Service};
 use crate::error::Result;
+use crate::socket::Listener;
 
 pub(crate) fn serve<S: Service>(listener: &Listener, service: Arc<S>, ctx: Ctx<'_>) -> Result<()> {
     let registry = Arc::new(Registry::default());

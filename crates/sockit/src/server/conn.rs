@@ -8,12 +8,12 @@ use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::gate::Slot;
-use super::listener::{Listener, Peer, Stream};
 use super::output::Progress;
-use super::shutdown::{Shutdown, Wake};
-use super::{Config, Ctx, Flow, Handler, Output, accept_error_is_transient};
+use super::{Config, Ctx, Flow, Handler, Output};
 use crate::error::{Error, Result};
+use crate::socket::gate::Slot;
+use crate::socket::listener::accept_error_is_transient;
+use crate::socket::{Listener, Peer, Shutdown, Stream, Wake};
 
 /// Bytes read per `read` call; one buffer per connection, as these models block per connection.
 const READ_BUF: usize = 64 * 1024;

@@ -14,9 +14,9 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
-use super::shutdown::Wake;
-use super::{Ctx, DatagramService, DatagramSocket, Model, Peer};
+use super::{Ctx, DatagramService, Model, Reply};
 use crate::error::{Error, Result};
+use crate::socket::{DatagramSocket, Peer, Wake};
 
 /// Larger than any UDP payload (65,507 bytes).
 const MAX_DATAGRAM: usize = 64 * 1024;
@@ -115,13 +115,12 @@ fn receive_loop<S: DatagramService>(
                 tracing::info!(%peer, "datagram dropped: denied by --allow/--deny");
                 continue;
             }
-            service.on_datagram(&buf[..n], &peer, &mut out);
-            if !out.is_empty() {
-                if let Err(e) = socket.send_to(&out, &peer) {
-                    tracing::debug!(%peer, error = %e, "reply not sent");
-                }
-                out.clear();
+            if service.on_datagram(&buf[..n], &peer, &mut out) == Reply::Send
+                && let Err(e) = socket.send_to(&out, &peer)
+            {
+                tracing::debug!(%peer, error = %e, "reply not sent");
             }
+            out.clear();
         }
     }
 }
@@ -167,11 +166,10 @@ fn serve_async<S: DatagramService>(
                 if !ctx.gate.permits(&peer) {
                     continue;
                 }
-                service.on_datagram(&buf[..n], &peer, &mut out);
-                if !out.is_empty() {
+                if service.on_datagram(&buf[..n], &peer, &mut out) == Reply::Send {
                     let _ = socket.try_send_to(&out, &peer);
-                    out.clear();
                 }
+                out.clear();
             }
         }
     })

@@ -29,12 +29,13 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::epoll::Epoll;
-use super::gate::Slot;
 use super::output::Progress;
 use super::poll::Poll;
 use super::select::Select;
-use super::{Ctx, Flow, GRACE, Handler, Listener, Model, Output, Service, Stream};
+use super::{Ctx, Flow, GRACE, Handler, Model, Output, Service};
 use crate::error::{Error, Result};
+use crate::socket::gate::Slot;
+use crate::socket::{Listener, Stream};
 
 /// Bytes read per `read` call; one buffer per loop, however many connections it serves.
 const READ_BUF: usize = 64 * 1024;
@@ -417,13 +418,13 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                     return Ok(());
                 }
                 // One connection's trouble (aborted before we got to it, EINTR, ...).
-                Err(e) if super::accept_error_is_transient(&e) => {}
+                Err(e) if crate::socket::listener::accept_error_is_transient(&e) => {}
                 Err(e) => return Err(Error::io("accept", e)),
             }
         }
     }
 
-    fn admit(&mut self, stream: OwnedFd, peer: &super::Peer) {
+    fn admit(&mut self, stream: OwnedFd, peer: &crate::socket::Peer) {
         if !self.poller.can_watch(stream.as_raw_fd()) {
             self.unwatchable += 1;
             // Once, then on every power of two: a flood must not flood the log as well.
@@ -782,7 +783,7 @@ fn contained<R>(out: &mut Output, f: impl FnOnce(&mut Output) -> R) -> Option<R>
 }
 
 /// Accepts one connection and makes it non-blocking.
-fn accept(listener: &Listener) -> io::Result<(OwnedFd, super::Peer)> {
+fn accept(listener: &Listener) -> io::Result<(OwnedFd, crate::socket::Peer)> {
     let (stream, peer) = listener.accept()?;
     stream.set_nonblocking(true)?;
     let fd = match stream {
@@ -893,11 +894,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::server::access::AccessList;
-    use crate::server::gate::Gate;
+    use crate::server::Config;
     use crate::server::select::FD_SETSIZE;
-    use crate::server::shutdown::Shutdown;
-    use crate::server::{Config, Peer};
+    use crate::socket::gate::Gate;
+    use crate::socket::{AccessList, Peer, Shutdown};
 
     /// Every backend behind one type, so each test runs under all of them.
     enum AnyPoller {

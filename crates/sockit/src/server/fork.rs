@@ -16,8 +16,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use super::conn::{accept_each, drive};
-use super::{Ctx, GRACE, Listener, Service};
+use super::{Ctx, GRACE, Service};
 use crate::error::Result;
+use crate::socket::Listener;
 
 /// How often the parent reaps children when no connection arrives.
 const REAP_EVERY: Duration = Duration::from_millis(200);

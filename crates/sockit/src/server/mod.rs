@@ -7,7 +7,8 @@
 //! `sendfile`), so one handler runs under every model.
 //!
 //! ```no_run
-//! use sockit::server::{Config, Flow, Handler, Model, Output, Peer, Server, Service};
+//! use sockit::server::{Config, Flow, Handler, Model, Output, Server, Service};
+//! use sockit::socket::Peer;
 //!
 //! struct Upper;
 //! impl Handler for Upper {
@@ -34,7 +35,6 @@
 //! `select`, `poll`, `epoll`, `epoll-et` (the last four share `eventloop`, differing only
 //! in their readiness backend) and `async` (tokio).
 
-pub mod access;
 mod r#async;
 mod blocking;
 mod conn;
@@ -42,12 +42,9 @@ mod datagram;
 mod epoll;
 mod eventloop;
 mod fork;
-pub(crate) mod gate;
-pub(crate) mod listener;
 mod output;
 mod poll;
 mod select;
-mod shutdown;
 mod tasks;
 mod threads;
 
@@ -56,16 +53,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use access::{AccessList, Network};
-pub use listener::{DatagramSocket, Listener, Peer, Stream};
 pub use output::Output;
-pub use shutdown::Shutdown;
 pub use tasks::{Stopping, TaskStream};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
-use gate::Gate;
-use listener::{Bound, UnixPathGuard};
+use crate::socket::gate::Gate;
+use crate::socket::listener::{self, Bound};
+use crate::socket::unix_path::UnixPathGuard;
+use crate::socket::{AccessList, DatagramSocket, Listener, Peer, Shutdown, Stream};
 
 /// How connections are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,14 +97,30 @@ impl Model {
         Model::Async,
     ];
 
-    /// The names accepted by [`Model::from_str`], in the order of [`Model::ALL`].
-    pub const NAMES: [&'static str; 8] = [
-        "blocking", "threads", "fork", "select", "poll", "epoll", "epoll-et", "async",
-    ];
+    /// The names accepted by [`Model::from_str`], in the order of [`Model::ALL`]; built
+    /// from [`Model::name`], so the names are spelled in one place.
+    pub const NAMES: [&'static str; 8] = {
+        let mut names = [""; 8];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
 
     /// The model's name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        Self::NAMES[Self::ALL.iter().position(|m| *m == self).unwrap_or(0)]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Model::Blocking => "blocking",
+            Model::Threads => "threads",
+            Model::Fork => "fork",
+            Model::Select => "select",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+            Model::EpollEt => "epoll-et",
+            Model::Async => "async",
+        }
     }
 
     /// Whether `workers` means "event loops" (each with its own SO_REUSEPORT listener).
@@ -141,11 +153,13 @@ impl FromStr for Model {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Model> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Self::ALL[i])
-            .ok_or_else(|| Error::UnknownModel(s.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| Error::UnknownModel {
+                name: s.to_owned(),
+                known: &Self::NAMES,
+            })
     }
 }
 
@@ -244,8 +258,19 @@ pub trait Service: Send + Sync + 'static {
 
 /// The datagram counterpart of [`Service`]: one datagram in, at most one reply out.
 pub trait DatagramService: Send + Sync + 'static {
-    /// A datagram arrived from `peer`; a non-empty `out` is sent back to it.
-    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>);
+    /// A datagram arrived from `peer`; with [`Reply::Send`], `out` goes back to it as one
+    /// datagram, even when empty (an empty datagram is a datagram, and a peer may wait
+    /// for its answer).
+    fn on_datagram(&self, data: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Reply;
+}
+
+/// Whether a [`DatagramService`] answers the datagram it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Send `out` back to the peer, whatever its length.
+    Send,
+    /// Send nothing: the datagram needs no answer.
+    Silent,
 }
 
 /// A service that owns each connection's socket, as `socketserver.BaseRequestHandler`
@@ -411,19 +436,4 @@ pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a Config,
     pub(crate) shutdown: &'a Shutdown,
     pub(crate) gate: Gate,
-}
-
-/// `accept` errors that concern one connection (or a momentary shortage) and must not
-/// stop the server: retry after a short back-off, as mini-redis does.
-pub(crate) fn accept_error_is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | TimedOut
-    ) || matches!(
-        e.raw_os_error(),
-        Some(
-            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO | libc::EPERM
-        )
-    )
 }

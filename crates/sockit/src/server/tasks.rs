@@ -13,11 +13,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::gate::Gate;
-use super::listener::{Listener, Peer};
 use super::output::Output;
-use super::{GRACE, Server, Sockets, accept_error_is_transient};
+use super::{GRACE, Server, Sockets};
 use crate::error::{Error, Result};
+use crate::socket::gate::Gate;
+use crate::socket::listener::accept_error_is_transient;
+use crate::socket::{Listener, Peer};
 
 /// An accepted connection as a tokio stream.
 #[derive(Debug)]

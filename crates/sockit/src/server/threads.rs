@@ -8,8 +8,9 @@
 use std::sync::Arc;
 
 use super::conn::{Registry, accept_each, drive};
-use super::{Config, Ctx, Listener, Peer, Service, Stream, StreamService};
+use super::{Config, Ctx, Service, StreamService};
 use crate::error::Result;
+use crate::socket::{Listener, Peer, Stream};
 
 /// Stack of a connection thread. Buffers live on the heap, but a service may hash and call
 /// into the file system; 10,000 threads still reserve only 5 GiB of address space, of

@@ -19,7 +19,8 @@ use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Close, Event, Header, Message, Origin, ProtocolError, RelPath, Want,
 };
-use crate::server::{Peer, Stream, StreamService};
+use crate::server::StreamService;
+use crate::socket::{Peer, Stream};
 
 /// Received bytes handed to the disk at a time (see [`fs::start_writeback`]).
 const WRITEBACK: u64 = 16 << 20;

@@ -19,7 +19,7 @@ use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Algo, Header, Kind, Message, Origin, RelPath, VERSION,
 };
-use crate::server::Stream;
+use crate::socket::Stream;
 
 /// Bytes handed to one `sendfile` call: progress is reported between calls.
 const SENDFILE_CHUNK: usize = 8 << 20;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::proto::chat::sanitize;
-use sockit::server::Stream;
+use sockit::socket::Stream;
 
 use crate::args::parse_duration;
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use sockit::Endpoint;
 use sockit::chat::{ChatServer, Config};
 use sockit::proto::chat::RoomName;
-use sockit::server::{AccessList, Network};
+use sockit::socket::{AccessList, Network};
 
 use crate::args::{
     parse_bytes, parse_duration, parse_positive, parse_positive_bytes, stop_on_signals,

@@ -6,21 +6,30 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::access::AccessList;
-use super::listener::Peer;
+use super::{AccessList, Peer};
 
 /// Decides who gets in; shared by all the loops and threads of one server.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate {
+    /// Checked first: a denied peer is refused whatever the load.
     access: Arc<AccessList>,
+    /// Connections served at once; the next one is refused so the server stays within
+    /// what its model can bear.
     limit: usize,
+    /// Connections admitted and not yet closed, shared with every [`Slot`] so that a
+    /// connection gives its place back wherever it ends.
     live: Arc<AtomicUsize>,
+    /// Told to a peer refused for the limit, so it learns why instead of seeing a bare
+    /// close (empty: just close).
     busy: Arc<[u8]>,
 }
 
 /// A connection's place under the limit; given back when dropped.
 #[derive(Debug)]
-pub(crate) struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(
+    /// The gate's count of live connections, decremented on drop.
+    Arc<AtomicUsize>,
+);
 
 impl Drop for Slot {
     fn drop(&mut self) {

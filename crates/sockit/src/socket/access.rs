@@ -14,13 +14,18 @@ use crate::error::Error;
 /// Which client networks may talk to a server.
 #[derive(Debug, Clone, Default)]
 pub struct AccessList {
+    /// When not empty, only peers in these networks get in.
     allow: Vec<IpNet>,
+    /// Peers in these networks never get in, even when an `allow` network holds them.
     deny: Vec<IpNet>,
 }
 
 /// A network as given on the command line: CIDR (`10.0.0.0/8`) or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network(pub IpNet);
+pub struct Network(
+    /// The network, its host bits cleared (`10.1.2.3/8` is `10.0.0.0/8`).
+    pub IpNet,
+);
 
 impl FromStr for Network {
     type Err = Error;

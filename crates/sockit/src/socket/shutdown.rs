@@ -18,8 +18,12 @@ pub struct Shutdown(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
+    /// Set once, so triggering twice writes the pipe once, and polled code that does not
+    /// watch the pipe can still ask.
     triggered: AtomicBool,
+    /// Never drained: once written, it stays readable for every loop that polls it.
     reader: PipeReader,
+    /// Non-blocking, so triggering never waits (a signal thread must not block).
     writer: PipeWriter,
 }
 
