@@ -151,8 +151,8 @@ impl FileHandler {
                             self.error(out, &req, 413);
                             break Flow::Close;
                         }
-                        Err(_) => {
-                            self.error(out, &req, 501);
+                        Err(e) => {
+                            self.error(out, &req, e.status());
                             break Flow::Close;
                         }
                     }
@@ -312,11 +312,7 @@ impl FileHandler {
         };
         if meta.is_dir() {
             if !raw_path.ends_with('/') {
-                let mut location = format!("{raw_path}/");
-                if let Some((_, q)) = req.target.split_once('?') {
-                    location.push('?');
-                    location.push_str(q);
-                }
+                let location = slash_form(raw_path, req.target.split_once('?').map(|(_, q)| q));
                 let mut r = error_reply(301);
                 r.headers.push(("Location", location.into()));
                 return r;
@@ -429,6 +425,28 @@ fn error_reply(status: u16) -> Reply {
         headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
         body: Body::Bytes(body),
     }
+}
+
+/// The `Location` of a directory asked for without its final slash. Leading slashes
+/// collapse to one and a backslash is percent-encoded, so the result never begins with
+/// `//` or `/\\`, which a browser reads as another host (`//evil/` is `http://evil/`); the
+/// server decodes both forms to the same directory.
+fn slash_form(raw_path: &str, query: Option<&str>) -> String {
+    let rest = raw_path.trim_start_matches('/');
+    let mut location = String::with_capacity(raw_path.len() + 2 + query.map_or(0, str::len));
+    location.push('/');
+    for (i, part) in rest.split('\\').enumerate() {
+        if i > 0 {
+            location.push_str("%5C");
+        }
+        location.push_str(part);
+    }
+    location.push('/');
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    location
 }
 
 /// Percent-decodes the path segment by segment. `None` (a 400) for `..`, or a segment
@@ -799,6 +817,15 @@ mod tests {
         assert!(read("../secret").is_err());
         assert!(open_no_symlinks(&dir, Path::new("")).is_ok());
         let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn redirects_never_name_an_authority() {
+        assert_eq!(slash_form("/sub", None), "/sub/");
+        assert_eq!(slash_form("//sub", Some("a=1")), "/sub/?a=1");
+        assert_eq!(slash_form("///a//b", None), "/a//b/");
+        assert_eq!(slash_form("/\\evil", None), "/%5Cevil/");
+        assert_eq!(slash_form("//\\evil\\x", None), "/%5Cevil%5Cx/");
     }
 
     #[test]

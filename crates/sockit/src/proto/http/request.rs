@@ -42,22 +42,66 @@ impl Request {
         }
     }
 
-    /// The body length announced by the request: `Err` for a chunked body (not supported)
-    /// or a bad `Content-Length`.
-    pub fn body_len(&self) -> Result<u64, HttpError> {
-        if self.header("transfer-encoding").is_some() {
-            return Err(HttpError::malformed(
-                "request head",
-                "request bodies with Transfer-Encoding are not supported",
-            ));
+    /// The body length announced by the request, judged as RFC 9112 §6.3 says for a
+    /// server that decodes no transfer coding: `Transfer-Encoding` whose final coding is
+    /// not `chunked`, or with a `Content-Length` beside it, or a `Content-Length` sent
+    /// twice or not a plain number, leaves the body's end in doubt (the shapes of request
+    /// smuggling), so [`BodyLenError::Invalid`]; a well-formed chunked body is
+    /// [`BodyLenError::Unsupported`]. Either way the connection must close.
+    pub fn body_len(&self) -> Result<u64, BodyLenError> {
+        let mut te = None;
+        let mut cl = None;
+        for (name, value) in &self.headers {
+            match name.as_str() {
+                // Several Transfer-Encoding lines are one list: the last coding counts.
+                "transfer-encoding" => te = Some(value.as_slice()),
+                "content-length" if cl.is_some() => return Err(BodyLenError::Invalid),
+                "content-length" => cl = Some(value.as_slice()),
+                _ => {}
+            }
         }
-        match self.header("content-length") {
+        if let Some(te) = te {
+            let last = te
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            return Err(if last.eq_ignore_ascii_case(b"chunked") && cl.is_none() {
+                BodyLenError::Unsupported
+            } else {
+                BodyLenError::Invalid
+            });
+        }
+        match cl {
             None => Ok(0),
             Some(v) => std::str::from_utf8(v)
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| HttpError::malformed("request head", "invalid Content-Length")),
+                .ok_or(BodyLenError::Invalid),
+        }
+    }
+}
+
+/// Why a request's body length is not known: either way the server answers and closes,
+/// since it cannot tell where the next request starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyLenError {
+    /// Framing that is broken or ambiguous (two `Content-Length`, a malformed one, or
+    /// `Transfer-Encoding` not ending in `chunked` or beside `Content-Length`): 400.
+    #[error("invalid request body framing")]
+    Invalid,
+    /// A chunked request body, which this server does not decode: 501.
+    #[error("request bodies with Transfer-Encoding are not supported")]
+    Unsupported,
+}
+
+impl BodyLenError {
+    /// The status RFC 9112 §6.3 asks for.
+    pub fn status(self) -> u16 {
+        match self {
+            BodyLenError::Invalid => 400,
+            BodyLenError::Unsupported => 501,
         }
     }
 }
