@@ -301,15 +301,25 @@ fn parse_exit(body: &[u8]) -> Result<ExitStatus, ProtocolError> {
             .and_then(Value::as_i64)
             .and_then(|n| i32::try_from(n).ok())
     };
+    // Only what a Linux process can end with: an exit code is one byte, a signal is
+    // 1..=64. Anything else would reach the user as a made-up status (signal -1 as 127,
+    // "command not found"), so it is the server breaking the protocol.
     match (int("code"), int("signal")) {
-        (Some(c), None) => Ok(ExitStatus::Code(c)),
-        (None, Some(n)) => Ok(ExitStatus::Signal(n)),
+        (Some(c), None) if (0..=255).contains(&c) => Ok(ExitStatus::Code(c)),
+        (None, Some(n)) if (1..=MAX_SIGNAL).contains(&n) => Ok(ExitStatus::Signal(n)),
+        (Some(_), None) | (None, Some(_)) => Err(ProtocolError::BadBody {
+            kind: Kind::Exit,
+            reason: format!("exit code 0..=255 or signal 1..={MAX_SIGNAL} expected"),
+        }),
         _ => Err(ProtocolError::BadBody {
             kind: Kind::Exit,
             reason: "expected {\"code\": N} or {\"signal\": N}".into(),
         }),
     }
 }
+
+/// The highest signal number on Linux (`SIGRTMAX`).
+pub const MAX_SIGNAL: i32 = 64;
 
 /// The shared secret. Its bytes are the HMAC key, exactly as stored in the token file.
 #[derive(Clone)]
@@ -721,6 +731,11 @@ mod tests {
             b"X{\"code\": 1, \"signal\": 2}",
             b"X{\"code\": 1e99}",
             b"X{\"code\": 4294967296}",
+            b"X{\"code\": -1}",
+            b"X{\"code\": 256}",
+            b"X{\"signal\": -1}",
+            b"X{\"signal\": 0}",
+            b"X{\"signal\": 65}",
             b"X\xff",
         ] {
             assert!(
