@@ -1,6 +1,6 @@
 //! `sockit exec serve` / `sockit exec` end to end: commands, stdin, exit codes and signals,
 //! 50 MiB byte-exact, refusals, hostile raw peers, vanishing clients, limits, concurrency,
-//! the environment, and a Python client written from SPEC §5 alone.
+//! the environment, and a Python client written from `docs/exec.md` alone.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -635,7 +635,7 @@ fn serves_unix_sockets_too() {
     );
 }
 
-/// A client written from SPEC §5 alone: struct, hmac, hashlib, json, socket.
+/// A client written from `docs/exec.md` alone: struct, hmac, hashlib, json, socket.
 const PYTHON_CLIENT: &str = r#"
 import hashlib, hmac, json, socket, struct, sys
 host, port, token_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
