@@ -309,7 +309,7 @@ pub fn check_packets(data: &[u8]) {
 /// the limits, whose prefix is never already complete, and whose body framing never
 /// panics.
 pub fn check_http_chunked(data: &[u8]) {
-    use crate::proto::http::{MAX_HEAD, MAX_HEADERS, response::parse_head};
+    use crate::proto::http::{MAX_HEAD, MAX_HEADERS, client::response::parse_head};
 
     let (cut, wire) = match data {
         [a, rest @ ..] => (*a as usize + 1, rest),
@@ -349,7 +349,7 @@ pub fn check_http_chunked(data: &[u8]) {
         let _ = head.framing(false);
         assert_eq!(
             head.framing(true),
-            Ok(crate::proto::http::response::BodyFraming::Empty)
+            Ok(crate::proto::http::client::response::BodyFraming::Empty)
         );
     }
 }
@@ -357,7 +357,7 @@ pub fn check_http_chunked(data: &[u8]) {
 type Chunked = Result<(Vec<u8>, usize, bool), crate::proto::http::HttpError>;
 
 fn chunked_all(wire: &[u8], cut: usize) -> Chunked {
-    let mut decoder = crate::proto::http::chunked::ChunkedDecoder::new();
+    let mut decoder = crate::proto::http::client::chunked::ChunkedDecoder::new();
     let mut body = Vec::new();
     let mut used = 0;
     for piece in wire.chunks(cut) {
@@ -375,14 +375,16 @@ fn chunked_all(wire: &[u8], cut: usize) -> Chunked {
 /// (each followed by the drain calls a driver makes, then end of stream), the handler must
 /// send the same bytes (`Date` aside); nothing from outside the root ever appears; and
 /// when no request is a HEAD (whose responses carry no body), what it sends parses as a
-/// sequence of complete responses whose bodies match their `Content-Length`.
+/// sequence of complete responses whose bodies match their `Content-Length`. Each request
+/// is also put to the pure decision function (see [`check_http_decisions`]).
 pub fn check_http_serve(data: &[u8]) {
-    use crate::proto::http::response::{BodyFraming, parse_head};
+    use crate::proto::http::client::response::{BodyFraming, parse_head};
 
     let (cut, wire) = match data {
         [a, rest @ ..] => (*a as usize + 1, rest),
         _ => return,
     };
+    check_http_decisions(wire);
     let whole = serve_all(wire, wire.len().max(1));
     let pieces = serve_all(wire, cut);
     assert_eq!(
@@ -411,6 +413,111 @@ pub fn check_http_serve(data: &[u8]) {
             "a body shorter than its Content-Length"
         );
         rest = &rest[n + len..];
+    }
+}
+
+/// The requests at the start of `wire`, each put to the file server's decisions against
+/// made-up facts (missing, a directory, something else, files of several sizes): the
+/// same request and facts always give the same decision; a method other than GET/HEAD is
+/// 501 and a target that is not a path 400; a directory without its slash redirects to a
+/// location that is a path (never `//` or `/\`, which browsers read as a host) naming the
+/// same directory, and with it asks for the index; a file's answer is 304 only for a
+/// conditional request (and always when `If-None-Match` names its tag), 206 and 416 only
+/// for a `Range`, and a 206 range lies inside the file. A request whose body framing is in
+/// doubt (two `Content-Length`, any `Transfer-Encoding`) never gets a body length.
+pub fn check_http_decisions(wire: &[u8]) {
+    use crate::proto::http::server::conditional::Validators;
+    use crate::proto::http::server::decide::{Decision, FileFacts, Found, decide, target_path};
+    use crate::proto::http::server::head::reason;
+    use crate::proto::http::server::request::{BodyLenError, parse_request};
+
+    let segments = |path: &str| -> Vec<Vec<u8>> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode(s.as_bytes()).collect())
+            .collect()
+    };
+    let mut rest = wire;
+    while let Ok(Some((req, n))) = parse_request(rest) {
+        rest = &rest[n..];
+        let count = |name: &str| req.headers.iter().filter(|(h, _)| h == name).count();
+        if count("content-length") > 1 {
+            assert_eq!(req.body_len(), Err(BodyLenError::Invalid), "two lengths");
+        }
+        if count("transfer-encoding") > 0 {
+            assert!(
+                req.body_len().is_err(),
+                "a body length despite Transfer-Encoding"
+            );
+        }
+        let path = match target_path(&req) {
+            Ok(path) => path,
+            Err(d) => {
+                let want = if matches!(req.method.as_str(), "GET" | "HEAD") {
+                    Decision::Error(400)
+                } else {
+                    Decision::NotImplemented
+                };
+                assert_eq!(d, want, "{} {}", req.method, req.target);
+                continue;
+            }
+        };
+        assert!(path.starts_with('/'));
+        assert_eq!(
+            decide(&req, path, &Found::Missing(404)),
+            Decision::Error(404)
+        );
+        assert_eq!(decide(&req, path, &Found::Other), Decision::Error(403));
+        match decide(&req, path, &Found::Dir) {
+            Decision::Index => assert!(path.ends_with('/')),
+            Decision::Redirect(loc) => {
+                assert!(!path.ends_with('/'));
+                assert!(
+                    loc.starts_with('/') && !loc.starts_with("//") && !loc.starts_with("/\\"),
+                    "{path:?} redirects to {loc:?}, which names a host"
+                );
+                assert!(!loc.contains(['\r', '\n']), "{loc:?}");
+                let loc_path = loc.split('?').next().unwrap_or("");
+                assert!(loc_path.ends_with('/'), "{loc:?}");
+                assert_eq!(segments(loc_path), segments(path), "{path:?} -> {loc:?}");
+            }
+            other => panic!("a directory answered {other:?}"),
+        }
+        let name = path.rsplit('/').next().unwrap_or("");
+        let etag = "\"5f-a\"";
+        let conditional = count("if-none-match") + count("if-modified-since") > 0;
+        let ranged = count("range") > 0;
+        let names_tag = req.header("if-none-match").is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii() == etag.as_bytes())
+        });
+        for size in [0, 1, 13, 20_000, u64::MAX] {
+            let facts = Found::File(FileFacts {
+                name,
+                size,
+                validators: Validators {
+                    etag,
+                    last_modified: "Thu, 01 Jan 1970 00:01:35 GMT",
+                    mtime: 0x5f,
+                },
+            });
+            let d = decide(&req, path, &facts);
+            assert_eq!(d, decide(&req, path, &facts), "decisions are pure");
+            assert_ne!(reason(d.status()), "Unknown", "{d:?}");
+            if names_tag {
+                assert_eq!(d, Decision::NotModified);
+            }
+            match d {
+                Decision::NotModified => assert!(conditional, "304 unasked"),
+                Decision::Unsatisfiable { size: s } => assert!(ranged && s == size),
+                Decision::File {
+                    range: Some((a, b)),
+                    ..
+                } => assert!(ranged && a <= b && b < size, "{a}-{b} of {size}"),
+                Decision::File { range: None, .. } => {}
+                other => panic!("a file answered {other:?}"),
+            }
+        }
     }
 }
 
@@ -533,5 +640,11 @@ mod tests {
         );
         check_http_serve(b"\x00HEAD /big.bin HTTP/1.1\r\n\r\nGET /a.txt HTTP/1.1\r\n");
         check_http_serve(b"\x01\x00garbage\r\n\r\n");
+        check_http_serve(
+            b"\x07GET //sub?x HTTP/1.1\r\n\r\nGET /a.txt HTTP/1.1\r\nIf-None-Match: W/\"x\", \"5f-a\"\r\nRange: bytes=-3\r\n\r\nGET /big.bin HTTP/1.1\r\nRange: bytes=0-\r\nIf-Range: \"no\"\r\n\r\nPOST / HTTP/1.1\r\n\r\n",
+        );
+        check_http_serve(
+            b"\x02GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        );
     }
 }

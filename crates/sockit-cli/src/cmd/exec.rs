@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::exec::{self, Client, Outcome, ServeOptions, TokenFile, read_token_file};
-use sockit::proto::exec::{Permits, Policy};
+use sockit::proto::exec::Policy;
 use sockit::server::{Config, Model, Server};
 use sockit::socket::{AccessList, Network};
 
@@ -129,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let path = std::env::var_os("PATH");
-    let permits = Permits::resolve(&args.permit, path.as_deref()).map_err(crate::usage)?;
+    let permits = exec::resolve_permits(&args.permit, path.as_deref()).map_err(crate::usage)?;
     let (token, made) = match &args.token_file {
         Some(path) => (read_token_file(path)?, None),
         None => {

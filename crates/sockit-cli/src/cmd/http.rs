@@ -11,7 +11,7 @@ use anyhow::Context;
 use sockit::Endpoint;
 use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
-use sockit::proto::http::url::Url;
+use sockit::proto::http::client::url::Url;
 
 use crate::args::{ServerArgs, parse_duration};
 use crate::usage;
@@ -136,7 +136,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let show_head = args.include || args.head;
     let result = {
         let out_cell = std::cell::RefCell::new(&mut out);
-        let on_head = |head: &sockit::proto::http::response::Head| -> io::Result<()> {
+        let on_head = |head: &sockit::proto::http::client::response::Head| -> io::Result<()> {
             if args.fail && head.status >= 400 {
                 failed.set(Some(head.status));
                 return Err(io::Error::other("failed status"));

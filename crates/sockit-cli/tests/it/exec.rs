@@ -1,6 +1,6 @@
 //! `sockit exec serve` / `sockit exec` end to end: commands, stdin, exit codes and signals,
 //! 50 MiB byte-exact, refusals, hostile raw peers, vanishing clients, limits, concurrency,
-//! the environment, and a Python client written from SPEC §5 alone.
+//! the environment, and a Python client written from `docs/exec.md` alone.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -635,7 +635,7 @@ fn serves_unix_sockets_too() {
     );
 }
 
-/// A client written from SPEC §5 alone: struct, hmac, hashlib, json, socket.
+/// A client written from `docs/exec.md` alone: struct, hmac, hashlib, json, socket.
 const PYTHON_CLIENT: &str = r#"
 import hashlib, hmac, json, socket, struct, sys
 host, port, token_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -798,4 +798,56 @@ fn exec_serve_kills_the_program_when_its_client_leaves_with_stdin_backed_up() {
         children(exec.pid())
     );
     still_serves(&exec);
+}
+
+/// A fake server that takes the client's hello and answers `X` with `exit_body`, then
+/// closes; returns the client's exit code and stderr.
+fn client_against_a_fake_server(exit_body: &str) -> (Option<i32>, String) {
+    let tmp = TempDir::new("exec-fake");
+    let token = tmp.path("token");
+    std::fs::write(&token, b"secret").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let exit = frame(b'X', exit_body.as_bytes());
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(&frame(b'C', &[7; 32])).unwrap();
+        // The client's auth, run and empty stdin come in one write; their content does
+        // not matter to this server.
+        let mut hello = [0u8; 4096];
+        let _ = s.read(&mut hello).unwrap();
+        s.write_all(&exit).unwrap();
+    });
+    let mut cmd = sockit();
+    cmd.args(["exec", &addr, "--token-file"])
+        .arg(&token)
+        .args(["--", "true"])
+        .stdin(Stdio::null());
+    let out = output_within(cmd);
+    server.join().unwrap();
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn exec_client_rejects_an_impossible_signal() {
+    // What a real server can say still comes through.
+    assert_eq!(
+        client_against_a_fake_server(r#"{"signal": 9}"#).0,
+        Some(137)
+    );
+    assert_eq!(client_against_a_fake_server(r#"{"code": 3}"#).0, Some(3));
+    for body in [
+        r#"{"signal": -1}"#,
+        r#"{"signal": 0}"#,
+        r#"{"signal": 65}"#,
+        r#"{"signal": -128}"#,
+        r#"{"code": -1}"#,
+        r#"{"code": 256}"#,
+    ] {
+        let (code, err) = client_against_a_fake_server(body);
+        assert_eq!(code, Some(255), "{body}: {err}");
+        assert!(err.contains("expected"), "{body}: {err}");
+    }
 }

@@ -723,3 +723,138 @@ fn a_peer_that_stops_reading_is_cut_at_the_idle_timeout() {
         assert!(total < 1 << 30, "{model}: the stuck peer got everything");
     }
 }
+
+/// Writes `request` on a fresh connection and reads until the server closes (or `WAIT`).
+fn exchange(server: &Server, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(request).unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Sends `head` (a request head whose body framing is in doubt) with a second request
+/// behind it, as a smuggler would: the answer must be `status` alone, then the close.
+fn refused_and_closed(server: &Server, head: &str, status: u16, model: &str) {
+    let text = exchange(
+        server,
+        format!("{head}\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        text.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{model}: {head:?} gave {text}"
+    );
+    assert!(
+        text.contains("\r\nConnection: close\r\n"),
+        "{model}: {head:?} gave {text}"
+    );
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "{model}: {head:?}: the request behind was answered: {text}"
+    );
+}
+
+#[test]
+fn http_serve_rejects_two_content_lengths() {
+    let tree = Tree::new();
+    for model in MODELS {
+        let server = tree.serve(model);
+        for cls in [
+            "0\r\nContent-Length: 5",
+            "5\r\nContent-Length: 0",
+            "0\r\nContent-Length: 0",
+        ] {
+            let head = format!("GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: {cls}");
+            refused_and_closed(&server, &head, 400, model);
+        }
+    }
+}
+
+#[test]
+fn http_serve_rejects_a_malformed_content_length() {
+    let tree = Tree::new();
+    for model in MODELS {
+        let server = tree.serve(model);
+        for cl in ["5x", "+5", "-1", "5, 5", "0x10", "99999999999999999999999"] {
+            let head = format!("GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: {cl}");
+            refused_and_closed(&server, &head, 400, model);
+        }
+    }
+}
+
+#[test]
+fn http_serve_rejects_transfer_encoding_on_get() {
+    let tree = Tree::new();
+    for model in MODELS {
+        let server = tree.serve(model);
+        let get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n";
+        // Chunked is understood but not decoded here: 501 (RFC 9112 §6.1).
+        refused_and_closed(
+            &server,
+            &format!("{get}Transfer-Encoding: chunked"),
+            501,
+            model,
+        );
+        // No final chunked, or Content-Length beside it: the body's end is unknown, 400.
+        for te in [
+            "Transfer-Encoding: gzip",
+            "Transfer-Encoding: chunked, gzip",
+            "Transfer-Encoding: chunked\r\nContent-Length: 5",
+            "Content-Length: 0\r\nTransfer-Encoding: chunked",
+        ] {
+            refused_and_closed(&server, &format!("{get}{te}"), 400, model);
+        }
+    }
+}
+
+#[test]
+fn http_serve_never_redirects_to_an_authority() {
+    let tmp = TempDir::new("http-redirect");
+    let root = tmp.path("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    // A backslash is an ordinary name byte on Linux (clippy thinks it a separator).
+    std::fs::create_dir_all(root.join(std::ffi::OsStr::new("\\evil"))).unwrap();
+    for model in MODELS {
+        let server = Server::start(&[
+            "http",
+            "serve",
+            root.to_str().unwrap(),
+            "127.0.0.1:0",
+            "--model",
+            model,
+        ]);
+        for (target, want) in [
+            ("/sub", "/sub/"),
+            ("//sub", "/sub/"),
+            ("///sub?a=1", "/sub/?a=1"),
+            ("/\\evil", "/%5Cevil/"),
+            ("//\\evil", "/%5Cevil/"),
+        ] {
+            let text = exchange(
+                &server,
+                format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            );
+            assert!(
+                text.starts_with("HTTP/1.1 301 "),
+                "{model}: {target}: {text}"
+            );
+            let location = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Location: "))
+                .unwrap_or_else(|| panic!("{model}: {target}: no Location in {text}"));
+            assert_eq!(location, want, "{model}: {target}");
+            // The redirect leads back to the directory.
+            let text = exchange(
+                &server,
+                format!("GET {location} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            assert!(
+                text.starts_with("HTTP/1.1 200 "),
+                "{model}: {location}: {text}"
+            );
+        }
+    }
+}

@@ -751,3 +751,42 @@ fn several_senders_at_once_over_a_unix_socket() {
     assert!(wait_timeout(&mut child, WAIT).unwrap().success());
     assert!(!sock.exists(), "socket file removed on exit");
 }
+
+/// A sender announcing directories with mode 000: the one the transfer makes takes it, the
+/// ones already in DIR keep theirs (a sender must not lock the receiver out of its own).
+#[test]
+fn recv_keeps_the_mode_of_existing_directories() {
+    let tmp = TempDir::new("xfer-dirmode");
+    let dir = tmp.path("dir");
+    std::fs::create_dir_all(dir.join("old/inner")).unwrap();
+    set_mode(&dir.join("old"), 0o755);
+    set_mode(&dir.join("old/inner"), 0o750);
+    let recv = Recv::start(&dir, &[]);
+    let mut s = RawSender::connect(&recv.addr);
+    for path in ["old", "old/inner", "old/new"] {
+        s.send(
+            &Message::Header(Header {
+                kind: Kind::Dir,
+                algo: Algo::Blake3,
+                mode: 0,
+                size: 0,
+                path: RelPath::new(path).unwrap(),
+            })
+            .to_frame(),
+        );
+        assert_eq!(s.recv(), Some(Message::Ack(Vec::new())), "{path}");
+    }
+    s.send(&Message::End.to_frame());
+    assert_eq!(s.recv(), Some(Message::End));
+    let (status, _, err) = recv.wait();
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o7777;
+    let new = mode("old/new");
+    set_mode(&dir.join("old/new"), 0o700);
+    assert!(status.success(), "{err}");
+    assert_eq!(mode("old"), 0o755);
+    assert_eq!(mode("old/inner"), 0o750);
+    assert_eq!(
+        new, 0,
+        "the directory the transfer made takes the sender's mode"
+    );
+}

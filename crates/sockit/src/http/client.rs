@@ -13,9 +13,9 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use crate::addr::{Endpoint, HostPort};
 use crate::error::{Error, Result};
 use crate::proto::http::HttpError;
-use crate::proto::http::chunked::ChunkedDecoder;
-use crate::proto::http::response::{BodyFraming, Head, parse_head};
-use crate::proto::http::url::{Scheme, Url};
+use crate::proto::http::client::chunked::ChunkedDecoder;
+use crate::proto::http::client::response::{BodyFraming, Head, parse_head};
+use crate::proto::http::client::url::{Scheme, Url};
 use crate::socket::Stream;
 
 /// The request method: the client only fetches.

@@ -103,32 +103,47 @@ impl Root {
         components: &[&[u8]],
         mode: u32,
     ) -> Result<OwnedFd, FsError> {
+        self.make_dir(path, components, mode).map(|(fd, _)| fd)
+    }
+
+    /// Like [`Root::dir`], and says whether the last component was made by this call: only
+    /// a directory the transfer made may take the sender's mode, never one that was there.
+    pub(crate) fn make_dir(
+        &self,
+        path: &RelPath,
+        components: &[&[u8]],
+        mode: u32,
+    ) -> Result<(OwnedFd, bool), FsError> {
         let mut cur = self.fd.try_clone().map_err(|e| FsError::Io {
             what: "dup DIR".into(),
             source: e,
         })?;
+        let mut made = false;
         for comp in components {
-            cur = step(cur.as_fd(), path, comp, mode)?;
+            (cur, made) = step(cur.as_fd(), path, comp, mode)?;
         }
-        Ok(cur)
+        Ok((cur, made))
     }
 }
 
-/// Opens (creating if needed) the directory `name` in `parent`, without following links.
+/// Opens (creating if needed) the directory `name` in `parent`, without following links;
+/// `true` if this call made it.
 fn step(
     parent: BorrowedFd<'_>,
     path: &RelPath,
     name: &[u8],
     mode: u32,
-) -> Result<OwnedFd, FsError> {
+) -> Result<(OwnedFd, bool), FsError> {
     let component = || String::from_utf8_lossy(name).into_owned();
+    let mut made = false;
     for _ in 0..3 {
         match open_dir_at(parent, name) {
-            Ok(fd) => return Ok(fd),
+            Ok(fd) => return Ok((fd, made)),
             Err(Errno::NOENT) => match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode))
             {
+                Ok(()) => made = true,
                 // Lost a race with another sender making the same directory: open it.
-                Ok(()) | Err(Errno::EXIST) => continue,
+                Err(Errno::EXIST) => continue,
                 Err(e) => return Err(io_err(format!("mkdir {path}"), e)),
             },
             Err(Errno::LOOP) => {

@@ -227,7 +227,8 @@ struct Session<'a> {
     sm: proto::Receiver,
     pipe: Option<HashPipe>,
     file: Option<Incoming>,
-    /// Directories announced, with their modes, applied at the end.
+    /// Directories this transfer made, with the sender's modes, applied at the end (those
+    /// that were already there keep their own).
     dirs: Vec<(RelPath, u32)>,
 }
 
@@ -304,10 +305,11 @@ impl Session<'_> {
                 let parts: Vec<&[u8]> = h.path.components().collect();
                 // Writable for now, whatever its mode: files may still go in. The real
                 // mode is set at the end.
-                if let Err(e) = self.rx.root.dir(&h.path, &parts, 0o700) {
-                    return Err(self.refuse(e.to_string()));
+                match self.rx.root.make_dir(&h.path, &parts, 0o700) {
+                    Ok((_, true)) => self.dirs.push((h.path, h.mode)),
+                    Ok((_, false)) => {}
+                    Err(e) => return Err(self.refuse(e.to_string())),
                 }
-                self.dirs.push((h.path, h.mode));
                 let msg = self.sm.dir_done();
                 self.send(&msg)
             }

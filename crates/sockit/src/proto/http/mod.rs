@@ -1,19 +1,16 @@
-//! Sans-IO HTTP/1.1: the pieces both `http get` and `http serve` need, with no sockets.
+//! Sans-IO HTTP/1.1, split by side: each parser takes bytes, each writer gives bytes, and
+//! the drivers in [`crate::http`] own the sockets and the files.
 //!
-//! - [`url`]: `http://` / `https://` URLs (IPv6 literals in brackets) and relative
-//!   `Location` resolution.
-//! - [`response`]: response heads parsed with `httparse`, and how their body is framed.
-//! - [`chunked`]: the chunked transfer-coding decoder, with limits on every line.
-//! - [`request`]: request heads parsed with `httparse` (server side), and the response
-//!   head writer.
+//! - [`client`]: what `http get` needs: URLs, response heads, the chunked decoder.
+//! - [`server`]: what `http serve` needs: request heads and their body framing, the pure
+//!   request → decision function (conditional requests, ranges, redirects), content
+//!   types, the listing page and the response head writer.
 //!
 //! Every parser takes untrusted bytes: limits come first, arithmetic is checked, and "need
 //! more bytes" is `Ok(None)`, never an error.
 
-pub mod chunked;
-pub mod request;
-pub mod response;
-pub mod url;
+pub mod client;
+pub mod server;
 
 /// Most header lines accepted in one head (request or response).
 pub const MAX_HEADERS: usize = 100;

@@ -12,7 +12,7 @@
 //! straight from the input to the output as it arrives, so any cut of the input gives the
 //! same result.
 
-use super::HttpError;
+use crate::proto::http::HttpError;
 
 /// Longest chunk-size line (size, extensions, CRLF) accepted.
 pub const MAX_SIZE_LINE: usize = 1024;

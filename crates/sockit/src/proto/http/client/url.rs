@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::HttpError;
+use crate::proto::http::HttpError;
 
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

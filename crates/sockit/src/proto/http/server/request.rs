@@ -1,7 +1,8 @@
-//! Request heads (server side), parsed with `httparse` under our limits, and the writer of
-//! response heads.
+//! Request heads, parsed with `httparse` under our limits: the method, target and headers,
+//! whether the connection stays open, and how long the body is (or why that cannot be
+//! trusted, the shapes of request smuggling).
 
-use super::{HttpError, MAX_HEAD, MAX_HEADERS};
+use crate::proto::http::{HttpError, MAX_HEAD, MAX_HEADERS};
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,22 +43,66 @@ impl Request {
         }
     }
 
-    /// The body length announced by the request: `Err` for a chunked body (not supported)
-    /// or a bad `Content-Length`.
-    pub fn body_len(&self) -> Result<u64, HttpError> {
-        if self.header("transfer-encoding").is_some() {
-            return Err(HttpError::malformed(
-                "request head",
-                "request bodies with Transfer-Encoding are not supported",
-            ));
+    /// The body length announced by the request, judged as RFC 9112 §6.3 says for a
+    /// server that decodes no transfer coding: `Transfer-Encoding` whose final coding is
+    /// not `chunked`, or with a `Content-Length` beside it, or a `Content-Length` sent
+    /// twice or not a plain number, leaves the body's end in doubt (the shapes of request
+    /// smuggling), so [`BodyLenError::Invalid`]; a well-formed chunked body is
+    /// [`BodyLenError::Unsupported`]. Either way the connection must close.
+    pub fn body_len(&self) -> Result<u64, BodyLenError> {
+        let mut te = None;
+        let mut cl = None;
+        for (name, value) in &self.headers {
+            match name.as_str() {
+                // Several Transfer-Encoding lines are one list: the last coding counts.
+                "transfer-encoding" => te = Some(value.as_slice()),
+                "content-length" if cl.is_some() => return Err(BodyLenError::Invalid),
+                "content-length" => cl = Some(value.as_slice()),
+                _ => {}
+            }
         }
-        match self.header("content-length") {
+        if let Some(te) = te {
+            let last = te
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            return Err(if last.eq_ignore_ascii_case(b"chunked") && cl.is_none() {
+                BodyLenError::Unsupported
+            } else {
+                BodyLenError::Invalid
+            });
+        }
+        match cl {
             None => Ok(0),
             Some(v) => std::str::from_utf8(v)
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| HttpError::malformed("request head", "invalid Content-Length")),
+                .ok_or(BodyLenError::Invalid),
+        }
+    }
+}
+
+/// Why a request's body length is not known: either way the server answers and closes,
+/// since it cannot tell where the next request starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyLenError {
+    /// Framing that is broken or ambiguous (two `Content-Length`, a malformed one, or
+    /// `Transfer-Encoding` not ending in `chunked` or beside `Content-Length`): 400.
+    #[error("invalid request body framing")]
+    Invalid,
+    /// A chunked request body, which this server does not decode: 501.
+    #[error("request bodies with Transfer-Encoding are not supported")]
+    Unsupported,
+}
+
+impl BodyLenError {
+    /// The status RFC 9112 §6.3 asks for.
+    pub fn status(self) -> u16 {
+        match self {
+            BodyLenError::Invalid => 400,
+            BodyLenError::Unsupported => 501,
         }
     }
 }
@@ -98,50 +143,6 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
     }
 }
 
-/// Appends an HTTP/1.1 response head to `out`: status line, `headers`, the blank line.
-/// Plain byte appends: this runs once per response, and `fmt` costs more than the rest.
-pub fn write_head(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)]) {
-    let status = status.min(999);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&[
-        b'0' + (status / 100) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (n, v) in headers {
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The reason phrase of the statuses the file server sends.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Content Too Large",
-        416 => "Range Not Satisfiable",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,15 +171,33 @@ mod tests {
     }
 
     #[test]
-    fn writes_heads() {
-        let mut out = b"x".to_vec();
-        write_head(&mut out, 206, &[("A", "1"), ("Content-Length", "10")]);
+    fn body_framing_in_doubt_is_refused() {
+        let len = |headers: &str| {
+            let head = format!("GET / HTTP/1.1\r\n{headers}\r\n");
+            parse_request(head.as_bytes())
+                .unwrap()
+                .unwrap()
+                .0
+                .body_len()
+        };
+        assert_eq!(len(""), Ok(0));
+        assert_eq!(len("Content-Length: 12\r\n"), Ok(12));
+        for bad in [
+            "Content-Length: 1\r\nContent-Length: 1\r\n",
+            "Content-Length: 1x\r\n",
+            "Content-Length: \r\n",
+            "Content-Length: 99999999999999999999\r\n",
+            "Transfer-Encoding: gzip\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+            "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+        ] {
+            assert_eq!(len(bad), Err(BodyLenError::Invalid), "{bad:?}");
+        }
         assert_eq!(
-            out,
-            b"xHTTP/1.1 206 Partial Content\r\nA: 1\r\nContent-Length: 10\r\n\r\n"
+            len("Transfer-Encoding: gzip, Chunked\r\n"),
+            Err(BodyLenError::Unsupported)
         );
-        out.clear();
-        write_head(&mut out, 404, &[]);
-        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n\r\n");
+        assert_eq!(BodyLenError::Invalid.status(), 400);
+        assert_eq!(BodyLenError::Unsupported.status(), 501);
     }
 }

@@ -1,7 +1,7 @@
 //! Response heads, parsed with `httparse` under our limits, and how the body that follows
 //! is framed (RFC 9112 §6.3).
 
-use super::{HttpError, MAX_HEAD, MAX_HEADERS};
+use crate::proto::http::{HttpError, MAX_HEAD, MAX_HEADERS};
 
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
