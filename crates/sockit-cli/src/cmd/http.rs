@@ -31,6 +31,11 @@ enum Sub {
 
 /// Fetch a URL (http:// or https://) and write the body to stdout or a file.
 ///
+/// -L follows redirects to http:// and https:// only (a redirect to any other scheme,
+/// such as javascript: or data:, is an error). Authorization and Cookie given with -H go
+/// only to the scheme, host and port of the URL given, as curl does: they are dropped
+/// after a redirect elsewhere unless --location-trusted.
+///
 /// Exit codes: 0 success, 1 failure (DNS, refused, TLS, timeout, malformed response),
 /// 2 bad usage, 22 with --fail when the status is 400 or more.
 ///
@@ -53,6 +58,10 @@ struct GetArgs {
     /// Follow redirects (at most --max-redirs).
     #[arg(short = 'L', long = "location")]
     location: bool,
+    /// With -L, send -H Authorization and Cookie after a redirect to another scheme,
+    /// host or port too (by default they go only to the URL given).
+    #[arg(long)]
+    location_trusted: bool,
     /// Most redirects followed with -L.
     #[arg(long, default_value_t = 10)]
     max_redirs: usize,
@@ -124,6 +133,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         },
         timeout: args.timeout,
         cacert: args.cacert.clone(),
+        location_trusted: args.location_trusted,
     };
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(

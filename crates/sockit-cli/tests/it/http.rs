@@ -723,3 +723,106 @@ fn a_peer_that_stops_reading_is_cut_at_the_idle_timeout() {
         assert!(total < 1 << 30, "{model}: the stuck peer got everything");
     }
 }
+
+/// Redirects to another host (`localhost`, `[::1]` on port `argv[1]`, which another copy
+/// of this server holds), to the same host, and to other schemes; `/record` answers with
+/// the credentials it was sent.
+const REDIRECTOR: &str = r#"
+import http.server, socket, socketserver, sys
+other = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send(self, code, body=b"", **hdrs):
+        self.send_response(code)
+        for k, v in hdrs.items(): self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        port = self.server.server_address[1]
+        p = self.path
+        if p == "/record":
+            seen = "auth=%s cookie=%s\n" % (self.headers["Authorization"], self.headers["Cookie"])
+            self.send(200, seen.encode())
+        elif p == "/same": self.send(302, Location="/record")
+        elif p == "/to-localhost": self.send(302, Location="http://localhost:%d/record" % port)
+        elif p == "/to-v6": self.send(307, Location="http://[::1]:%d/record" % other)
+        elif p.startswith("/to-scheme/"): self.send(302, Location=p[len("/to-scheme/"):])
+        else: self.send(404, b"nope\n")
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    address_family = socket.AF_INET6 if other == 0 else socket.AF_INET
+s = S(("::1" if other == 0 else "127.0.0.1", 0), H)
+print(s.server_address[1])
+s.serve_forever()
+"#;
+
+/// The 127.0.0.1 redirector (whose `/to-v6` goes to the `[::1]` one, also returned).
+fn redirectors() -> (Py, Py) {
+    let v6 = Py::start(REDIRECTOR, &[]);
+    let v4 = Py::start(REDIRECTOR, &[&v6.port.to_string()]);
+    (v4, v6)
+}
+
+const CREDENTIALS: [&str; 4] = ["-H", "Authorization: Bearer s3cret", "-H", "Cookie: id=42"];
+
+#[test]
+fn http_get_drops_credentials_on_a_cross_host_redirect() {
+    let (v4, _v6) = redirectors();
+    for path in ["/to-localhost", "/to-v6"] {
+        let url = v4.url(path);
+        let mut args = vec!["-L"];
+        args.extend(CREDENTIALS);
+        args.push(&url);
+        assert_eq!(
+            String::from_utf8_lossy(&ok_body(&args)),
+            "auth=None cookie=None\n",
+            "{path}"
+        );
+    }
+    // The same scheme, host and port: they stay.
+    let url = v4.url("/same");
+    let mut args = vec!["-L"];
+    args.extend(CREDENTIALS);
+    args.push(&url);
+    assert_eq!(
+        String::from_utf8_lossy(&ok_body(&args)),
+        "auth=Bearer s3cret cookie=id=42\n"
+    );
+}
+
+#[test]
+fn http_get_keeps_credentials_with_location_trusted() {
+    let (v4, _v6) = redirectors();
+    for path in ["/to-localhost", "/to-v6"] {
+        let url = v4.url(path);
+        let mut args = vec!["-L", "--location-trusted"];
+        args.extend(CREDENTIALS);
+        args.push(&url);
+        assert_eq!(
+            String::from_utf8_lossy(&ok_body(&args)),
+            "auth=Bearer s3cret cookie=id=42\n",
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn http_get_refuses_a_redirect_to_another_scheme() {
+    let (v4, _v6) = redirectors();
+    for (target, scheme) in [
+        ("javascript:alert(1)", "javascript"),
+        ("data:text/html,hi", "data"),
+        ("unix:/tmp/x.sock", "unix"),
+        ("ftp://127.0.0.1/x", "ftp"),
+        ("file:///etc/passwd", "file"),
+    ] {
+        let (code, err) = failure(&["-L", &v4.url(&format!("/to-scheme/{target}"))]);
+        assert_eq!(code, 1, "{target}: {err}");
+        assert!(
+            err.contains("redirect") && err.contains(scheme),
+            "{target}: {err}"
+        );
+    }
+}
