@@ -12,6 +12,7 @@ use sockit::Endpoint;
 use sockit::exec::{self, Client, Outcome, ServeOptions, TokenFile, read_token_file};
 use sockit::proto::exec::{Permits, Policy};
 use sockit::server::{AccessList, Config, Model, Network, Server};
+use sockit::text::Escaped;
 
 use crate::args::{announce, parse_duration, parse_positive, parse_size};
 
@@ -175,12 +176,12 @@ fn run_client(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(NOT_RUN)))
         }
         Ok(Outcome::Refused(reason)) => {
-            let _ = writeln!(stderr, "sockit: server refused: {reason}");
+            let _ = writeln!(stderr, "sockit: server refused: {}", Escaped(reason));
             Ok(ExitCode::from(NOT_RUN))
         }
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            let _ = writeln!(stderr, "sockit: {e}");
+            let _ = writeln!(stderr, "sockit: {}", Escaped(e));
             Ok(ExitCode::from(NOT_RUN))
         }
     }

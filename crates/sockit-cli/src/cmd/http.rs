@@ -12,6 +12,7 @@ use sockit::Endpoint;
 use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
 use sockit::proto::http::url::Url;
+use sockit::text::terminal_safe;
 
 use crate::args::{ServerArgs, parse_duration};
 use crate::usage;
@@ -152,7 +153,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
                 return Err(io::Error::other("failed status"));
             }
             if show_head {
-                out_cell.borrow_mut().write_all(&head.raw)?;
+                out_cell.borrow_mut().write_all(&safe_head(&head.raw))?;
             }
             Ok(())
         };
@@ -167,6 +168,20 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     result.with_context(|| format!("http get {url}"))?;
     out.flush().context("write output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The response head as received, each line made terminal-safe (a reason phrase or a
+/// header value may carry C1 controls as UTF-8); lines still end in CRLF, as curl -i
+/// prints them.
+fn safe_head(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(terminal_safe(line).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// Writes the body through the same buffer the heads go to, keeping their order.

@@ -206,7 +206,9 @@ fn garbage_control_characters_and_over_long_lines_never_reach_other_terminals_ra
     alice.next_is("* bob joined #lobby");
 
     alice.send_bytes(b"\x1b[2J\x1b]0;pwned\x07 \xff\xfe\x00 tab\there \xc3\xa9t\xc3\xa9\r\n");
-    bob.next_is("<alice> \u{FFFD}[2J\u{FFFD}]0;pwned\u{FFFD} \u{FFFD}\u{FFFD}\u{FFFD} tab here \u{e9}t\u{e9}");
+    bob.next_is(
+        "<alice> \\x1b[2J\\x1b]0;pwned\\x07 \u{FFFD}\u{FFFD}\\x00 tab\\there \u{e9}t\u{e9}",
+    );
     // An over-long line is dropped (however long it goes on) and its sender told.
     alice.send_bytes(&[b'x'; 1000]);
     alice.send_bytes(&[b'y'; 70_000]);
@@ -694,7 +696,7 @@ fn chat_join_on_a_terminal_keeps_the_typed_line_intact_under_incoming_lines() {
     });
     let out = String::from_utf8_lossy(&out).into_owned();
     assert!(
-        out.contains("<alice> incoming \u{FFFD}[31mred"),
+        out.contains("<alice> incoming \\x1b[31mred"),
         "escape relayed raw: {out:?}"
     );
     tty.write(b"ne\r");

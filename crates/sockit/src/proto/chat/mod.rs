@@ -25,7 +25,7 @@
 //! Server lines: notices start with `* ` (`* alice joined #lobby`, `* alice left #lobby`,
 //! `* alice is now known as al`), errors with `! ` (`! nick bob is taken`), messages are
 //! `<nick> text`, private messages `*nick* text`. Input is never relayed raw: see
-//! [`text::sanitize`].
+//! [`crate::text::terminal_safe`].
 
 mod cluster;
 mod cmd;
@@ -40,7 +40,7 @@ use bytes::Bytes;
 pub use cluster::{HEARTBEAT, NODE_EXPIRY};
 pub use cmd::Command;
 pub use event::{Event, NodeId};
-pub use text::{NickName, RoomName, sanitize};
+pub use text::{NickName, RoomName};
 
 /// Messages of a room kept for replay to who joins it, by default.
 pub const DEFAULT_HISTORY: usize = 20;
@@ -243,11 +243,13 @@ impl Chat {
             }
             return;
         }
-        let text = sanitize(raw);
-        let text = text.trim_end();
-        if text.trim_start().is_empty() {
+        // Blank is judged on the bytes: an escaped tab (`\t`) is not blank.
+        let raw = raw.trim_ascii_end();
+        if raw.trim_ascii_start().is_empty() {
             return;
         }
+        let text = crate::text::terminal_safe(raw);
+        let text = &*text;
         match Command::parse(text, client.nick.is_some()) {
             Ok(command) => command.apply(self, id, out),
             Err(why) => out.push(Action::Send(id, error(&why))),

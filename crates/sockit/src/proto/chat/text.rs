@@ -1,13 +1,10 @@
-//! What may reach another person's terminal: lines made safe to print, and the rules for
-//! nicks and room names.
+//! What may reach another person's terminal: the rules for nicks and room names.
 //!
 //! A chat server relays one stranger's bytes to other people's terminals, so nothing a
-//! client sends is passed on raw: invalid UTF-8 becomes U+FFFD, a tab becomes a space,
-//! and control characters (C0, DEL, C1 — among them ESC, which starts every terminal
-//! escape sequence) and the bidirectional overrides that reorder what a line seems to
-//! say become U+FFFD too.
+//! client sends is passed on raw: every line goes through the crate's one
+//! [`crate::text::terminal_safe`] (invalid UTF-8 becomes U+FFFD; control characters, ESC
+//! among them, and the bidirectional overrides are shown escaped, as `\x1b`).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,38 +13,6 @@ pub const MAX_NICK: usize = 24;
 
 /// Longest room name, in characters, without its `#`.
 pub const MAX_ROOM: usize = 32;
-
-/// What an unprintable or dangerous character becomes.
-pub const REPLACEMENT: char = '\u{FFFD}';
-
-/// Makes `raw` printable: valid UTF-8 with no control or bidi-override characters (see
-/// the module docs). Plain printable ASCII, the common case, is borrowed as it is.
-pub fn sanitize(raw: &[u8]) -> Cow<'_, str> {
-    if raw.iter().all(|&b| (0x20..0x7f).contains(&b))
-        && let Ok(text) = std::str::from_utf8(raw)
-    {
-        return Cow::Borrowed(text);
-    }
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        out.push(match c {
-            '\t' => ' ',
-            c if is_unsafe(c) => REPLACEMENT,
-            c => c,
-        });
-    }
-    Cow::Owned(out)
-}
-
-/// Control characters and the invisible characters that reorder text on screen.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
-}
 
 /// A valid nick: 1 to [`MAX_NICK`] letters, digits, `_`, `-` or `.`, not starting with
 /// `-` or `.`. Nicks are unique without regard to case (`Alice` and `alice` are one).
@@ -137,41 +102,6 @@ display_as_str!(NickName, RoomName);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn printable_ascii_is_borrowed_and_unchanged() {
-        assert!(matches!(
-            sanitize(b"hello, world!"),
-            Cow::Borrowed("hello, world!")
-        ));
-    }
-
-    #[test]
-    fn escapes_controls_and_bad_utf8_are_replaced() {
-        assert_eq!(sanitize(b"\x1b[2Jclear"), "\u{FFFD}[2Jclear");
-        assert_eq!(sanitize(b"a\tb\x07c\x7f"), "a b\u{FFFD}c\u{FFFD}");
-        assert_eq!(
-            sanitize(b"caf\xc3\xa9 \xff\xfe"),
-            "caf\u{e9} \u{FFFD}\u{FFFD}"
-        );
-        assert_eq!(sanitize("C1 \u{9b}2J".as_bytes()), "C1 \u{FFFD}2J");
-        assert_eq!(
-            sanitize("abc\u{202E}fdp.exe".as_bytes()),
-            "abc\u{FFFD}fdp.exe"
-        );
-        assert_eq!(sanitize(b"\r"), "\u{FFFD}");
-    }
-
-    proptest! {
-        #[test]
-        fn sanitized_text_has_no_control_characters(raw in prop::collection::vec(any::<u8>(), 0..200)) {
-            let clean = sanitize(&raw);
-            prop_assert!(!clean.chars().any(is_unsafe));
-            // Idempotent: a line that went through one node passes another unchanged.
-            prop_assert_eq!(sanitize(clean.as_bytes()), clean.clone());
-        }
-    }
 
     #[test]
     fn nick_rules() {
