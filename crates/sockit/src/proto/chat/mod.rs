@@ -1,4 +1,4 @@
-//! The chat core (SPEC §5), sans-IO: nicks, rooms, history and the cluster view, with
+//! The chat core (`docs/chat.md`), sans-IO: nicks, rooms, history and the cluster view, with
 //! no sockets and no clock. A driver feeds it what happened — a client connected, sent a
 //! line, left; another node published an event; the backplane answered a nick claim —
 //! and carries out the [`Action`]s it returns: send a line to a client, to a room, publish
@@ -26,6 +26,13 @@
 //! `* alice is now known as al`), errors with `! ` (`! nick bob is taken`), messages are
 //! `<nick> text`, private messages `*nick* text`. Input is never relayed raw: see
 //! [`crate::text::terminal_safe`].
+//!
+//! # Nicks
+//! ASCII letters, digits and IRC's specials, unique under IRC's case mapping
+//! ([`NickName`]). Restricting nicks to IRC's set, rather than allowing any letter and
+//! comparing confusable skeletons (Unicode TS #39), leaves no look-alikes to catch
+//! (`аlice` with a Cyrillic а is not a nick), needs no Unicode tables that must follow each
+//! Unicode release, and keeps every nick valid for IRC clients in the same rooms.
 
 mod cluster;
 mod cmd;

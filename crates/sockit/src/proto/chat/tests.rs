@@ -100,7 +100,7 @@ fn the_first_line_is_the_nick_and_messages_stay_in_their_room() {
     assert_eq!(
         n.take(alice),
         vec![
-            "! invalid nick hello?: a nick has only letters, digits, _ - and .",
+            "! invalid nick hello?: a nick has only ASCII letters, digits and [ ] \\ ` _ ^ { | } -",
             "! choose a nick first: send it as a line (or /nick NAME)"
         ]
     );
