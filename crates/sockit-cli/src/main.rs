@@ -7,6 +7,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sockit::text::Escaped;
 
 /// A socket toolkit: servers under every concurrency model, full-duplex clients, load tests.
 ///
@@ -63,11 +64,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<Usage>() => {
-            eprintln!("sockit: {}", clip_arguments(&e.to_string()));
+            eprintln!("sockit: {}", Escaped(clip_arguments(&e.to_string())));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("sockit: {}", clip_arguments(&one_line(&e)));
+            // An error may quote a peer (a refusal, a file name, a reason phrase).
+            eprintln!("sockit: {}", Escaped(clip_arguments(&one_line(&e))));
             ExitCode::FAILURE
         }
     }

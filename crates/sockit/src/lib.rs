@@ -29,6 +29,8 @@
 //!   ([`bench::chat`]).
 //! - [`transfer`]: the file-transfer drivers of `send` and `recv` around
 //!   [`proto::transfer`].
+//! - [`text`]: terminal-safe text: every string a peer controls is escaped with
+//!   [`text::terminal_safe`] before it is printed.
 //! - [`error`]: the typed [`Error`].
 //! - `fuzzing` (hidden): the invariant checks run by the fuzz targets in `fuzz/` and by
 //!   the corpus replay test.
@@ -52,6 +54,7 @@ pub mod proto;
 pub mod relay;
 pub mod server;
 pub mod socket;
+pub mod text;
 pub mod transfer;
 
 pub use addr::{Endpoint, Transport};

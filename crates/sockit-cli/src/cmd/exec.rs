@@ -13,6 +13,7 @@ use sockit::exec::{self, Client, Outcome, ServeOptions, TokenFile, read_token_fi
 use sockit::proto::exec::Policy;
 use sockit::server::{Config, Model, Server};
 use sockit::socket::{AccessList, Network};
+use sockit::text::Escaped;
 
 use crate::args::{announce, parse_duration, parse_positive, parse_size};
 
@@ -183,12 +184,12 @@ fn run_client(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(NOT_RUN)))
         }
         Ok(Outcome::Refused(reason)) => {
-            let _ = writeln!(stderr, "sockit: server refused: {reason}");
+            let _ = writeln!(stderr, "sockit: server refused: {}", Escaped(reason));
             Ok(ExitCode::from(NOT_RUN))
         }
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            let _ = writeln!(stderr, "sockit: {e}");
+            let _ = writeln!(stderr, "sockit: {}", Escaped(e));
             Ok(ExitCode::from(NOT_RUN))
         }
     }

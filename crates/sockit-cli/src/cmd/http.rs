@@ -12,6 +12,7 @@ use sockit::Endpoint;
 use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
 use sockit::proto::http::client::url::Url;
+use sockit::text::terminal_safe;
 
 use crate::args::{ServerArgs, parse_duration};
 use crate::usage;
@@ -30,6 +31,11 @@ enum Sub {
 }
 
 /// Fetch a URL (http:// or https://) and write the body to stdout or a file.
+///
+/// -L follows redirects to http:// and https:// only (a redirect to any other scheme,
+/// such as javascript: or data:, is an error). Authorization and Cookie given with -H go
+/// only to the scheme, host and port of the URL given, as curl does: they are dropped
+/// after a redirect elsewhere unless --location-trusted.
 ///
 /// Exit codes: 0 success, 1 failure (DNS, refused, TLS, timeout, malformed response),
 /// 2 bad usage, 22 with --fail when the status is 400 or more.
@@ -53,6 +59,10 @@ struct GetArgs {
     /// Follow redirects (at most --max-redirs).
     #[arg(short = 'L', long = "location")]
     location: bool,
+    /// With -L, send -H Authorization and Cookie after a redirect to another scheme,
+    /// host or port too (by default they go only to the URL given).
+    #[arg(long)]
+    location_trusted: bool,
     /// Most redirects followed with -L.
     #[arg(long, default_value_t = 10)]
     max_redirs: usize,
@@ -124,6 +134,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         },
         timeout: args.timeout,
         cacert: args.cacert.clone(),
+        location_trusted: args.location_trusted,
     };
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
@@ -142,7 +153,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
                 return Err(io::Error::other("failed status"));
             }
             if show_head {
-                out_cell.borrow_mut().write_all(&head.raw)?;
+                out_cell.borrow_mut().write_all(&safe_head(&head.raw))?;
             }
             Ok(())
         };
@@ -157,6 +168,20 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     result.with_context(|| format!("http get {url}"))?;
     out.flush().context("write output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The response head as received, each line made terminal-safe (a reason phrase or a
+/// header value may carry C1 controls as UTF-8); lines still end in CRLF, as curl -i
+/// prints them.
+fn safe_head(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(terminal_safe(line).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// Writes the body through the same buffer the heads go to, keeping their order.

@@ -17,8 +17,10 @@ use crate::args::stop_on_signals;
 /// socket file removed).
 ///
 /// Without -k: accepts one connection, stops listening, and relays it by the rules of
-/// `sockit connect` (full duplex; stdin EOF half-closes; the peer closing ends sockit;
-/// --send-only, --recv-only, --no-shutdown, --crlf, --frame, --hex), exiting when it ends.
+/// `sockit connect` (full duplex; stdin EOF half-closes; the peer closing ends sockit,
+/// but a client that only half-closed still gets a piped file in full, however long it
+/// waits before reading; --send-only, --recv-only, --no-shutdown, --crlf, --frame, --hex),
+/// exiting when it ends.
 ///
 /// With -k: accepts connections until interrupted. Every client's bytes go to stdout, each
 /// read whole (never interleaved inside one read); every stdin read goes to all clients;

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::proto::transfer::{Close, sum_line};
+use sockit::proto::transfer::{Close, RelPath, sum_line};
 use sockit::server::{Config, Model, Server};
+use sockit::text::{Escaped, terminal_safe};
 use sockit::transfer::{Existing, Receiver, RecvEvent, Root};
 
 use crate::args::{announce, parse_nonzero_duration, parse_positive};
@@ -86,15 +87,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&sum_line(digest, path));
+            let _ = out.write_all(&safe_sum_line(digest, path));
             let _ = out.flush();
+            let path = Escaped(path);
             if unchanged {
                 eprintln!("{peer}: {path} was already here, identical");
             } else if resumed > 0 {
                 eprintln!("{peer}: {path}: resumed after {resumed} bytes");
             }
         }
-        RecvEvent::Skipped { peer, path } => eprintln!("{peer}: skipped {path}: it exists"),
+        RecvEvent::Skipped { peer, path } => {
+            eprintln!("{peer}: skipped {}: it exists", Escaped(path));
+        }
         RecvEvent::Ended { peer, result } => {
             match result {
                 Ok(Close::Complete) => {}
@@ -110,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     failed.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("sockit: {peer}: {e}");
+                    eprintln!("sockit: {peer}: {}", Escaped(e));
                 }
             }
             if !keep_open {
@@ -123,4 +127,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `sha256sum`-style line for a name the sender chose, made terminal-safe: a name with
+/// control characters is shown escaped (`\x1b`), so that one line is for eyes, not for
+/// `sha256sum -c`.
+pub(crate) fn safe_sum_line(digest: &[u8], path: &RelPath) -> Vec<u8> {
+    let line = sum_line(digest, path);
+    let body = line.strip_suffix(b"\n").unwrap_or(&line);
+    let mut safe = terminal_safe(body).into_owned().into_bytes();
+    safe.push(b'\n');
+    safe
 }

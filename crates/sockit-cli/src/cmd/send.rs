@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sockit::Endpoint;
-use sockit::proto::transfer::{Algo, Kind, Origin, RelPath, sum_line};
+use sockit::proto::transfer::{Algo, Kind, Origin, RelPath};
 use sockit::socket::Stream;
+use sockit::text::Escaped;
 use sockit::transfer::{SendEvent, plan, send};
 
 use crate::args::parse_duration;
@@ -93,11 +94,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         SendEvent::Progress(n) => bar.inc(n),
         SendEvent::Verified { path, digest, .. } => {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&sum_line(digest, path));
+            let _ = out.write_all(&super::recv::safe_sum_line(digest, path));
             let _ = out.flush();
         }
         SendEvent::Skipped { path, reason } => {
-            bar.suspend(|| eprintln!("{path}: skipped: {reason}"));
+            // The reason is the receiver's words.
+            bar.suspend(|| eprintln!("{}: skipped: {}", Escaped(path), Escaped(reason)));
         }
     });
     bar.finish_and_clear();

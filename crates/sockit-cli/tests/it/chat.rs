@@ -144,7 +144,9 @@ fn private_messages_and_nick_rules() {
 
     let mut late = Client::connect(&server);
     late.send("hello?");
-    late.next_is("! invalid nick hello?: a nick has only letters, digits, _ - and .");
+    late.next_is(
+        "! invalid nick hello?: a nick has only ASCII letters, digits and [ ] \\ ` _ ^ { | } -",
+    );
     late.send("/join #dev");
     late.next_is("! choose a nick first: send it as a line (or /nick NAME)");
     late.send("ALICE");
@@ -206,7 +208,9 @@ fn garbage_control_characters_and_over_long_lines_never_reach_other_terminals_ra
     alice.next_is("* bob joined #lobby");
 
     alice.send_bytes(b"\x1b[2J\x1b]0;pwned\x07 \xff\xfe\x00 tab\there \xc3\xa9t\xc3\xa9\r\n");
-    bob.next_is("<alice> \u{FFFD}[2J\u{FFFD}]0;pwned\u{FFFD} \u{FFFD}\u{FFFD}\u{FFFD} tab here \u{e9}t\u{e9}");
+    bob.next_is(
+        "<alice> \\x1b[2J\\x1b]0;pwned\\x07 \u{FFFD}\u{FFFD}\\x00 tab\\there \u{e9}t\u{e9}",
+    );
     // An over-long line is dropped (however long it goes on) and its sender told.
     alice.send_bytes(&[b'x'; 1000]);
     alice.send_bytes(&[b'y'; 70_000]);
@@ -734,7 +738,7 @@ fn chat_join_on_a_terminal_keeps_the_typed_line_intact_under_incoming_lines() {
     });
     let out = String::from_utf8_lossy(&out).into_owned();
     assert!(
-        out.contains("<alice> incoming \u{FFFD}[31mred"),
+        out.contains("<alice> incoming \\x1b[31mred"),
         "escape relayed raw: {out:?}"
     );
     tty.write(b"ne\r");
@@ -744,4 +748,32 @@ fn chat_join_on_a_terminal_keeps_the_typed_line_intact_under_incoming_lines() {
     alice.next_is("* tty left #lobby");
     let status = tty.wait_exit(WAIT);
     assert!(status.success(), "exit {status}; output {out:?}");
+}
+
+#[test]
+fn chat_refuses_look_alike_nicks() {
+    let server = serve(&[]);
+    let mut alice = Client::join(&server, "alice");
+    let mut other = Client::connect(&server);
+    // Cyrillic а, full width, dotless ı, Cyrillic с: each looks like alice.
+    for fake in [
+        "\u{430}lice",
+        "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+        "al\u{131}ce",
+        "ali\u{441}e",
+    ] {
+        other.send(fake);
+        other.next_is(&format!(
+            "! invalid nick {fake}: a nick has only ASCII letters, digits and [ ] \\ ` _ ^ {{ | }} -"
+        ));
+    }
+    // Case, and IRC's case mapping of [ ] \ to { } |, name the same nick.
+    other.send("ALICE");
+    other.next_is("! nick ALICE is taken");
+    other.send("[x]");
+    other.next_is("* [x] joined #lobby");
+    alice.next_is("* [x] joined #lobby");
+    let mut third = Client::connect(&server);
+    third.send("{X}");
+    third.next_is("! nick {X} is taken");
 }

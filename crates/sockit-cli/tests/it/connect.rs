@@ -781,3 +781,84 @@ fn connect_to_sockit_listen() {
     assert!(listen.stdout() == to_listen);
     assert!(connect.stdout() == to_connect);
 }
+
+// ---------------------------------------------------------------------------------------
+// a peer that half-closes first, then reads slowly
+
+/// A big piped file: more than any socket buffers hold, so most of it waits for the peer.
+const BIG: usize = 50 << 20;
+
+/// The peer's half of both tests below: EOF first, then a second of not reading (the
+/// window fills, so sockit's sends wait), then everything; prints `LEN SHA256`.
+const HALF_CLOSE_THEN_READ: &str = r#"
+    import hashlib
+    c.shutdown(socket.SHUT_WR)
+    time.sleep(1)
+    h, n = hashlib.sha256(), 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    print(n, h.hexdigest(), flush=True)
+    c.close()
+"#;
+
+/// `LEN SHA256` of `bytes`, as the Python peer prints it (sha256sum computes it).
+fn len_and_sha256(dir: &TempDir, bytes: &[u8]) -> String {
+    let path = write_file(dir, "sent", bytes);
+    let out = Command::new("sha256sum").arg(&path).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    format!(
+        "{} {}",
+        bytes.len(),
+        text.split_whitespace().next().unwrap()
+    )
+}
+
+#[test]
+fn connect_delivers_a_piped_file_to_a_peer_that_half_closed_first() {
+    let dir = TempDir::new("connect-half-closed-first");
+    let data = payload(BIG, 21);
+    let want = len_and_sha256(&dir, &data);
+    let mut py = python(
+        &format!("c = server()\n{}", dedent(HALF_CLOSE_THEN_READ)),
+        &[],
+    );
+    let mut sockit = connect(&py.first_line(), &[]);
+    sockit.feed_and_close(data);
+    assert_exit_0(&mut sockit);
+    assert_exit_0(&mut py);
+    let lines = String::from_utf8(py.stdout()).unwrap();
+    assert_eq!(
+        lines.lines().last(),
+        Some(want.as_str()),
+        "the peer got other bytes"
+    );
+}
+
+#[test]
+fn listen_delivers_a_piped_file_to_a_peer_that_half_closed_first() {
+    let dir = TempDir::new("listen-half-closed-first");
+    let data = payload(BIG, 22);
+    let want = len_and_sha256(&dir, &data);
+    let mut sockit = Proc::sockit(&["listen", "127.0.0.1:0"]);
+    let port = sockit.listening_on().rsplit_once(':').unwrap().1.to_owned();
+    sockit.feed_and_close(data);
+    let mut py = python(
+        &format!(
+            "c = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)\n{}",
+            dedent(HALF_CLOSE_THEN_READ)
+        ),
+        &[&port],
+    );
+    assert_exit_0(&mut py);
+    assert_exit_0(&mut sockit);
+    let lines = String::from_utf8(py.stdout()).unwrap();
+    assert_eq!(
+        lines.lines().last(),
+        Some(want.as_str()),
+        "the peer got other bytes"
+    );
+}

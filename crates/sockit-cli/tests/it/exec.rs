@@ -851,3 +851,54 @@ fn exec_client_rejects_an_impossible_signal() {
         assert!(err.contains("expected"), "{body}: {err}");
     }
 }
+
+/// A server that authenticates nobody: it sends a challenge, reads the client's first
+/// frames, then refuses with a reason full of terminal escapes.
+const HOSTILE_SERVER: &str = r#"
+import os, socket, struct, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+s.settimeout(20)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+c.settimeout(20)
+def frame(kind, body=b""):
+    c.sendall(struct.pack(">I", 1 + len(body)) + kind + body)
+def recv():
+    n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+    return c.recv(n, socket.MSG_WAITALL)
+frame(b"C", os.urandom(32))
+recv()  # A
+recv()  # R
+frame(b"!", b"denied\x1b]0;pwned\x07\x1b[2J here")
+c.close()
+"#;
+
+#[test]
+fn exec_escapes_the_servers_refusal() {
+    let dir = TempDir::new("exec-escape");
+    let token = dir.path("token");
+    std::fs::write(&token, b"any token").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut server = crate::util::Proc::python(HOSTILE_SERVER, &[]);
+    let port = server.first_line();
+    let out = output_within({
+        let mut cmd = sockit();
+        cmd.args([
+            "exec",
+            &format!("127.0.0.1:{}", port.trim()),
+            "--token-file",
+        ])
+        .arg(&token)
+        .args(["--", "true"])
+        .stdin(Stdio::null());
+        cmd
+    });
+    let _ = server.wait_exit(WAIT);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("denied\\x1b]0;pwned\\x07"), "{err:?}");
+    assert!(!err.contains('\x1b'), "ESC on stderr: {err:?}");
+    assert!(!out.stdout.contains(&0x1b), "ESC on stdout");
+}

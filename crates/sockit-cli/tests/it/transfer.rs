@@ -790,3 +790,59 @@ fn recv_keeps_the_mode_of_existing_directories() {
         "the directory the transfer made takes the sender's mode"
     );
 }
+
+/// What a hostile peer puts in every string it controls: a window title and a screen clear.
+const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J";
+
+#[test]
+fn recv_escapes_the_senders_file_name() {
+    let tmp = TempDir::new("xfer-escape-name");
+    let src = tmp.path(&format!("evil{HOSTILE}.txt"));
+    std::fs::write(&src, b"harmless bytes, hostile name\n").unwrap();
+    let dir = tmp.path("out");
+    let recv = Recv::start(&dir, &["-k"]);
+    // Twice: the second time the file is already there, which is said on stderr.
+    for _ in 0..2 {
+        let (status, _, err) = send(&[os(&recv.addr), src.as_os_str()]);
+        assert!(status.success(), "{err}");
+    }
+    let (_, printed, logged) = recv.stop();
+    assert!(printed.contains("evil\\x1b]0;pwned\\x07"), "{printed:?}");
+    assert!(!printed.contains('\x1b'), "ESC on stdout: {printed:?}");
+    assert!(!logged.contains('\x1b'), "ESC on stderr: {logged:?}");
+    // The file itself keeps its real name.
+    assert!(dir.join(format!("evil{HOSTILE}.txt")).exists());
+}
+
+#[test]
+fn send_escapes_the_receivers_refusal() {
+    let tmp = TempDir::new("xfer-escape-refusal");
+    let src = tmp.path("a.txt");
+    std::fs::write(&src, b"refused anyway\n").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // A receiver that greets, then refuses whatever comes with a hostile reason.
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut codec = sockit::proto::transfer::codec();
+        let mut buf = bytes::BytesMut::new();
+        let hello = codec.read_frame(&mut stream, &mut buf).unwrap().unwrap();
+        assert!(matches!(Message::decode(&hello), Ok(Message::Hello { .. })));
+        stream
+            .write_all(&Message::Hello { version: VERSION }.to_frame())
+            .unwrap();
+        let _ = codec.read_frame(&mut stream, &mut buf);
+        let refusal = Message::Error(format!("no{HOSTILE} thanks"));
+        stream.write_all(&refusal.to_frame()).unwrap();
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    });
+    let (status, out, err) = send(&[os(&addr), src.as_os_str()]);
+    receiver.join().unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("no\\x1b]0;pwned\\x07"), "{err:?}");
+    assert!(!err.contains('\x1b'), "ESC on stderr: {err:?}");
+    assert!(!out.contains('\x1b'), "ESC on stdout: {out:?}");
+}

@@ -49,6 +49,10 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// A PEM file of CA certificates trusted instead of the system roots.
     pub cacert: Option<PathBuf>,
+    /// Send `Authorization` and `Cookie` after a redirect to another scheme, host or port
+    /// too (curl's `--location-trusted`); by default they go only where they were given
+    /// for, so a redirect cannot hand them to someone else.
+    pub location_trusted: bool,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             redirects: Redirects::Stop,
             timeout: None,
             cacert: None,
+            location_trusted: false,
         }
     }
 }
@@ -73,11 +78,14 @@ pub fn fetch(
 ) -> Result<Head> {
     let deadline = options.timeout.map(|t| Instant::now() + t);
     let mut tls: Option<Arc<rustls::ClientConfig>> = None;
+    let origin = url;
     let mut url = url.clone();
     let mut hops = 0;
     loop {
         let mut conn = connect(&url, options, deadline, &mut tls)?;
-        send_request(&mut conn, &url, options)?;
+        let trusted = options.location_trusted
+            || (url.scheme, &url.host, url.port) == (origin.scheme, &origin.host, origin.port);
+        send_request(&mut conn, &url, options, trusted)?;
         let (head, rest) = read_head(&mut conn, &url)?;
         on_head(&head).map_err(|e| Error::io("write headers", e))?;
         let location = match (options.redirects, head.status) {
@@ -322,7 +330,11 @@ fn tls_config(cacert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-fn send_request(conn: &mut Conn, url: &Url, options: &Options) -> Result<()> {
+/// Headers that carry credentials, sent only to a `trusted` destination (see
+/// [`Options::location_trusted`]).
+const CREDENTIALS: [&str; 2] = ["authorization", "cookie"];
+
+fn send_request(conn: &mut Conn, url: &Url, options: &Options, trusted: bool) -> Result<()> {
     let method = match options.method {
         Method::Get => "GET",
         Method::Head => "HEAD",
@@ -346,7 +358,9 @@ fn send_request(conn: &mut Conn, url: &Url, options: &Options) -> Result<()> {
         }
     }
     for (name, value) in &options.headers {
-        if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("connection")
+            || (!trusted && CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)))
+        {
             continue;
         }
         req.push_str(&format!("{name}: {value}\r\n"));

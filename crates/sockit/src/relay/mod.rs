@@ -16,10 +16,13 @@
 //!    relay still ends when the peer closes.
 //! 4. **The peer closing ends the relay**, whatever stdin is doing. After the peer's EOF
 //!    nothing more is read from it, and the relay ends as soon as stdin ends (after the
-//!    half-close of rule 2), stdin and the peer move no bytes for [`LINGER`], or the peer
-//!    refuses bytes. The linger serves a peer that only half-closed and still reads (a
-//!    client that sends its request, shuts down writing, then reads the reply piped into
-//!    `sockit listen`); it never waits on a silent stdin for longer.
+//!    half-close of rule 2), the peer refuses bytes (EPIPE or a reset: it really closed),
+//!    or stdin has had nothing to send for [`LINGER`]. Bytes still waiting for the peer
+//!    to take them are not idleness: while stdin has data, the relay keeps sending, however
+//!    long the peer's window stays full. So a peer that only half-closed and still reads
+//!    (a client that sends its request, shuts down writing, pauses, then reads the reply
+//!    piped into `sockit listen`) gets all of it, and an interactive terminal with nothing
+//!    typed still ends [`LINGER`] after the peer's EOF.
 //! 5. **[`Direction::SendOnly`]** (`--send-only`, as ncat): the socket is never read;
 //!    at stdin EOF the relay sends what is queued, half-closes and ends (with
 //!    `--no-shutdown`: waits for the peer to close instead). A peer that closes first
@@ -30,8 +33,8 @@
 //!    (a `\r\n` already there is left alone).
 //! 8. A reset, or any other socket error, ends the relay with [`Error::Io`].
 //! 9. **[`Framing::Frames`]** (`--frame`): each stdin line, without its `\n` (or `\r\n`),
-//!    goes out as one SPEC §5 frame (4-byte big-endian length, then the bytes; a last
-//!    line without a newline too, at stdin EOF); each frame received is printed as its
+//!    goes out as one frame (`docs/frame.md`: 4-byte big-endian length, then the bytes;
+//!    a last line without a newline too, at stdin EOF); each frame received is printed as its
 //!    bytes and one `\n`. A received length over `max_frame` ends that connection at once
 //!    (before the frame arrives), and so does a stream that ends inside a frame: both are
 //!    [`Error::Io`] of kind `InvalidData` naming the peer (under [`Accept::Many`], a
@@ -104,8 +107,8 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// Datagram peers remembered by a listening relay; the oldest is forgotten first.
 pub const MAX_PEERS: usize = 1024;
 
-/// How long a relay whose peer sent EOF goes on while stdin and the peer move no bytes
-/// (rule 4), like socat's `-t`.
+/// How long a relay whose peer sent EOF goes on while stdin has nothing to send (rule 4),
+/// like socat's `-t`; never counted while bytes wait for the peer.
 pub const LINGER: Duration = Duration::from_millis(500);
 
 /// Bytes read from stdin or a socket at a time.
@@ -149,8 +152,8 @@ pub enum Framing {
     /// A byte stream, relayed as it comes.
     #[default]
     Raw,
-    /// SPEC §5 frames (`--frame`): each stdin line goes out as one frame, each frame
-    /// received is printed as one line (rule 9). Streams only.
+    /// Length-prefixed frames (`docs/frame.md`, `--frame`): each stdin line goes out as
+    /// one frame, each frame received is printed as one line (rule 9). Streams only.
     Frames {
         /// The largest frame sent or accepted ([`crate::frame::DEFAULT_MAX_FRAME`] by
         /// default).

@@ -376,10 +376,18 @@ pub(super) fn relay<O: Write>(
             };
             if conn.read_closed {
                 let flushed = conn.outbox.is_empty() && conn.write != WriteSide::CloseWhenFlushed;
-                if (!input_open && flushed) || idle_since.elapsed() >= LINGER {
+                if !input_open && flushed {
                     return Ok(End::PeerClosed);
                 }
-                linger_until = Some(idle_since + LINGER);
+                // Bytes waiting for a full window are not idleness: the peer only
+                // half-closed and may read them later. Only a stdin with nothing to send
+                // lingers; a peer that really closed refuses the bytes (EPIPE, reset).
+                if conn.outbox.is_empty() {
+                    if idle_since.elapsed() >= LINGER {
+                        return Ok(End::PeerClosed);
+                    }
+                    linger_until = Some(idle_since + LINGER);
+                }
             }
             if options.direction == Direction::SendOnly
                 && !input_open

@@ -1,5 +1,6 @@
 //! The relay's byte transformations, free of I/O: `--crlf`, stdin lines cut into
-//! datagrams, datagrams printed as lines, stdin lines sent as SPEC §5 frames
+//! datagrams, datagrams printed as lines, stdin lines sent as
+//! length-prefixed frames (`docs/frame.md`)
 //! ([`FrameEncoder`]), frames printed as lines ([`FrameDecoder`]), and `--hex` dumps
 //! ([`HexDump`]).
 
@@ -107,7 +108,7 @@ pub fn needs_newline(datagram: &[u8]) -> bool {
 }
 
 /// Cuts stdin into frames (`--frame`): one frame per line, without its `\n` (or `\r\n`),
-/// each a 4-byte big-endian length and the line's bytes (SPEC §5).
+/// each a 4-byte big-endian length and the line's bytes (`docs/frame.md`).
 ///
 /// What follows the last newline is one more frame at end of input
 /// ([`FrameEncoder::finish`]); an empty line is an empty frame. A line longer than the

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::proto::chat::sanitize;
 use sockit::socket::Stream;
+use sockit::text::terminal_safe;
 
 use crate::args::parse_duration;
 
@@ -169,7 +169,7 @@ fn plain(mut chat: Session, rx: mpsc::Receiver<Event>) -> anyhow::Result<ExitCod
             Some(Event::Server(line)) => {
                 if terminal_out {
                     let mut shown =
-                        sanitize(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
+                        terminal_safe(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
                     shown.push('\n');
                     out.write_all(shown.as_bytes())?;
                 } else {

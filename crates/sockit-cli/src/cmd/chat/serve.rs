@@ -15,7 +15,11 @@ use crate::args::{
 
 /// Chat server: nicks, rooms, history; plain nc/ncat/telnet clients can take part.
 ///
-/// A client's first line is its nick (unique, case-insensitive); it then is in #lobby.
+/// A client's first line is its nick; it then is in #lobby. Nicks are IRC nicks: 1 to 24
+/// ASCII letters, digits and [ ] \ ` _ ^ { | } -, not starting with a digit or -, unique
+/// without regard to case ([ ] \ count as { } |). ASCII only, so a look-alike of a nick
+/// (a Cyrillic or full-width letter) is refused rather than compared: no confusables, and
+/// IRC clients can address everyone.
 /// Every other line goes to the sender's room as "<nick> text". Commands:
 ///   /nick NAME   /join ROOM   /rooms   /who [ROOM]   /msg NICK TEXT   /quit   /help
 /// Notices start with "* " (* alice joined #lobby), errors with "! ".
@@ -28,7 +32,8 @@ use crate::args::{
 /// set here, not by the machine's TCP autotuning.
 ///
 /// Input: lines over --max-line bytes are dropped with "! line too long"; invalid UTF-8
-/// and control characters never reach other terminals raw (they become U+FFFD).
+/// becomes U+FFFD, and control characters never reach other terminals raw (they are shown
+/// escaped: \x1b).
 ///
 /// Scale-out: with --redis, servers using the same Redis share rooms, nicks, /who and
 /// /msg. A server that loses Redis goes on serving its own clients and reconnects.

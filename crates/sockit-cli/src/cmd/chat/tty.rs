@@ -12,7 +12,7 @@ use std::sync::mpsc;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, queue, style, terminal};
-use sockit::proto::chat::sanitize;
+use sockit::text::terminal_safe;
 use unicode_width::UnicodeWidthChar;
 
 use super::join::{Event, Session};
@@ -195,7 +195,7 @@ pub(super) fn run(
         };
         match event {
             Some(Event::Server(line)) => {
-                let shown = sanitize(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
+                let shown = terminal_safe(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
                 above(&mut out, &shown)?;
                 draw(&mut out, &editor)?;
             }

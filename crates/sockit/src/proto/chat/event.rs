@@ -26,7 +26,8 @@
 
 use std::fmt::{self, Write as _};
 
-use super::text::{NickName, RoomName, sanitize};
+use super::text::{NickName, RoomName};
+use crate::text::terminal_safe;
 
 /// A chat node's identity on the backplane, random per process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,7 +181,7 @@ impl Event {
         let rest = head.next().unwrap_or("");
         let nick = |s: &str| NickName::parse(s).ok();
         let room = |s: &str| RoomName::parse(s).ok().filter(|r| r.as_str() == s);
-        let text = |s: &str| sanitize(s.as_bytes()).into_owned();
+        let text = |s: &str| terminal_safe(s.as_bytes()).into_owned();
         Some(match kind {
             "M" => {
                 let mut f = rest.splitn(3, ' ');
@@ -333,6 +334,6 @@ mod tests {
         assert_eq!(Event::decode(b"1 0123456789abcdef M #a b \xff"), None);
         // Text from the backplane is sanitized again.
         let e = Event::decode("1 0123456789abcdef M #a b \u{1b}[2J".as_bytes()).unwrap();
-        assert!(matches!(e, Event::Say { text, .. } if text == "\u{FFFD}[2J"));
+        assert!(matches!(e, Event::Say { text, .. } if text == "\\x1b[2J"));
     }
 }

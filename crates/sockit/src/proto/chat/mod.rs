@@ -1,4 +1,4 @@
-//! The chat core (SPEC §5), sans-IO: nicks, rooms, history and the cluster view, with
+//! The chat core (`docs/chat.md`), sans-IO: nicks, rooms, history and the cluster view, with
 //! no sockets and no clock. A driver feeds it what happened — a client connected, sent a
 //! line, left; another node published an event; the backplane answered a nick claim —
 //! and carries out the [`Action`]s it returns: send a line to a client, to a room, publish
@@ -25,7 +25,14 @@
 //! Server lines: notices start with `* ` (`* alice joined #lobby`, `* alice left #lobby`,
 //! `* alice is now known as al`), errors with `! ` (`! nick bob is taken`), messages are
 //! `<nick> text`, private messages `*nick* text`. Input is never relayed raw: see
-//! [`text::sanitize`].
+//! [`crate::text::terminal_safe`].
+//!
+//! # Nicks
+//! ASCII letters, digits and IRC's specials, unique under IRC's case mapping
+//! ([`NickName`]). Restricting nicks to IRC's set, rather than allowing any letter and
+//! comparing confusable skeletons (Unicode TS #39), leaves no look-alikes to catch
+//! (`аlice` with a Cyrillic а is not a nick), needs no Unicode tables that must follow each
+//! Unicode release, and keeps every nick valid for IRC clients in the same rooms.
 
 mod cluster;
 mod cmd;
@@ -40,7 +47,7 @@ use bytes::Bytes;
 pub use cluster::{HEARTBEAT, NODE_EXPIRY};
 pub use cmd::Command;
 pub use event::{Event, NodeId};
-pub use text::{NickName, RoomName, sanitize};
+pub use text::{NickName, RoomName};
 
 /// Messages of a room kept for replay to who joins it, by default.
 pub const DEFAULT_HISTORY: usize = 20;
@@ -247,11 +254,13 @@ impl Chat {
             }
             return;
         }
-        let text = sanitize(raw);
-        let text = text.trim_end();
-        if text.trim_start().is_empty() {
+        // Blank is judged on the bytes: an escaped tab (`\t`) is not blank.
+        let raw = raw.trim_ascii_end();
+        if raw.trim_ascii_start().is_empty() {
             return;
         }
+        let text = crate::text::terminal_safe(raw);
+        let text = &*text;
         match Command::parse(text, client.nick.is_some()) {
             Ok(command) => command.apply(self, id, out),
             Err(why) => out.push(Action::Send(id, error(&why))),

@@ -1,13 +1,11 @@
-//! What may reach another person's terminal: lines made safe to print, and the rules for
-//! nicks and room names.
+//! What may reach another person's terminal: the rules for nicks (ASCII, as on IRC, so
+//! no look-alikes) and room names.
 //!
 //! A chat server relays one stranger's bytes to other people's terminals, so nothing a
-//! client sends is passed on raw: invalid UTF-8 becomes U+FFFD, a tab becomes a space,
-//! and control characters (C0, DEL, C1 — among them ESC, which starts every terminal
-//! escape sequence) and the bidirectional overrides that reorder what a line seems to
-//! say become U+FFFD too.
+//! client sends is passed on raw: every line goes through the crate's one
+//! [`crate::text::terminal_safe`] (invalid UTF-8 becomes U+FFFD; control characters, ESC
+//! among them, and the bidirectional overrides are shown escaped, as `\x1b`).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -17,40 +15,20 @@ pub const MAX_NICK: usize = 24;
 /// Longest room name, in characters, without its `#`.
 pub const MAX_ROOM: usize = 32;
 
-/// What an unprintable or dangerous character becomes.
-pub const REPLACEMENT: char = '\u{FFFD}';
+/// What a nick may hold besides ASCII letters and digits: IRC's specials, so that every
+/// nick is also a valid IRC nick.
+pub const NICK_SPECIALS: &str = "[]\\`_^{|}-";
 
-/// Makes `raw` printable: valid UTF-8 with no control or bidi-override characters (see
-/// the module docs). Plain printable ASCII, the common case, is borrowed as it is.
-pub fn sanitize(raw: &[u8]) -> Cow<'_, str> {
-    if raw.iter().all(|&b| (0x20..0x7f).contains(&b))
-        && let Ok(text) = std::str::from_utf8(raw)
-    {
-        return Cow::Borrowed(text);
-    }
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        out.push(match c {
-            '\t' => ' ',
-            c if is_unsafe(c) => REPLACEMENT,
-            c => c,
-        });
-    }
-    Cow::Owned(out)
-}
-
-/// Control characters and the invisible characters that reorder text on screen.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
-}
-
-/// A valid nick: 1 to [`MAX_NICK`] letters, digits, `_`, `-` or `.`, not starting with
-/// `-` or `.`. Nicks are unique without regard to case (`Alice` and `alice` are one).
+/// A valid nick: 1 to [`MAX_NICK`] ASCII letters, digits and IRC specials
+/// ([`NICK_SPECIALS`]), not starting with a digit or `-` — exactly the nicks IRC allows.
+///
+/// ASCII only, rather than any letter with uniqueness by confusable skeleton (Unicode
+/// TS #39): there is then no look-alike to catch (`аlice` with a Cyrillic а, a full-width
+/// `ａｌｉｃｅ`, a dotless `alıce` are simply not nicks), no Unicode tables to keep up to
+/// date, and nothing a user of an IRC client sharing the room could not type or address.
+/// Nicks are unique under IRC's case mapping (`Alice` and `alice` are one, and so are
+/// `[a]` and `{a}`, `a\b` and `a|b`); only the font-dependent ASCII pairs (`l`/`I`/`1`,
+/// `O`/`0`) remain, as on IRC.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct NickName(Arc<str>);
 
@@ -61,11 +39,14 @@ impl NickName {
         if count == 0 || count > MAX_NICK {
             return Err(format!("a nick has 1 to {MAX_NICK} characters"));
         }
-        if !s.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c)) {
-            return Err("a nick has only letters, digits, _ - and .".into());
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || NICK_SPECIALS.contains(c))
+        {
+            return Err("a nick has only ASCII letters, digits and [ ] \\ ` _ ^ { | } -".into());
         }
-        if s.starts_with(['-', '.']) {
-            return Err("a nick cannot start with - or .".into());
+        if s.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+            return Err("a nick cannot start with a digit or -".into());
         }
         Ok(NickName(s.into()))
     }
@@ -75,9 +56,18 @@ impl NickName {
         &self.0
     }
 
-    /// The case-folded form under which nicks are unique.
+    /// The form under which nicks are unique: IRC's `rfc1459` case mapping (ASCII letters
+    /// in lower case, `[]\\` as `{}|`).
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        self.0
+            .chars()
+            .map(|c| match c {
+                '[' => '{',
+                ']' => '}',
+                '\\' => '|',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
     }
 }
 
@@ -137,57 +127,48 @@ display_as_str!(NickName, RoomName);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn printable_ascii_is_borrowed_and_unchanged() {
-        assert!(matches!(
-            sanitize(b"hello, world!"),
-            Cow::Borrowed("hello, world!")
-        ));
-    }
-
-    #[test]
-    fn escapes_controls_and_bad_utf8_are_replaced() {
-        assert_eq!(sanitize(b"\x1b[2Jclear"), "\u{FFFD}[2Jclear");
-        assert_eq!(sanitize(b"a\tb\x07c\x7f"), "a b\u{FFFD}c\u{FFFD}");
-        assert_eq!(
-            sanitize(b"caf\xc3\xa9 \xff\xfe"),
-            "caf\u{e9} \u{FFFD}\u{FFFD}"
-        );
-        assert_eq!(sanitize("C1 \u{9b}2J".as_bytes()), "C1 \u{FFFD}2J");
-        assert_eq!(
-            sanitize("abc\u{202E}fdp.exe".as_bytes()),
-            "abc\u{FFFD}fdp.exe"
-        );
-        assert_eq!(sanitize(b"\r"), "\u{FFFD}");
-    }
-
-    proptest! {
-        #[test]
-        fn sanitized_text_has_no_control_characters(raw in prop::collection::vec(any::<u8>(), 0..200)) {
-            let clean = sanitize(&raw);
-            prop_assert!(!clean.chars().any(is_unsafe));
-            // Idempotent: a line that went through one node passes another unchanged.
-            prop_assert_eq!(sanitize(clean.as_bytes()), clean.clone());
-        }
-    }
 
     #[test]
     fn nick_rules() {
         assert_eq!(NickName::parse("Alice_1").unwrap().key(), "alice_1");
-        assert!(NickName::parse("élodie").is_ok());
+        assert_eq!(NickName::parse("[Bo]\\x").unwrap().key(), "{bo}|x");
+        assert_eq!(
+            NickName::parse("{bo}|X").unwrap().key(),
+            NickName::parse("[BO]\\x").unwrap().key()
+        );
+        for good in ["a", "_x", "`^{|}-[]\\", "x9-", &"n".repeat(24)] {
+            assert!(NickName::parse(good).is_ok(), "{good:?}");
+        }
         for bad in [
             "",
             "a b",
             "-x",
+            "9x",
             ".x",
+            "a.b",
             "x\u{FFFD}",
             "#room",
             "/nick",
+            "élodie",
             &"n".repeat(25),
         ] {
             assert!(NickName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn look_alike_nicks_are_not_nicks() {
+        // Cyrillic а, full width, dotless ı, Cyrillic с, Greek ο, a zero-width space.
+        for fake in [
+            "\u{430}lice",
+            "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+            "al\u{131}ce",
+            "ali\u{441}e",
+            "b\u{3bf}b",
+            "al\u{200b}ice",
+        ] {
+            let e = NickName::parse(fake).unwrap_err();
+            assert!(e.contains("ASCII"), "{fake:?}: {e}");
         }
     }
 

@@ -106,8 +106,18 @@ impl Url {
     /// send: absolute, scheme-relative, absolute-path, relative-path, query-only).
     pub fn join(&self, location: &str) -> Result<Url, HttpError> {
         let location = location.trim();
-        if location.contains("://") && !location.starts_with('/') {
-            return Url::parse(location);
+        // A scheme is never a path: `javascript:`, `data:`, `unix:`, ... are refused here,
+        // not fetched as `./javascript:...` from the same server.
+        if let Some(scheme) = scheme_of(location) {
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+                return Url::parse(location);
+            }
+            return Err(HttpError::Url {
+                url: location.to_owned(),
+                reason: format!(
+                    "a redirect to a {scheme}: URL is not followed (only http and https)"
+                ),
+            });
         }
         if let Some(rest) = location.strip_prefix("//") {
             return Url::parse(&format!("{}://{rest}", self.scheme.name()));
@@ -156,6 +166,19 @@ impl fmt::Display for Url {
             self.target
         )
     }
+}
+
+/// The scheme of an absolute URL (RFC 3986 §3.1: a letter, then letters, digits, `+`,
+/// `-`, `.`, then `:` before any `/`, `?` or `#`); `None` for a relative reference.
+fn scheme_of(reference: &str) -> Option<&str> {
+    let end = reference.find([':', '/', '?', '#'])?;
+    let scheme = &reference[..end];
+    let valid = reference[end..].starts_with(':')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    valid.then_some(scheme)
 }
 
 /// Removes `.` and `..` segments of a path (the query is left alone); `..` stops at `/`.
@@ -234,5 +257,22 @@ mod tests {
         assert_eq!(j("//other/p"), "http://other/p");
         assert_eq!(j("https://s/"), "https://s/");
         assert_eq!(j("./"), "http://h:1/a/b/");
+        assert_eq!(j("HTTP://s/"), "http://s/");
+        assert_eq!(j("a/b:c"), "http://h:1/a/b/a/b:c");
+    }
+
+    #[test]
+    fn refuses_locations_of_other_schemes() {
+        let base = Url::parse("http://h:1/a").unwrap();
+        for l in [
+            "javascript:alert(1)",
+            "data:,x",
+            "unix:/tmp/s",
+            "ftp://h/",
+            "file:///x",
+        ] {
+            let e = base.join(l).unwrap_err().to_string();
+            assert!(e.contains("not followed"), "{l}: {e}");
+        }
     }
 }
