@@ -799,6 +799,13 @@ fn http_serve_rejects_transfer_encoding_on_get() {
             model,
         );
         // No final chunked, or Content-Length beside it: the body's end is unknown, 400.
+        // In HTTP/1.0, which has no transfer codings, the framing is faulty: 400 too.
+        refused_and_closed(
+            &server,
+            "GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked",
+            400,
+            model,
+        );
         for te in [
             "Transfer-Encoding: gzip",
             "Transfer-Encoding: chunked, gzip",

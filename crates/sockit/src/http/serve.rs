@@ -4,6 +4,10 @@
 //! every model. File bodies above [`READ_BELOW`] are queued as file ranges, which the
 //! drivers `sendfile`; smaller ones are read into the reply, one `send` with the head.
 //!
+//! What to answer is decided without files by
+//! [`proto::http::server::decide`](crate::proto::http::server::decide); this module looks
+//! at the filesystem for it and writes the response.
+//!
 //! Pipelined requests are answered a few at a time ([`MAX_FILES_QUEUED`],
 //! [`MAX_BYTES_QUEUED`]): the rest wait in the handler's buffer until the output is
 //! drained, so a peer cannot make the server hold many open files or much memory.

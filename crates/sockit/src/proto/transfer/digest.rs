@@ -17,7 +17,8 @@ pub enum Algo {
     Blake3,
     /// SHA-256, 32-byte digest (`sha256sum`).
     Sha256,
-    /// MD5, 16-byte digest (`md5sum`), as seed 003 checks files; not collision resistant.
+    /// MD5, 16-byte digest (`md5sum`), for checking against tools that have only that;
+    /// not collision resistant.
     Md5,
 }
 

@@ -45,8 +45,9 @@ impl Request {
 
     /// The body length announced by the request, judged as RFC 9112 §6.3 says for a
     /// server that decodes no transfer coding: `Transfer-Encoding` whose final coding is
-    /// not `chunked`, or with a `Content-Length` beside it, or a `Content-Length` sent
-    /// twice or not a plain number, leaves the body's end in doubt (the shapes of request
+    /// not `chunked`, or with a `Content-Length` beside it, or in an HTTP/1.0 request
+    /// (§6.1: faulty framing there, whatever it says), or a `Content-Length` sent twice or
+    /// not a plain number, leaves the body's end in doubt (the shapes of request
     /// smuggling), so [`BodyLenError::Invalid`]; a well-formed chunked body is
     /// [`BodyLenError::Unsupported`]. Either way the connection must close.
     pub fn body_len(&self) -> Result<u64, BodyLenError> {
@@ -67,7 +68,8 @@ impl Request {
                 .next()
                 .unwrap_or_default()
                 .trim_ascii();
-            return Err(if last.eq_ignore_ascii_case(b"chunked") && cl.is_none() {
+            let chunked = last.eq_ignore_ascii_case(b"chunked");
+            return Err(if chunked && cl.is_none() && self.minor_version >= 1 {
                 BodyLenError::Unsupported
             } else {
                 BodyLenError::Invalid
@@ -197,6 +199,10 @@ mod tests {
             len("Transfer-Encoding: gzip, Chunked\r\n"),
             Err(BodyLenError::Unsupported)
         );
+        let (old, _) = parse_request(b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.body_len(), Err(BodyLenError::Invalid));
         assert_eq!(BodyLenError::Invalid.status(), 400);
         assert_eq!(BodyLenError::Unsupported.status(), 501);
     }
