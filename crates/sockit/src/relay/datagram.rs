@@ -138,7 +138,7 @@ pub(super) fn relay<O: Write>(
                 };
                 if let (Some(peer), Mode::Listening { access, .. }) = (&from, mode) {
                     if !access.permits(peer.ip()) {
-                        tracing::info!(%peer, "ignored: denied by --allow/--deny");
+                        tracing::info!(%peer, "ignored: denied by the access list");
                         continue;
                     }
                     remember(&mut peers, peer);

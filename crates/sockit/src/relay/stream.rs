@@ -320,7 +320,7 @@ pub(super) fn accept_one(
 /// Checks `--allow/--deny`; a refused peer is closed by dropping its stream.
 fn admit(stream: Stream, peer: &Peer, access: &AccessList) -> Option<Conn> {
     if !access.permits(peer.ip()) {
-        tracing::warn!(%peer, "refused: denied by --allow/--deny");
+        tracing::warn!(%peer, "refused: denied by the access list");
         return None;
     }
     match Conn::new(stream, peer.to_string()) {

@@ -112,7 +112,7 @@ fn receive_loop<S: DatagramService>(
                 }
             };
             if !ctx.gate.permits(&peer) {
-                tracing::info!(%peer, "datagram dropped: denied by --allow/--deny");
+                tracing::info!(%peer, "datagram dropped: denied by the access list");
                 continue;
             }
             if service.on_datagram(&buf[..n], &peer, &mut out) == Reply::Send

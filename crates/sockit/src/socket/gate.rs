@@ -56,7 +56,7 @@ impl Gate {
     /// which closes it).
     pub(crate) fn admit(&self, fd: BorrowedFd<'_>, peer: &Peer) -> Option<Slot> {
         if !self.permits(peer) {
-            tracing::info!(%peer, "refused: denied by --allow/--deny");
+            tracing::info!(%peer, "refused: denied by the access list");
             return None;
         }
         let prev = self.live.fetch_add(1, Ordering::AcqRel);
