@@ -74,8 +74,11 @@ pub(super) enum Input {
 /// once and skipped up to its newline, and the connection goes on.
 #[derive(Debug)]
 pub(super) struct LineReader {
+    /// Longest line accepted, to rebuild the codec after an over-long line.
     max_line: usize,
+    /// Finds lines and enforces the limit.
     codec: LineCodec,
+    /// Bytes read and not yet split into lines; the client task reads into it directly.
     pub(super) buf: BytesMut,
     /// Inside an over-long line: discard until the next newline.
     skipping: bool,

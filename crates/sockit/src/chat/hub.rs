@@ -27,7 +27,9 @@ use crate::proto::chat::{Action, Chat, ClientId, Event, Leave, NickName};
 pub(super) type Shared = Rc<RefCell<Hub>>;
 
 pub(super) struct Hub {
+    /// The sans-IO chat: nicks, rooms, history; the hub only carries out its actions.
     pub(super) core: Chat,
+    /// Every connected client's socket and queue (ids are sequential: no need for SipHash).
     clients: HashMap<ClientId, Slot, BuildHasherDefault<IdHasher>>,
     /// Clients with bytes queued and no write attempted yet.
     dirty: Vec<ClientId>,
@@ -35,6 +37,7 @@ pub(super) struct Hub {
     too_slow: Vec<ClientId>,
     /// Scratch space for the core's actions (kept to reuse its allocation).
     actions: Vec<Action>,
+    /// The next client's id; ids are never reused, so a stale id finds nothing.
     next_id: u64,
     /// A client's queue may hold this many bytes before it is disconnected.
     max_queue: usize,
@@ -46,6 +49,7 @@ pub(super) struct Hub {
 
 /// One client's connection and outgoing queue.
 struct Slot {
+    /// The socket, shared with the client's task (which reads it and writes when blocked).
     conn: Rc<Conn>,
     /// Bytes not yet taken by the kernel, whole lines except perhaps a partly written
     /// first one.
@@ -69,9 +73,13 @@ struct Slot {
 /// What a client's task needs to know about its slot.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SlotState {
+    /// The socket would block: the task waits for it to be writable and flushes.
     pub(super) blocked: bool,
+    /// The hub wants the connection closed once its queue is written.
     pub(super) closing: bool,
+    /// Nothing is left to write: a closing connection may close now.
     pub(super) drained: bool,
+    /// A write failed: the task ends the connection.
     pub(super) failed: bool,
 }
 
@@ -404,7 +412,10 @@ impl Slot {
 /// Client ids are sequential integers: they hash to themselves (scrambled, so that the
 /// table's high bits vary too).
 #[derive(Default)]
-struct IdHasher(u64);
+struct IdHasher(
+    /// The id written last; `finish` scrambles it.
+    u64,
+);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

@@ -132,11 +132,17 @@ impl Default for Config {
 /// A bound chat server, ready to serve.
 #[derive(Debug)]
 pub struct ChatServer {
+    /// Bound at `bind`, so the address is known (and printed) before serving.
     listener: Listener,
+    /// The address really bound (port 0 resolved).
     local: Endpoint,
+    /// Limits, history, batching and the backplane URL.
     config: Config,
+    /// The backplane's Redis client, checked at `bind` so a bad URL fails early.
     redis: Option<redis::Client>,
+    /// Stops the server; handed out by `shutdown_handle`.
     shutdown: Shutdown,
+    /// For a Unix endpoint, removes the socket file when the server goes.
     _guard: Option<UnixPathGuard>,
 }
 

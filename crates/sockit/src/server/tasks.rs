@@ -31,7 +31,10 @@ pub enum TaskStream {
 
 /// Tells a connection task that the server is stopping: it should wind up and return.
 #[derive(Debug, Clone)]
-pub struct Stopping(watch::Receiver<bool>);
+pub struct Stopping(
+    /// Turns `true` once, when the accept loop ends.
+    watch::Receiver<bool>,
+);
 
 impl Stopping {
     /// Resolves once the server stops (at once if it already has).
