@@ -33,8 +33,8 @@ use crate::proto::exec::{
     Action, Budget, CHALLENGE_LEN, ExitStatus, Kind, MAX_CHUNK, Message, PREFIX_LEN, Policy,
     Refusal, Session, prefix,
 };
-use crate::server::{Server, Stopping, TaskStream};
-use crate::socket::Peer;
+use crate::server::{Server, Stopping};
+use crate::socket::{Peer, TokioStream};
 
 /// How long a client has, after connecting, to authenticate and name its command.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,7 +80,7 @@ pub fn serve(server: Server, options: ServeOptions) -> Result<()> {
 /// The client's frames, read as they come. [`Frames::next`] is cancel-safe: bytes read
 /// stay in the buffer until a whole frame is there.
 struct Frames {
-    reader: ReadHalf<TaskStream>,
+    reader: ReadHalf<TokioStream>,
     codec: LengthCodec,
     buf: BytesMut,
 }
@@ -106,7 +106,7 @@ impl Frames {
 
 /// One connection, start to end. Errors are this peer's and end only it.
 async fn serve_one(
-    stream: TaskStream,
+    stream: TokioStream,
     peer: &Peer,
     mut stopping: Stopping,
     options: &ServeOptions,
@@ -269,7 +269,7 @@ impl Run {
     async fn drive(
         &mut self,
         frames: &mut Frames,
-        writer: &mut WriteHalf<TaskStream>,
+        writer: &mut WriteHalf<TokioStream>,
         stopping: &mut Stopping,
         limit: Option<Duration>,
     ) -> End {
@@ -398,7 +398,7 @@ impl Run {
         end: End,
         peer: &Peer,
         frames: &mut Frames,
-        writer: &mut WriteHalf<TaskStream>,
+        writer: &mut WriteHalf<TokioStream>,
     ) {
         let last = match end {
             End::Exited(status) => Some(self.session.on_exit(status)),
@@ -527,7 +527,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// One vectored write of the queued frames. Cancel-safe: nothing is consumed until it
 /// completes.
 async fn write_some(
-    writer: &mut WriteHalf<TaskStream>,
+    writer: &mut WriteHalf<TokioStream>,
     queue: &VecDeque<Bytes>,
 ) -> io::Result<usize> {
     let mut slices = [IoSlice::new(&[]); 16];
@@ -568,7 +568,7 @@ async fn drain(frames: &mut Frames) {
 }
 
 /// Writes the queued frames and closes the sending side, giving up after [`LAST_WORDS`].
-async fn last_words(writer: &mut WriteHalf<TaskStream>, queue: VecDeque<Bytes>) {
+async fn last_words(writer: &mut WriteHalf<TokioStream>, queue: VecDeque<Bytes>) {
     let flush = async {
         for chunk in &queue {
             writer.write_all(chunk).await?;

@@ -44,7 +44,6 @@ mod fork;
 mod output;
 mod poller;
 mod slab;
-mod tasks;
 mod threads;
 
 use std::fmt;
@@ -52,8 +51,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use r#async::Stopping;
 pub use output::Output;
-pub use tasks::{Stopping, TaskStream};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
