@@ -30,7 +30,7 @@
 //!    (a `\r\n` already there is left alone).
 //! 8. A reset, or any other socket error, ends the relay with [`Error::Io`].
 //! 9. **[`Framing::Frames`]** (`--frame`): each stdin line, without its `\n` (or `\r\n`),
-//!    goes out as one SPEC §5 frame (4-byte big-endian length, then the bytes; a last
+//!    goes out as one frame (`docs/frame.md`: 4-byte big-endian length, then the bytes; a last
 //!    line without a newline too, at stdin EOF); each frame received is printed as its
 //!    bytes and one `\n`. A received length over `max_frame` ends that connection at once
 //!    (before the frame arrives), and so does a stream that ends inside a frame: both are
@@ -149,7 +149,7 @@ pub enum Framing {
     /// A byte stream, relayed as it comes.
     #[default]
     Raw,
-    /// SPEC §5 frames (`--frame`): each stdin line goes out as one frame, each frame
+    /// Length-prefixed frames (`docs/frame.md`, `--frame`): each stdin line goes out as one frame, each frame
     /// received is printed as one line (rule 9). Streams only.
     Frames {
         /// The largest frame sent or accepted ([`crate::frame::DEFAULT_MAX_FRAME`] by
