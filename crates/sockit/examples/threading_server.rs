@@ -1,5 +1,5 @@
-//! Seeds 000/003's `ThreadingTCPServer` with `MYTCPHandler`: print what each client sends
-//! and answer `got your msg`, a thread per client.
+//! Python's `ThreadingTCPServer` example with its `MYTCPHandler` on the library: print
+//! what each client sends and answer `got your msg`, a thread per client.
 //!
 //! Run: `cargo run -p sockit --example threading_server -- 127.0.0.1:9999`
 //! then e.g. `sockit connect 127.0.0.1:9999` from several terminals.

@@ -1,10 +1,11 @@
-//! Seed 001's client on the library: send each line typed, print the server's reply.
+//! The classic upper-case client on the library: send each line typed, print the
+//! server's reply.
 //!
 //! Run: `cargo run -p sockit --example upper_client -- 127.0.0.1:8080` (start
 //! `upper_server` first), type lines, end with Ctrl-D.
 //!
-//! The tutorials' client does one `recv(1024)` per message and so can print half a reply; this reads
-//! until the whole reply (as long as the line sent) arrived.
+//! The textbook version does one `recv(1024)` per message and so can print half a reply;
+//! this reads until the whole reply (as long as the line sent) arrived.
 
 use std::io::{BufRead, Read, Write};
 

@@ -1,16 +1,17 @@
-//! Seed 001's server on the library: receive, send back `data.upper()`.
+//! The classic upper-case server on the library: receive, send back `data.upper()`.
 //!
 //! Run: `cargo run -p sockit --example upper_server -- 127.0.0.1:8080`
 //! then `cargo run -p sockit --example upper_client -- 127.0.0.1:8080` in another terminal.
 //!
-//! Unlike the tutorials' server, which serves one client once, this serves every client, each until it
-//! disconnects, and a reset by one client ends only that client's connection.
+//! Unlike the textbook version, which serves one client once, this serves every client,
+//! each until it disconnects, and a reset by one client ends only that client's
+//! connection.
 
 use sockit::Endpoint;
 use sockit::server::{Config, Flow, Handler, Model, Output, Server, Service};
 use sockit::socket::Peer;
 
-/// The per-connection handler: the tutorials' `conn.send(data.upper())`.
+/// The per-connection handler: the textbook's `conn.send(data.upper())`.
 struct Upper;
 
 impl Handler for Upper {

@@ -6,7 +6,8 @@
 //! - [`frame`]: sans-IO framing: 4-byte length prefix and lines, with limits.
 //! - [`socket`]: the socket layer under everything else: [`socket::Stream`],
 //!   [`socket::Listener`], [`socket::DatagramSocket`], [`socket::Peer`], binding, Unix
-//!   socket files, [`socket::Shutdown`], [`socket::AccessList`] and admission.
+//!   socket files, [`socket::Shutdown`], [`socket::AccessList`], admission, and
+//!   [`socket::TokioStream`] with the one tokio accept loop.
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
 //! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,

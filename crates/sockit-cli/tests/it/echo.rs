@@ -196,7 +196,7 @@ fn udp_echo_answers_an_empty_datagram() {
 #[test]
 fn python_socket_client_gets_the_upper_cased_reply() {
     let server = Server::start(&["echo", "127.0.0.1:0", "--upper"]);
-    // The tutorials' client, verbatim in spirit: connect, send, recv, print.
+    // The textbook Python client, verbatim in spirit: connect, send, recv, print.
     let script = format!(
         "import socket\n\
          s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\

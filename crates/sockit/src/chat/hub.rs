@@ -20,14 +20,16 @@ use bytes::{Buf, BytesMut};
 use tokio::sync::{Notify, mpsc};
 
 use super::backplane::Cmd;
-use super::conn::Conn;
 use crate::proto::chat::{Action, Chat, ClientId, Event, Leave, NickName};
+use crate::socket::TokioStream;
 
 /// The hub as tasks share it (one thread: no locks).
 pub(super) type Shared = Rc<RefCell<Hub>>;
 
 pub(super) struct Hub {
+    /// The sans-IO chat: nicks, rooms, history; the hub only carries out its actions.
     pub(super) core: Chat,
+    /// Every connected client's socket and queue (ids are sequential: no need for SipHash).
     clients: HashMap<ClientId, Slot, BuildHasherDefault<IdHasher>>,
     /// Clients with bytes queued and no write attempted yet.
     dirty: Vec<ClientId>,
@@ -35,6 +37,7 @@ pub(super) struct Hub {
     too_slow: Vec<ClientId>,
     /// Scratch space for the core's actions (kept to reuse its allocation).
     actions: Vec<Action>,
+    /// The next client's id; ids are never reused, so a stale id finds nothing.
     next_id: u64,
     /// A client's queue may hold this many bytes before it is disconnected.
     max_queue: usize,
@@ -46,32 +49,48 @@ pub(super) struct Hub {
 
 /// One client's connection and outgoing queue.
 struct Slot {
-    conn: Rc<Conn>,
+    /// The socket, shared with the client's task (which reads it and writes when blocked).
+    conn: Rc<TokioStream>,
     /// Bytes not yet taken by the kernel, whole lines except perhaps a partly written
     /// first one.
     out: BytesMut,
     /// The first line of `out` was partly written (so dropping the queue keeps its end).
     mid_line: bool,
-    /// In `Hub::dirty`.
+    /// In `Hub::dirty`, so a client is listed once however many lines it is given.
     dirty: bool,
     /// The socket would block: the client's task owns the writing until `out` drains.
     blocked: bool,
-    /// Close once `out` is written (and take no more lines).
-    closing: bool,
-    /// Overflowed; a notice replaces what was queued.
-    overflowed: bool,
-    /// A write failed: the client's task ends the connection.
-    failed: bool,
+    /// Where the connection is in its life: one state, not three flags that could
+    /// contradict each other.
+    life: Life,
     /// Wakes the client's task.
     wake: Rc<Notify>,
+}
+
+/// A client's life as the hub sees it; it only moves down this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Taking lines.
+    Open,
+    /// Its queue overflowed in the current batch of actions: once the batch is carried
+    /// out, a notice replaces what was queued and it closes (see `Hub::overflow`).
+    Overflowed,
+    /// Close once `out` is written, and take no more lines.
+    Closing,
+    /// A write failed: the client's task ends the connection.
+    Failed,
 }
 
 /// What a client's task needs to know about its slot.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SlotState {
+    /// The socket would block: the task waits for it to be writable and flushes.
     pub(super) blocked: bool,
+    /// The hub wants the connection closed once its queue is written.
     pub(super) closing: bool,
+    /// Nothing is left to write: a closing connection may close now.
     pub(super) drained: bool,
+    /// A write failed: the task ends the connection.
     pub(super) failed: bool,
 }
 
@@ -96,7 +115,7 @@ impl Hub {
     }
 
     /// A new connection; its task is woken through `wake`.
-    pub(super) fn connect(&mut self, conn: Rc<Conn>, wake: Rc<Notify>) -> ClientId {
+    pub(super) fn connect(&mut self, conn: Rc<TokioStream>, wake: Rc<Notify>) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
         self.clients.insert(
@@ -107,9 +126,7 @@ impl Hub {
                 mid_line: false,
                 dirty: false,
                 blocked: false,
-                closing: false,
-                overflowed: false,
-                failed: false,
+                life: Life::Open,
                 wake,
             },
         );
@@ -184,9 +201,9 @@ impl Hub {
     pub(super) fn state(&self, id: ClientId) -> Option<SlotState> {
         self.clients.get(&id).map(|s| SlotState {
             blocked: s.blocked,
-            closing: s.closing,
+            closing: s.life == Life::Closing,
             drained: s.out.is_empty(),
-            failed: s.failed,
+            failed: s.life == Life::Failed,
         })
     }
 
@@ -214,7 +231,7 @@ impl Hub {
                     }
                     Action::Close(id) => {
                         if let Some(slot) = self.clients.get_mut(&id) {
-                            slot.closing = true;
+                            slot.close();
                             slot.wake.notify_one();
                         }
                     }
@@ -283,7 +300,7 @@ impl Hub {
             )
             .as_bytes(),
         );
-        slot.closing = true;
+        slot.close();
         if !slot.dirty && !slot.blocked {
             slot.dirty = true;
             self.dirty.push(id);
@@ -314,14 +331,14 @@ impl Hub {
                 continue;
             }
             match slot.write() {
-                Ok(true) if slot.closing => slot.wake.notify_one(),
+                Ok(true) if slot.life == Life::Closing => slot.wake.notify_one(),
                 Ok(true) => {}
                 Ok(false) => {
                     slot.blocked = true;
                     slot.wake.notify_one();
                 }
                 Err(_) => {
-                    slot.failed = true;
+                    slot.life = Life::Failed;
                     slot.wake.notify_one();
                 }
             }
@@ -334,7 +351,7 @@ impl Hub {
             match slot.write() {
                 Ok(true) => slot.blocked = false,
                 Ok(false) => {}
-                Err(_) => slot.failed = true,
+                Err(_) => slot.life = Life::Failed,
             }
         }
     }
@@ -353,7 +370,7 @@ fn push(
     let Some(slot) = clients.get_mut(&id) else {
         return;
     };
-    if slot.closing || slot.failed {
+    if matches!(slot.life, Life::Closing | Life::Failed) {
         return;
     }
     if slot.out.len() + line.len() > max_queue && !slot.blocked {
@@ -366,15 +383,15 @@ fn push(
             }
             Ok(_) => {}
             Err(_) => {
-                slot.failed = true;
+                slot.life = Life::Failed;
                 slot.wake.notify_one();
                 return;
             }
         }
     }
     if slot.out.len() + line.len() > max_queue {
-        if !slot.overflowed {
-            slot.overflowed = true;
+        if slot.life == Life::Open {
+            slot.life = Life::Overflowed;
             too_slow.push(id);
         }
         return;
@@ -387,6 +404,14 @@ fn push(
 }
 
 impl Slot {
+    /// Asks for the connection to close once its queue is written; a failed one stays
+    /// failed (its task ends it at once).
+    fn close(&mut self) {
+        if self.life != Life::Failed {
+            self.life = Life::Closing;
+        }
+    }
+
     /// Writes as much of the queue as the socket takes: `Ok(true)` once it is empty,
     /// `Ok(false)` when the socket would block first.
     fn write(&mut self) -> io::Result<bool> {
@@ -409,7 +434,10 @@ impl Slot {
 /// Client ids are sequential integers: they hash to themselves (scrambled, so that the
 /// table's high bits vary too).
 #[derive(Default)]
-struct IdHasher(u64);
+struct IdHasher(
+    /// The id written last; `finish` scrambles it.
+    u64,
+);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

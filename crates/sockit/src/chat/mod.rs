@@ -6,7 +6,8 @@
 //! Chat is push-style fan-out — one line in, a line out to every member of a room — which
 //! the request/response [`crate::server::Handler`] does not fit, so this driver uses tokio
 //! directly. It binds like every sockit server (SO_REUSEADDR, stale Unix socket files
-//! cleared) and admits clients through the same allow/deny lists and connection limit.
+//! cleared) and accepts through the socket layer's one tokio accept loop, with the same
+//! allow/deny lists and connection limit.
 //!
 //! # Shape
 //! - One task per client reads its socket, splits lines ([`crate::frame::LineCodec`],
@@ -45,11 +46,10 @@
 //! gone and releases its nicks there.
 
 mod backplane;
-mod conn;
 mod hub;
+mod lines;
 
 use std::cell::RefCell;
-use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -59,11 +59,12 @@ use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::proto::chat::{self, Chat, ClientId, Leave, NodeId, RoomName, Scope};
 use crate::socket::gate::{Gate, Slot as GateSlot};
-use crate::socket::listener::{self, Bound, accept_error_is_transient};
+use crate::socket::listener::{self, Bound};
+use crate::socket::tokio::{TokioListener, accept_loop};
 use crate::socket::unix_path::UnixPathGuard;
-use crate::socket::{AccessList, Listener, Peer, Shutdown};
-use conn::{Conn, Input, LineReader};
+use crate::socket::{AccessList, Listener, Peer, Shutdown, TokioStream};
 use hub::{Hub, Shared};
+use lines::{Input, LineReader};
 
 /// Bytes queued for one client before it counts as too slow, by default.
 pub const DEFAULT_MAX_QUEUE: usize = 256 * 1024;
@@ -132,11 +133,17 @@ impl Default for Config {
 /// A bound chat server, ready to serve.
 #[derive(Debug)]
 pub struct ChatServer {
+    /// Bound at `bind`, so the address is known (and printed) before serving.
     listener: Listener,
+    /// The address really bound (port 0 resolved).
     local: Endpoint,
+    /// Limits, history, batching and the backplane URL.
     config: Config,
+    /// The backplane's Redis client, checked at `bind` so a bad URL fails early.
     redis: Option<redis::Client>,
+    /// Stops the server; handed out by `shutdown_handle`.
     shutdown: Shutdown,
+    /// For a Unix endpoint, removes the socket file when the server goes.
     _guard: Option<UnixPathGuard>,
 }
 
@@ -195,23 +202,7 @@ impl ChatServer {
             shutdown,
             ..
         } = self;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("prepare listener", e))?;
-        let (tcp, unix) = match listener {
-            Listener::Tcp(l) => (Some(tokio::net::TcpListener::from_std(l)), None),
-            Listener::Unix(l) => (None, Some(tokio::net::UnixListener::from_std(l))),
-        };
-        let tcp = tcp
-            .transpose()
-            .map_err(|e| Error::io("register listener", e))?;
-        let unix = unix
-            .transpose()
-            .map_err(|e| Error::io("register listener", e))?;
-        let stopped = shutdown
-            .watch_async()
-            .map_err(|e| Error::io("watch shutdown pipe", e))?;
-        tokio::pin!(stopped);
+        let listener = TokioListener::new(listener)?;
 
         let node = NodeId::random();
         let core = Chat::new(
@@ -245,31 +236,17 @@ impl ChatServer {
         );
         let gate = Gate::new(config.access.clone(), config.max_conns, busy.as_bytes());
 
-        loop {
-            let accepted = tokio::select! {
-                _ = &mut stopped => break,
-                r = accept(&tcp, &unix, config.send_buffer) => r,
-            };
-            let (conn, peer) = match accepted {
-                Ok(c) => c,
-                Err(e) if accept_error_is_transient(&e) => {
-                    tracing::warn!(error = %e, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-                Err(e) => return Err(Error::io("accept", e)),
-            };
-            let Some(slot) = gate.admit(conn.as_fd(), &peer) else {
-                continue;
-            };
+        // Each client's kernel send buffer is capped (see "Slow readers" above).
+        let spawn = |conn: TokioStream, peer: Peer, slot: GateSlot| {
             let conn = Rc::new(conn);
             let wake = Rc::new(Notify::new());
             let id = hub.borrow_mut().connect(conn.clone(), wake.clone());
             tracing::debug!(%peer, client = id.0, "connected");
             tokio::task::spawn_local(client(hub.clone(), id, conn, wake, config.max_line, slot));
-        }
+        };
+        accept_loop(&listener, &gate, &shutdown, Some(config.send_buffer), spawn).await?;
 
-        drop((tcp, unix));
+        drop(listener);
         hub.borrow_mut().shutdown();
         let deadline = Instant::now() + CLOSE_GRACE + LINGER;
         while hub.borrow().open_connections() > 0 && Instant::now() < deadline {
@@ -281,30 +258,6 @@ impl ChatServer {
             let _ = tokio::time::timeout(Duration::from_secs(2), backplane).await;
         }
         Ok(())
-    }
-}
-
-/// Accepts the next client and caps its kernel send buffer at `send_buffer` (see
-/// "Slow readers" above).
-async fn accept(
-    tcp: &Option<tokio::net::TcpListener>,
-    unix: &Option<tokio::net::UnixListener>,
-    send_buffer: usize,
-) -> std::io::Result<(Conn, Peer)> {
-    match (tcp, unix) {
-        (Some(l), _) => {
-            let (s, a) = l.accept().await?;
-            // Lines are written in coalesced batches already; Nagle would only add delay.
-            s.set_nodelay(true)?;
-            socket2::SockRef::from(&s).set_send_buffer_size(send_buffer)?;
-            Ok((Conn::Tcp(s), Peer::Inet(a)))
-        }
-        (_, Some(l)) => {
-            let (s, a) = l.accept().await?;
-            socket2::SockRef::from(&s).set_send_buffer_size(send_buffer)?;
-            Ok((Conn::Unix(s), Peer::Unix(a.as_pathname().map(Into::into))))
-        }
-        (None, None) => std::future::pending().await,
     }
 }
 
@@ -343,7 +296,7 @@ async fn flusher(hub: Shared, flush: Rc<Notify>, batch: Duration) {
 async fn client(
     hub: Shared,
     id: ClientId,
-    conn: Rc<Conn>,
+    conn: Rc<TokioStream>,
     wake: Rc<Notify>,
     max_line: usize,
     _slot: GateSlot,

@@ -57,8 +57,8 @@ use crate::proto::exec::{
     Action, Budget, CHALLENGE_LEN, ExitStatus, Kind, MAX_CHUNK, Message, PREFIX_LEN, Policy,
     Refusal, Session, prefix,
 };
-use crate::server::{Server, Stopping, TaskStream};
-use crate::socket::Peer;
+use crate::server::{Server, Stopping};
+use crate::socket::{Peer, TokioStream};
 
 /// How long a client has, after connecting, to authenticate and name its command.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -202,7 +202,7 @@ impl Drop for Ticket {
 /// The client's frames, read as they come. [`Frames::next`] is cancel-safe: bytes read
 /// stay in the buffer until a whole frame is there.
 struct Frames {
-    reader: ReadHalf<TaskStream>,
+    reader: ReadHalf<TokioStream>,
     codec: LengthCodec,
     buf: BytesMut,
 }
@@ -228,7 +228,7 @@ impl Frames {
 
 /// One connection, start to end. Errors are this peer's and end only it.
 async fn serve_one(
-    stream: TaskStream,
+    stream: TokioStream,
     peer: &Peer,
     mut stopping: Stopping,
     options: &ServeOptions,
@@ -522,7 +522,7 @@ impl Run {
     async fn drive(
         &mut self,
         frames: &mut Frames,
-        writer: &mut WriteHalf<TaskStream>,
+        writer: &mut WriteHalf<TokioStream>,
         stopping: &mut Stopping,
         hangup: &AsyncFd<OwnedFd>,
         limit: Option<Duration>,
@@ -662,7 +662,7 @@ impl Run {
         end: End,
         peer: &Peer,
         frames: &mut Frames,
-        writer: &mut WriteHalf<TaskStream>,
+        writer: &mut WriteHalf<TokioStream>,
     ) {
         let last = match end {
             End::Exited(status) => Some(self.session.on_exit(status)),
@@ -791,7 +791,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// One vectored write of the queued frames. Cancel-safe: nothing is consumed until it
 /// completes.
 async fn write_some(
-    writer: &mut WriteHalf<TaskStream>,
+    writer: &mut WriteHalf<TokioStream>,
     queue: &VecDeque<Bytes>,
 ) -> io::Result<usize> {
     let mut slices = [IoSlice::new(&[]); 16];
@@ -832,7 +832,7 @@ async fn drain(frames: &mut Frames, limit: usize, time: Duration) {
 }
 
 /// Writes the queued frames and closes the sending side, giving up after `time`.
-async fn last_words(writer: &mut WriteHalf<TaskStream>, queue: VecDeque<Bytes>, time: Duration) {
+async fn last_words(writer: &mut WriteHalf<TokioStream>, queue: VecDeque<Bytes>, time: Duration) {
     let flush = async {
         for chunk in &queue {
             writer.write_all(chunk).await?;

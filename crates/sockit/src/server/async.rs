@@ -1,16 +1,97 @@
-//! The `async` model: a task per connection on a multi-threaded tokio runtime
-//! (`workers` threads, one per CPU by default). The accept loop, admission and shutdown are
-//! [`Server::serve_tasks`]'s; this file only drives a [`Handler`] over a tokio stream.
+//! The `async` model, and the tokio tasks under it: [`Server::serve_tasks`] serves each
+//! admitted connection as a task that does its own I/O (exec waits on child processes
+//! and their pipes as well as on the socket), and the model itself is one such task per
+//! connection driving a [`Handler`]. Accepting, admission and the stream type are the
+//! socket layer's tokio part, shared with chat; stopping (a [`Stopping`] signal, then
+//! [`GRACE`] for the tasks to finish) is this file's.
 
+use std::future::Future;
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 
-use super::{Config, Flow, Handler, Output, Server, Service, Stopping, TaskStream};
-use crate::error::Result;
+use super::output::Progress;
+use super::{Config, Flow, GRACE, Handler, Output, Server, Service, Sockets};
+use crate::error::{Error, Result};
+use crate::socket::gate::Gate;
+use crate::socket::tokio::{TokioListener, accept_loop};
+use crate::socket::{Peer, TokioStream};
 
 const READ_BUF: usize = 16 * 1024;
+
+/// Tells a connection task that the server is stopping: it should wind up and return.
+#[derive(Debug, Clone)]
+pub struct Stopping(
+    /// Turns `true` once, when the accept loop ends.
+    watch::Receiver<bool>,
+);
+
+impl Stopping {
+    /// Resolves once the server stops (at once if it already has).
+    pub async fn wait(&mut self) {
+        // An error means the server is gone altogether, which is stopping too.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+impl Server {
+    /// Serves each admitted connection with `handle(stream, peer, stopping)` as a tokio task
+    /// on a multi-threaded runtime (`workers` threads; one per CPU by default), until
+    /// shutdown. A peer refused for the connection limit gets `busy` (may be empty) and a
+    /// close. On shutdown, tasks see [`Stopping`] and get a few seconds to finish.
+    ///
+    /// The configured model and idle timeout do not apply: the task decides how it waits.
+    pub fn serve_tasks<F, Fut>(self, busy: &[u8], handle: F) -> Result<()>
+    where
+        F: Fn(TokioStream, Peer, Stopping) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Sockets::Stream(listeners) = &self.sockets else {
+            return Err(Error::Unsupported {
+                model: "tasks",
+                what: "a datagram endpoint",
+            });
+        };
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = self.config.workers {
+            builder.worker_threads(n.max(1));
+        }
+        let runtime = builder
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start tokio runtime", e))?;
+        let listener = listeners[0]
+            .try_clone()
+            .map_err(|e| Error::io("prepare listener", e))?;
+        let gate = Gate::new(self.config.access.clone(), self.config.max_conns(), busy);
+        let result = runtime.block_on(async {
+            let listener = TokioListener::new(listener)?;
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let spawn = |stream, peer, slot| {
+                let task = handle(stream, peer, Stopping(stop_rx.clone()));
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    task.await;
+                });
+            };
+            accept_loop(&listener, &gate, &self.shutdown, None, spawn).await?;
+            let _ = stop_tx.send(true);
+            let deadline = tokio::time::Instant::now() + GRACE;
+            while gate.live() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(())
+        });
+        // Tasks still running after the grace period are dropped here, mid-await: their
+        // destructors run (an exec session's kills its process group).
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+}
 
 pub(crate) fn serve<S: Service>(server: Server, service: S) -> Result<()> {
     let config = Arc::new(server.config.clone());
@@ -28,7 +109,7 @@ pub(crate) fn serve<S: Service>(server: Server, service: S) -> Result<()> {
 }
 
 async fn drive<H: Handler>(
-    mut stream: TaskStream,
+    mut stream: TokioStream,
     mut handler: H,
     config: &Config,
     mut stopping: Stopping,
@@ -41,7 +122,7 @@ async fn drive<H: Handler>(
     loop {
         // Write what the handler queued, and let it go on once that is out.
         while !out.is_empty() {
-            stream.write_output(&mut out, config.idle_timeout).await?;
+            write_output(&stream, &mut out, config.idle_timeout).await?;
             if flow == Flow::Continue {
                 flow = handler.on_drained(&mut out);
             }
@@ -72,4 +153,35 @@ async fn drive<H: Handler>(
         }
     }
     stream.shutdown().await
+}
+
+/// Writes all of `out` (bytes and file ranges) to `stream`, waiting for the socket as
+/// needed; with `idle`, fails if the socket takes nothing for that long (a peer that
+/// stopped reading).
+async fn write_output(
+    stream: &TokioStream,
+    out: &mut Output,
+    idle: Option<Duration>,
+) -> io::Result<()> {
+    let fd = stream.as_fd();
+    loop {
+        let writable = stream.writable();
+        match idle {
+            Some(t) => tokio::time::timeout(t, writable).await.map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "idle timeout (peer not reading)")
+            })??,
+            None => writable.await?,
+        }
+        // `try_io` must see `WouldBlock` to clear the readiness it consumed.
+        let r = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            match out.write_to(fd)? {
+                Progress::Done => Ok(()),
+                Progress::Blocked => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
 }

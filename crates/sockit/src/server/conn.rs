@@ -121,19 +121,28 @@ pub(crate) fn accept_each(
 /// read side is shut, the handler sees EOF, and its last reply is still written.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
+    /// Locked: connections register from their own threads, shutdown walks them from
+    /// another.
     inner: Mutex<RegistryInner>,
 }
 
 #[derive(Debug, Default)]
 struct RegistryInner {
+    /// The next connection's key: keys are never reused, so a late deregistration cannot
+    /// remove another connection.
     next: u64,
+    /// A handle (a `dup`) on each open connection, to shut its read side at shutdown.
     streams: HashMap<u64, Stream>,
+    /// Shutdown has begun: a connection registering now is ended at once instead of being
+    /// missed.
     closed: bool,
 }
 
 /// A registered connection; deregistered when dropped.
 pub(crate) struct Registered<'a> {
+    /// Where to deregister on drop.
     registry: &'a Registry,
+    /// This connection's key in the registry.
     id: u64,
 }
 

@@ -1,6 +1,32 @@
 //! The event-loop models (`select`, `poll`, `epoll`, `epoll-et`): one readiness loop per
-//! worker, each on its own listener, over a small [`Poller`] trait with one backend per
-//! file (`select.rs`, `poll.rs`, `epoll.rs`).
+//! worker, each on its own listener, over the small [`Poller`] trait of [`super::poller`]
+//! (one backend per file there); connections live in a [`Slab`], index = token.
+//!
+//! # Transitions
+//! After every handler call (`on_connect`, `on_data`, `on_eof`, `on_drained`) the loop
+//! sends what the handler queued as far as the socket takes it; what is left is the
+//! connection's *pending output*. Phase, pending output and the handler's [`Flow`] then
+//! decide what the connection waits for next:
+//!
+//! | phase   | pending output | flow / event                  | next                                          |
+//! |---------|----------------|-------------------------------|-----------------------------------------------|
+//! | Open    | empty          | `Continue`, nothing queued    | interest Read (edge: read on to a short read) |
+//! | Open    | empty          | `Continue`, reply sent        | `on_drained` (≤ `DRAIN_ROUNDS`), then Read     |
+//! | Open    | not empty      | `Continue`                    | interest Write; reading suspended             |
+//! | Open    | empty          | `Close`                       | close                                         |
+//! | Open    | not empty      | `Close`                       | phase Closing, interest Write                 |
+//! | Open    | —              | end of stream or shutdown     | `on_eof`, phase Ending                        |
+//! | Ending  | empty          | `on_drained` adds nothing     | close                                         |
+//! | Ending  | empty          | `on_drained` adds more        | send it; stay Ending                          |
+//! | Ending  | not empty      | —                             | interest Write                                |
+//! | Closing | empty          | last write done               | close                                         |
+//! | Closing | not empty      | —                             | interest Write                                |
+//! | any     | not empty      | writable, all written         | Closing: close; else `on_drained`, then Read  |
+//! | any     | not empty      | writable, socket still full   | interest Write (no change)                    |
+//! | any     | —              | handler panicked, I/O error   | close                                         |
+//!
+//! Level-triggered backends see each interest change as a `modify`; the edge-triggered
+//! one watches both directions from the start and never changes.
 //!
 //! The loop has the shape of mio's `tcp_server` example: a token → connection slab, accept
 //! until the listener would block, read, hand the bytes to the [`Handler`], write its reply,
@@ -23,15 +49,14 @@
 //! [`DRAIN_ROUNDS`] rounds per wake-up, then waits for the next turn of the loop.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
-use super::epoll::Epoll;
 use super::output::Progress;
-use super::poll::Poll;
-use super::select::Select;
+use super::poller::{BATCH, Epoll, Event, Interest, Poll, Poller, Ready, Select, Token, Trigger};
+use super::slab::Slab;
 use super::{Ctx, Flow, GRACE, Handler, Model, Output, Service};
 use crate::error::{Error, Result};
 use crate::socket::gate::Slot;
@@ -39,9 +64,6 @@ use crate::socket::{Listener, Stream};
 
 /// Bytes read per `read` call; one buffer per loop, however many connections it serves.
 const READ_BUF: usize = 64 * 1024;
-
-/// Readiness events taken per wait: enough to amortise the syscall over a busy loop.
-pub(crate) const BATCH: usize = 1024;
 
 /// The scratch reply buffer is shrunk back to this after a handler made it larger, so one
 /// huge reply does not pin memory for the life of the loop.
@@ -54,96 +76,9 @@ const DRAIN_ROUNDS: usize = 16;
 /// connections already open keep being served meanwhile.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
-/// Names a registration in a [`Poller`]: the listener, the shutdown pipe or a connection
-/// (connection `i` of the slab is token `FIRST_CONN + i`, so tokens stay small and dense).
-pub(crate) type Token = usize;
-
 const LISTENER: Token = 0;
 const SHUTDOWN: Token = 1;
 const FIRST_CONN: Token = 2;
-
-/// What the loop wants to hear about a descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Interest {
-    /// Readable (or closed): the normal state.
-    Read,
-    /// Writable (or closed): a reply is pending and reading is suspended.
-    Write,
-}
-
-/// How a backend reports readiness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    /// Reported for as long as it lasts: one read per wake-up is enough, what is left is
-    /// reported again.
-    Level,
-    /// Reported when it appears: the loop must read until the socket would block (or a
-    /// read comes back short), or it never hears about the rest.
-    Edge,
-}
-
-/// Readiness of one registration, as a tiny bit set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Ready(u8);
-
-impl Ready {
-    pub(crate) const READABLE: Ready = Ready(1);
-    pub(crate) const WRITABLE: Ready = Ready(2);
-    /// The peer hung up or the socket failed: reading or writing will say how.
-    pub(crate) const CLOSED: Ready = Ready(4);
-
-    fn contains(self, other: Ready) -> bool {
-        self.0 & other.0 == other.0
-    }
-}
-
-impl std::ops::BitOr for Ready {
-    type Output = Ready;
-
-    fn bitor(self, rhs: Ready) -> Ready {
-        Ready(self.0 | rhs.0)
-    }
-}
-
-impl std::ops::BitOrAssign for Ready {
-    fn bitor_assign(&mut self, rhs: Ready) {
-        self.0 |= rhs.0;
-    }
-}
-
-/// One readiness report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Event {
-    pub(crate) token: Token,
-    pub(crate) ready: Ready,
-}
-
-/// A readiness backend. Contract: a descriptor stays open from [`Poller::add`] until
-/// [`Poller::delete`] (the loop always deletes before it closes).
-pub(crate) trait Poller {
-    /// How this backend reports readiness, for every registration.
-    fn trigger(&self) -> Trigger;
-
-    /// Whether `fd` can be registered at all (`select` cannot watch large descriptors).
-    fn can_watch(&self, fd: RawFd) -> bool {
-        let _ = fd;
-        true
-    }
-
-    /// Starts watching `fd` under `token`.
-    fn add(&mut self, fd: BorrowedFd<'_>, token: Token, interest: Interest) -> io::Result<()>;
-
-    /// Changes what `fd` is watched for.
-    fn modify(&mut self, fd: BorrowedFd<'_>, token: Token, interest: Interest) -> io::Result<()>;
-
-    /// Stops watching `fd`.
-    fn delete(&mut self, fd: BorrowedFd<'_>, token: Token) -> io::Result<()>;
-
-    /// Waits until something is ready or `timeout` passes (`None`: no limit) and appends
-    /// the reports to `events`. A signal interrupting the wait is not an error: it returns
-    /// with no reports.
-    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
-}
 
 /// Serves `listeners` with one loop each: the first in the caller's thread, the others in
 /// threads of their own; all share the gate (limit, allow/deny) and the shutdown handle.
@@ -228,13 +163,17 @@ fn run_loop<S: Service>(
 
 /// One connection's state between events.
 struct Conn<H> {
+    /// The socket; closed when the connection is dropped, after the poller forgot it.
     fd: OwnedFd,
+    /// Where the connection is in its life (see the transition table above).
     phase: Phase,
     /// When the connection last read or wrote, in milliseconds of the loop clock.
     last_active: u64,
     /// The unwritten rest of a reply; empty and unallocated in the common case.
     pending: Output,
+    /// The protocol logic, fed the bytes read and asked for replies.
     handler: H,
+    /// Its place under the connection limit, given back when the connection is dropped.
     _slot: Slot,
 }
 
@@ -263,27 +202,45 @@ enum Accepting {
 /// instead of a timer per connection or a clock read per message.
 #[derive(Debug, Clone, Copy)]
 struct Idle {
+    /// A connection silent for this long is closed.
     timeout_ms: u64,
+    /// Time between sweeps: a quarter of the timeout, so a connection overstays by 25% at
+    /// most.
     every_ms: u64,
+    /// When the next sweep is due, in loop-clock milliseconds.
     next_sweep: u64,
 }
 
 /// One event loop: its poller, its connections and its buffers.
 pub(crate) struct EventLoop<'a, P: Poller, S: Service> {
+    /// The readiness backend: the one thing that differs between the four models.
     poller: P,
+    /// Makes a handler for each admitted connection.
     service: &'a S,
+    /// Configuration, shutdown handle and admission gate, shared with the other loops.
     ctx: &'a Ctx<'a>,
+    /// Where connections come from; `None` in tests that adopt socketpairs.
     listener: Option<&'a Listener>,
+    /// The connections, by token minus `FIRST_CONN`.
     conns: Slab<Conn<S::Handler>>,
+    /// Readiness reports of the current wait, kept to reuse the allocation.
     events: Vec<Event>,
+    /// The one read buffer of the loop: connections own none, so idle ones cost little.
     buf: Box<[u8]>,
+    /// Scratch for a handler's reply, sent straight from here; only an unsent tail moves
+    /// into the connection.
     out: Output,
     /// Connections whose handlers used up their [`DRAIN_ROUNDS`]: resumed after this batch.
     again: Vec<usize>,
+    /// Whether the listener is watched (paused when descriptors run out, stopped at
+    /// shutdown).
     accepting: Accepting,
+    /// The idle-timeout sweep, when an idle timeout is configured.
     idle: Option<Idle>,
     /// The loop clock, read once per wake-up and only when something is timed.
     start: Instant,
+    /// Milliseconds since `start` at the last wake-up: the one clock read connections
+    /// share.
     now: u64,
     /// Connections refused because the poller cannot watch their descriptor.
     unwatchable: u64,
@@ -696,7 +653,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         }
         idle.next_sweep = self.now + idle.every_ms;
         let timeout = idle.timeout_ms;
-        for idx in 0..self.conns.entries.len() {
+        for idx in 0..self.conns.end() {
             let expired = self
                 .conns
                 .get(idx)
@@ -716,7 +673,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         }
         self.accepting = Accepting::Stopped;
         let _ = self.poller.delete(self.ctx.shutdown.fd(), SHUTDOWN);
-        for idx in 0..self.conns.entries.len() {
+        for idx in 0..self.conns.end() {
             let Some(conn) = self.conns.get_mut(idx) else {
                 continue;
             };
@@ -737,11 +694,11 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             }
         }
         let deadline = Instant::now() + GRACE;
-        while self.conns.len > 0 {
+        while self.conns.len() > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 tracing::warn!(
-                    connections = self.conns.len,
+                    connections = self.conns.len(),
                     "peers did not take their last replies in time; closing"
                 );
                 break;
@@ -763,7 +720,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             }
             self.resume();
         }
-        for idx in 0..self.conns.entries.len() {
+        for idx in 0..self.conns.end() {
             self.close_quietly(idx);
         }
         Ok(())
@@ -830,416 +787,5 @@ fn flush(fd: &OwnedFd, pending: &mut Output) -> io::Result<Progress> {
     Ok(progress)
 }
 
-/// Connections by slab index; freed places are reused so tokens stay dense.
-struct Slab<T> {
-    entries: Vec<Option<T>>,
-    free: Vec<usize>,
-    len: usize,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab {
-            entries: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T> Slab<T> {
-    /// The index the next `insert` will use.
-    fn next_key(&self) -> usize {
-        self.free.last().copied().unwrap_or(self.entries.len())
-    }
-
-    fn insert(&mut self, value: T) -> usize {
-        self.len += 1;
-        match self.free.pop() {
-            Some(i) => {
-                self.entries[i] = Some(value);
-                i
-            }
-            None => {
-                self.entries.push(Some(value));
-                self.entries.len() - 1
-            }
-        }
-    }
-
-    fn get(&self, i: usize) -> Option<&T> {
-        self.entries.get(i)?.as_ref()
-    }
-
-    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.entries.get_mut(i)?.as_mut()
-    }
-
-    fn remove(&mut self, i: usize) -> Option<T> {
-        let value = self.entries.get_mut(i)?.take()?;
-        self.free.push(i);
-        self.len -= 1;
-        Some(value)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    //! The loop driven over socketpairs, under every backend: no listener, connections
-    //! adopted directly, a client thread on the other end.
-
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-    use crate::server::Config;
-    use crate::server::select::FD_SETSIZE;
-    use crate::socket::gate::Gate;
-    use crate::socket::{AccessList, Peer, Shutdown};
-
-    /// Every backend behind one type, so each test runs under all of them.
-    enum AnyPoller {
-        Select(Select),
-        Poll(Poll),
-        Epoll(Epoll),
-    }
-
-    macro_rules! delegate {
-        ($self:ident, $p:ident => $e:expr) => {
-            match $self {
-                AnyPoller::Select($p) => $e,
-                AnyPoller::Poll($p) => $e,
-                AnyPoller::Epoll($p) => $e,
-            }
-        };
-    }
-
-    impl Poller for AnyPoller {
-        fn trigger(&self) -> Trigger {
-            delegate!(self, p => p.trigger())
-        }
-        fn can_watch(&self, fd: RawFd) -> bool {
-            delegate!(self, p => p.can_watch(fd))
-        }
-        fn add(&mut self, fd: BorrowedFd<'_>, t: Token, i: Interest) -> io::Result<()> {
-            delegate!(self, p => p.add(fd, t, i))
-        }
-        fn modify(&mut self, fd: BorrowedFd<'_>, t: Token, i: Interest) -> io::Result<()> {
-            delegate!(self, p => p.modify(fd, t, i))
-        }
-        fn delete(&mut self, fd: BorrowedFd<'_>, t: Token) -> io::Result<()> {
-            delegate!(self, p => p.delete(fd, t))
-        }
-        fn wait(&mut self, ev: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-            delegate!(self, p => p.wait(ev, timeout))
-        }
-    }
-
-    const BACKENDS: [&str; 4] = ["select", "poll", "epoll", "epoll-et"];
-
-    fn backend(name: &str) -> AnyPoller {
-        match name {
-            "select" => AnyPoller::Select(Select::new()),
-            "poll" => AnyPoller::Poll(Poll::new()),
-            "epoll" => AnyPoller::Epoll(Epoll::new(Trigger::Level).unwrap()),
-            "epoll-et" => AnyPoller::Epoll(Epoll::new(Trigger::Edge).unwrap()),
-            _ => unreachable!(),
-        }
-    }
-
-    /// Greets with `hi`, echoes, answers `quit` with `bye` and a close, says `eof` last.
-    #[derive(Clone, Copy)]
-    struct Polite;
-
-    impl Handler for Polite {
-        fn on_connect(&mut self, out: &mut Output) -> Flow {
-            out.extend_from_slice(b"hi\n");
-            Flow::Continue
-        }
-        fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
-            if data.starts_with(b"quit") {
-                out.extend_from_slice(b"bye\n");
-                return Flow::Close;
-            }
-            out.extend_from_slice(data);
-            Flow::Continue
-        }
-        fn on_eof(&mut self, out: &mut Output) {
-            out.extend_from_slice(b"eof\n");
-        }
-    }
-
-    impl Service for Polite {
-        type Handler = Polite;
-        fn handler(&self, _peer: &Peer) -> Polite {
-            Polite
-        }
-    }
-
-    /// Replies to every byte with `FLOOD` bytes, counting the bytes it was given.
-    #[derive(Clone)]
-    struct Flood(Arc<AtomicUsize>);
-
-    const FLOOD: usize = 4 << 20;
-
-    impl Handler for Flood {
-        fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
-            self.0.fetch_add(data.len(), Ordering::SeqCst);
-            let len = out.len() + data.len() * FLOOD;
-            out.resize(len, b'x');
-            Flow::Continue
-        }
-    }
-
-    impl Service for Flood {
-        type Handler = Flood;
-        fn handler(&self, _peer: &Peer) -> Flood {
-            self.clone()
-        }
-    }
-
-    /// Streams `COUNT` numbered lines, one more each time its output drains (every tenth
-    /// preceded by a file's content, sent by `sendfile`), then echoes.
-    struct Counter {
-        next: usize,
-        file: std::fs::File,
-    }
-
-    const COUNT: usize = 200;
-    const FILE_TEXT: &[u8] = b"from a file\n";
-
-    fn counted() -> Vec<u8> {
-        let mut all = Vec::new();
-        for i in 0..COUNT {
-            if i.is_multiple_of(10) {
-                all.extend_from_slice(FILE_TEXT);
-            }
-            all.extend_from_slice(format!("{i:06}\n").as_bytes());
-        }
-        all
-    }
-
-    impl Counter {
-        fn more(&mut self, out: &mut Output) -> Flow {
-            if self.next < COUNT {
-                if self.next.is_multiple_of(10) {
-                    let file = self.file.try_clone().unwrap();
-                    out.send_file(file, 0, FILE_TEXT.len() as u64);
-                }
-                out.extend_from_slice(format!("{:06}\n", self.next).as_bytes());
-                self.next += 1;
-            }
-            Flow::Continue
-        }
-    }
-
-    impl Handler for Counter {
-        fn on_connect(&mut self, out: &mut Output) -> Flow {
-            self.more(out)
-        }
-        fn on_drained(&mut self, out: &mut Output) -> Flow {
-            self.more(out)
-        }
-        fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
-            out.extend_from_slice(data);
-            Flow::Continue
-        }
-    }
-
-    struct CounterService(std::path::PathBuf);
-
-    impl Service for CounterService {
-        type Handler = Counter;
-        fn handler(&self, _peer: &Peer) -> Counter {
-            Counter {
-                next: 0,
-                file: std::fs::File::open(&self.0).unwrap(),
-            }
-        }
-    }
-
-    /// Runs a loop under `backend` with one adopted connection (`server`) while `client`
-    /// plays the peer; then triggers shutdown and returns what the loop returned.
-    fn with_loop<S: Service>(
-        backend: &str,
-        service: S,
-        config: Config,
-        server: UnixStream,
-        client: impl FnOnce(&Shutdown),
-    ) -> Result<()> {
-        let shutdown = Shutdown::new().unwrap();
-        let ctx = Ctx {
-            config: &config,
-            shutdown: &shutdown,
-            gate: Gate::new(AccessList::default(), 100, b""),
-        };
-        std::thread::scope(|scope| {
-            let (service, ctx) = (&service, &ctx);
-            let serving = scope.spawn(move || {
-                server.set_nonblocking(true).unwrap();
-                let peer = Peer::Unix(None);
-                let slot = ctx.gate.admit(server.as_fd(), &peer).unwrap();
-                // Made here: epoll's event buffer holds raw pointers and is not `Send`.
-                let mut l = EventLoop::new(self::backend(backend), service, ctx, None);
-                l.adopt(server.into(), service.handler(&peer), slot);
-                l.run()
-            });
-            // Triggered even when the client panics, or the test would hang, not fail.
-            let stop = StopOnDrop(&shutdown);
-            client(stop.0);
-            drop(stop);
-            serving.join().unwrap()
-        })
-    }
-
-    struct StopOnDrop<'a>(&'a Shutdown);
-
-    impl Drop for StopOnDrop<'_> {
-        fn drop(&mut self) {
-            self.0.trigger();
-        }
-    }
-
-    fn pair() -> (UnixStream, UnixStream) {
-        let (client, server) = UnixStream::pair().unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        (client, server)
-    }
-
-    fn read_n(mut s: &UnixStream, n: usize) -> Vec<u8> {
-        let mut buf = vec![0; n];
-        s.read_exact(&mut buf).unwrap();
-        buf
-    }
-
-    fn read_rest(mut s: &UnixStream) -> Vec<u8> {
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).unwrap();
-        buf
-    }
-
-    #[test]
-    fn greets_echoes_and_says_last_words_at_eof() {
-        for b in BACKENDS {
-            let (client, server) = pair();
-            with_loop(b, Polite, Config::default(), server, |_| {
-                assert_eq!(read_n(&client, 3), b"hi\n", "{b}");
-                (&client).write_all(b"abc").unwrap();
-                assert_eq!(read_n(&client, 3), b"abc", "{b}");
-                client.shutdown(std::net::Shutdown::Write).unwrap();
-                assert_eq!(read_rest(&client), b"eof\n", "{b}");
-            })
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn close_writes_the_reply_first() {
-        for b in BACKENDS {
-            let (client, server) = pair();
-            with_loop(b, Polite, Config::default(), server, |_| {
-                (&client).write_all(b"quit").unwrap();
-                assert_eq!(read_rest(&client), b"hi\nbye\n", "{b}");
-            })
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn stops_reading_while_a_reply_is_stuck_and_resumes_after() {
-        for b in BACKENDS {
-            let (client, server) = pair();
-            let seen = Arc::new(AtomicUsize::new(0));
-            with_loop(b, Flood(seen.clone()), Config::default(), server, |_| {
-                (&client).write_all(b"1").unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-                for byte in [b"2", b"3", b"4"] {
-                    (&client).write_all(byte).unwrap();
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                // 4 MiB are stuck in the connection: the next three bytes stay unread.
-                assert_eq!(seen.load(Ordering::SeqCst), 1, "{b}: read while stuck");
-                let got = read_n(&client, 4 * FLOOD);
-                assert!(got.iter().all(|&c| c == b'x'), "{b}");
-                assert_eq!(seen.load(Ordering::SeqCst), 4, "{b}");
-            })
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn a_handler_streams_as_its_output_drains() {
-        let path = std::env::temp_dir().join(format!("sockit-counter-{}", std::process::id()));
-        std::fs::write(&path, FILE_TEXT).unwrap();
-        let want = counted();
-        for b in BACKENDS {
-            let (client, server) = pair();
-            let service = CounterService(path.clone());
-            with_loop(b, service, Config::default(), server, |_| {
-                // Far more rounds than one wake-up allows: the rest come on later turns.
-                assert!(read_n(&client, want.len()) == want, "{b}: stream differs");
-                (&client).write_all(b"ping").unwrap();
-                assert_eq!(read_n(&client, 4), b"ping", "{b}");
-            })
-            .unwrap();
-        }
-        let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn shutdown_gives_last_words_then_closes() {
-        for b in BACKENDS {
-            let (client, server) = pair();
-            with_loop(b, Polite, Config::default(), server, |shutdown| {
-                assert_eq!(read_n(&client, 3), b"hi\n", "{b}");
-                shutdown.trigger();
-                assert_eq!(read_rest(&client), b"eof\n", "{b}");
-            })
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn idle_connections_are_closed() {
-        for b in BACKENDS {
-            let (client, server) = pair();
-            let config = Config {
-                idle_timeout: Some(Duration::from_millis(100)),
-                ..Config::default()
-            };
-            with_loop(b, Polite, config, server, |_| {
-                let start = Instant::now();
-                assert_eq!(read_rest(&client), b"hi\n", "{b}");
-                let took = start.elapsed();
-                assert!(
-                    took >= Duration::from_millis(90),
-                    "{b}: closed after {took:?}"
-                );
-                assert!(took < Duration::from_secs(2), "{b}: closed after {took:?}");
-            })
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn select_never_watches_a_descriptor_beyond_fd_setsize() {
-        let (client, server) = pair();
-        // Only possible where RLIMIT_NOFILE allows descriptor 1024 or more.
-        let Ok(high) = rustix::io::fcntl_dupfd_cloexec(&server, FD_SETSIZE as RawFd) else {
-            return;
-        };
-        drop(server);
-        let mut select = Select::new();
-        assert!(select.add(high.as_fd(), 7, Interest::Read).is_err());
-        // Adopted anyway (as if `admit` had not checked), it is closed, not watched.
-        let high = UnixStream::from(high);
-        with_loop("select", Polite, Config::default(), high, |_| {
-            assert_eq!(read_rest(&client), b"hi\n");
-        })
-        .unwrap();
-    }
-}
+mod tests;

@@ -39,13 +39,11 @@ mod r#async;
 mod blocking;
 mod conn;
 mod datagram;
-mod epoll;
 mod eventloop;
 mod fork;
 mod output;
-mod poll;
-mod select;
-mod tasks;
+mod poller;
+mod slab;
 mod threads;
 
 use std::fmt;
@@ -53,8 +51,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use r#async::Stopping;
 pub use output::Output;
-pub use tasks::{Stopping, TaskStream};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
@@ -288,11 +286,16 @@ pub trait StreamService: Send + Sync + 'static {
 /// A bound server, ready to serve under its model.
 #[derive(Debug)]
 pub struct Server {
+    /// The bound sockets, one per event loop (or one), stream or datagram.
     sockets: Sockets,
+    /// The address really bound, to print and to connect to (port 0 resolved).
     local: Endpoint,
+    /// How to serve: model, workers, limits, access lists.
     config: Config,
+    /// Stops every loop, thread or task of this server; handed out by `shutdown_handle`.
     shutdown: Shutdown,
-    // Dropped last: the socket file goes once no loop can use it.
+    /// For a Unix endpoint, removes the socket file; declared last so it is dropped
+    /// last, once no loop can use the socket.
     _guard: Option<UnixPathGuard>,
 }
 
@@ -433,7 +436,10 @@ pub(crate) const GRACE: Duration = Duration::from_secs(5);
 /// What every model driver gets besides its sockets and the service.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx<'a> {
+    /// The server's configuration (timeouts, limits, workers).
     pub(crate) config: &'a Config,
+    /// Observed by every driver to stop accepting and wind up.
     pub(crate) shutdown: &'a Shutdown,
+    /// Admission, shared by every loop and thread, so the limit is per server.
     pub(crate) gate: Gate,
 }

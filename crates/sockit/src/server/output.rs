@@ -59,8 +59,11 @@ enum Part {
 
 #[derive(Debug)]
 struct FileRange {
+    /// The open file; it stays valid even if the path is renamed or removed meanwhile.
     file: File,
+    /// Where the next `sendfile` starts.
     offset: u64,
+    /// Bytes still to send from `offset`.
     len: u64,
 }
 

@@ -19,7 +19,9 @@ const STACK: usize = 512 * 1024;
 
 /// A [`Service`] served as a [`StreamService`]: the blocking read/handle/write driver.
 pub(crate) struct Driven<S> {
+    /// Makes a handler for each connection.
     pub(crate) service: Arc<S>,
+    /// The idle timeout the driver applies to reads and writes.
     pub(crate) config: Config,
 }
 

@@ -11,6 +11,8 @@
 //! - [`Shutdown`]: one handle that stops a server, observed by every model.
 //! - [`AccessList`]: which client networks may connect.
 //! - `gate`: admission (access list, then the connection limit) shared by every model.
+//! - [`TokioStream`] and `tokio`'s accept loop: the same sockets and rules for the
+//!   drivers on tokio (the `async` model, exec, chat).
 
 pub mod access;
 mod datagram;
@@ -19,10 +21,12 @@ pub(crate) mod listener;
 mod peer;
 mod shutdown;
 mod stream;
+pub(crate) mod tokio;
 pub(crate) mod unix_path;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
+pub use self::tokio::TokioStream;
 pub use access::{AccessList, Network};
 pub use datagram::DatagramSocket;
 pub use listener::Listener;

@@ -14,7 +14,10 @@ use rustix::event::{PollFd, PollFlags, poll};
 
 /// Stops a server: stop accepting, let connections finish their current replies, close.
 #[derive(Debug, Clone)]
-pub struct Shutdown(Arc<Inner>);
+pub struct Shutdown(
+    /// Shared by every clone: triggering one triggers them all.
+    Arc<Inner>,
+);
 
 #[derive(Debug)]
 struct Inner {

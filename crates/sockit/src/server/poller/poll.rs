@@ -12,7 +12,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
 use super::epoll::timespec;
-use super::eventloop::{Event, Interest, Poller, Ready, Token, Trigger};
+use super::{Event, Interest, Poller, Ready, Token, Trigger};
 
 /// No entry in `Poll::index`.
 const NONE: u32 = u32::MAX;
@@ -20,7 +20,10 @@ const NONE: u32 = u32::MAX;
 /// The `pollfd` array, with the token of each entry and the entry of each token.
 #[derive(Default)]
 pub(crate) struct Poll {
+    /// The array handed to `poll(2)`, kept between waits (dense: removal swaps the last
+    /// entry in).
     fds: Vec<PollFd<'static>>,
+    /// `tokens[i]` is the token of `fds[i]`, to report readiness by token.
     tokens: Vec<Token>,
     /// `index[token]` is where that token's entry is in `fds` (tokens are small and dense).
     index: Vec<u32>,

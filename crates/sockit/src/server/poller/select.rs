@@ -1,5 +1,5 @@
 //! The `select` backend: `select(2)` over bitmaps of at most `FD_SETSIZE` (1024)
-//! descriptors, as in the seeds.
+//! descriptors, the oldest readiness interface.
 //!
 //! An `fd_set` is a fixed array of 1024 bits: setting the bit of descriptor 1024 or above
 //! writes past its end, which is memory corruption in C and a panic in Rust's `libc`. So
@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use super::eventloop::{Event, Interest, Poller, Ready, Token, Trigger};
+use super::{Event, Interest, Poller, Ready, Token, Trigger};
 
 /// The largest number of descriptors `select` can watch, and one past the largest one.
 pub(crate) const FD_SETSIZE: usize = libc::FD_SETSIZE;
@@ -23,7 +23,10 @@ const WORD_BITS: usize = Word::BITS as usize;
 /// is what their `FD_SET` does); owning the words lets a wait scan a word at a time.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct FdSet([Word; FD_SETSIZE / WORD_BITS]);
+struct FdSet(
+    /// The bits, as the kernel lays out an `fd_set`.
+    [Word; FD_SETSIZE / WORD_BITS],
+);
 
 const _: () = assert!(size_of::<FdSet>() == size_of::<libc::fd_set>());
 const _: () = assert!(align_of::<FdSet>() == align_of::<libc::fd_set>());
@@ -47,7 +50,10 @@ impl FdSet {
 
 /// The descriptors watched for reading and for writing, and their tokens.
 pub(crate) struct Select {
+    /// Descriptors watched for reading; copied for each wait, as `select` overwrites its
+    /// sets.
     read: FdSet,
+    /// Descriptors watched for writing (a reply is stuck).
     write: FdSet,
     /// `tokens[fd]`, for the descriptors registered.
     tokens: Box<[Token; FD_SETSIZE]>,

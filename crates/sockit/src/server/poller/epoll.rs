@@ -13,12 +13,15 @@ use rustix::buffer::spare_capacity;
 use rustix::event::{Timespec, epoll};
 use rustix::io::Errno;
 
-use super::eventloop::{BATCH, Event, Interest, Poller, Ready, Token, Trigger};
+use super::{BATCH, Event, Interest, Poller, Ready, Token, Trigger};
 
 /// An epoll instance and the buffer its events are collected into.
 pub(crate) struct Epoll {
+    /// The epoll instance.
     fd: OwnedFd,
+    /// Level or edge: set once, for every registration (`epoll` vs `epoll-et`).
     trigger: Trigger,
+    /// What `epoll_wait` fills, kept to reuse the allocation ([`BATCH`] at a time).
     batch: Vec<epoll::Event>,
 }
 

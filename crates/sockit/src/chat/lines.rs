@@ -1,65 +1,9 @@
-//! A client connection as the chat driver uses it: TCP or Unix, readiness-based and
-//! shared (`&self` everywhere), so the hub can write to it while its task reads from it.
-
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+//! A client's input as lines: [`LineReader`] splits what the client task reads with
+//! [`LineCodec`], over-long lines reported and skipped.
 
 use bytes::BytesMut;
 
 use crate::frame::LineCodec;
-
-/// An accepted stream.
-#[derive(Debug)]
-pub(super) enum Conn {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl Conn {
-    pub(super) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.readable().await,
-            Conn::Unix(s) => s.readable().await,
-        }
-    }
-
-    pub(super) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.writable().await,
-            Conn::Unix(s) => s.writable().await,
-        }
-    }
-
-    /// Reads what is there into `buf`; `WouldBlock` when nothing is.
-    pub(super) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.try_read_buf(buf),
-            Conn::Unix(s) => s.try_read_buf(buf),
-        }
-    }
-
-    /// Writes what the kernel takes now; `WouldBlock` when it takes nothing.
-    pub(super) fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.try_write(bytes),
-            Conn::Unix(s) => s.try_write(bytes),
-        }
-    }
-
-    /// Half-closes the write side: the peer reads EOF after the last line.
-    pub(super) fn shutdown_write(&self) -> io::Result<()> {
-        rustix::net::shutdown(self.as_fd(), rustix::net::Shutdown::Write).map_err(Into::into)
-    }
-}
-
-impl AsFd for Conn {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Conn::Tcp(s) => s.as_fd(),
-            Conn::Unix(s) => s.as_fd(),
-        }
-    }
-}
 
 /// One thing read from a client.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,8 +18,11 @@ pub(super) enum Input {
 /// once and skipped up to its newline, and the connection goes on.
 #[derive(Debug)]
 pub(super) struct LineReader {
+    /// Longest line accepted, to rebuild the codec after an over-long line.
     max_line: usize,
+    /// Finds lines and enforces the limit.
     codec: LineCodec,
+    /// Bytes read and not yet split into lines; the client task reads into it directly.
     pub(super) buf: BytesMut,
     /// Inside an over-long line: discard until the next newline.
     skipping: bool,
