@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::util::{Proc, Server, TempDir, WAIT, contains, sockit};
@@ -824,5 +825,163 @@ fn http_get_refuses_a_redirect_to_another_scheme() {
             err.contains("redirect") && err.contains(scheme),
             "{target}: {err}"
         );
+    }
+}
+
+/// Runs `openssl ARGS...`, which must succeed.
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `openssl s_server -www` with `cert` and `key` (and `extra`) on a free loopback port,
+/// once it accepts connections.
+fn s_server(cert: &Path, key: &Path, extra: &[&str]) -> (Proc, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .args(extra);
+    let server = Proc::spawn(cmd);
+    let deadline = std::time::Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (server, port)
+}
+
+#[test]
+fn http_get_tls_errors_are_one_sentence() {
+    let dir = TempDir::new("http-tls-errors");
+    let key = dir.path("key.pem");
+    let key_s = key.to_str().unwrap();
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        key_s,
+    ]);
+    let leaf = "basicConstraints=critical,CA:FALSE";
+    // name -> (extensions, expired)
+    let certs: [(&str, &[&str], bool); 4] = [
+        (
+            "leaf",
+            &["subjectAltName=DNS:localhost,IP:127.0.0.1", leaf],
+            false,
+        ),
+        // openssl's default for a self-signed certificate: a CA.
+        ("ca", &["subjectAltName=DNS:localhost,IP:127.0.0.1"], false),
+        (
+            "elsewhere",
+            &["subjectAltName=DNS:example.com", leaf],
+            false,
+        ),
+        (
+            "expired",
+            &["subjectAltName=DNS:localhost,IP:127.0.0.1", leaf],
+            true,
+        ),
+    ];
+    for (name, exts, expired) in certs {
+        let out = dir.path(&format!("{name}.pem"));
+        let out = out.to_str().unwrap();
+        if expired {
+            let csr = dir.path("expired.csr");
+            let csr = csr.to_str().unwrap();
+            let ext = dir.path("expired.ext");
+            std::fs::write(&ext, exts.join("\n")).unwrap();
+            openssl(&[
+                "req",
+                "-new",
+                "-key",
+                key_s,
+                "-subj",
+                "/CN=localhost",
+                "-out",
+                csr,
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                csr,
+                "-signkey",
+                key_s,
+                "-days",
+                "-1",
+                "-extfile",
+                ext.to_str().unwrap(),
+                "-out",
+                out,
+            ]);
+        } else {
+            let mut args = vec![
+                "req",
+                "-x509",
+                "-key",
+                key_s,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+            ];
+            for e in exts {
+                args.extend(["-addext", e]);
+            }
+            args.extend(["-out", out]);
+            openssl(&args);
+        }
+    }
+    let cert = |name: &str| dir.path(&format!("{name}.pem"));
+    // (server certificate, trusted CA file, extra s_server flags, what the sentence says)
+    let cases: [(&str, Option<&str>, &[&str], &str); 5] = [
+        ("leaf", None, &[], "unknown issuer"),
+        ("ca", Some("ca"), &[], "not a server's"),
+        ("elsewhere", Some("elsewhere"), &[], "name mismatch"),
+        ("expired", Some("expired"), &[], "expired"),
+        // No cipher suite in common: the server says handshake failure.
+        (
+            "leaf",
+            Some("leaf"),
+            &["-no_tls1_3", "-cipher", "AES128-SHA"],
+            "handshake failure",
+        ),
+    ];
+    for (served, trusted, extra, want) in cases {
+        let (_server, port) = s_server(&cert(served), &key, extra);
+        let url = format!("https://127.0.0.1:{port}/");
+        let ca = trusted.map(|t| cert(t).to_str().unwrap().to_owned());
+        let mut args = Vec::new();
+        if let Some(ca) = &ca {
+            args.extend(["--cacert", ca.as_str()]);
+        }
+        args.push(&url);
+        let (code, err) = failure(&args);
+        assert_eq!(code, 1, "{served}: {err}");
+        assert!(err.contains(want), "{served}: {err:?} should say {want:?}");
+        for raw in ["Other(", "OtherError", "{", "Context", "::"] {
+            assert!(!err.contains(raw), "{served}: {err:?} has {raw:?}");
+        }
     }
 }
