@@ -846,3 +846,43 @@ fn send_escapes_the_receivers_refusal() {
     assert!(!err.contains('\x1b'), "ESC on stderr: {err:?}");
     assert!(!out.contains('\x1b'), "ESC on stdout: {out:?}");
 }
+
+#[test]
+fn recv_lets_a_killed_senders_resend_resume() {
+    let tmp = TempDir::new("xfer-kill-resend");
+    let dir = tmp.path("out");
+    let recv = Recv::start(&dir, &["-k"]);
+    // Several rounds: the race (the old session still draining its socket when the resend
+    // asks for the same file) is lost most of the time, not every time.
+    for round in 0..3 {
+        let src = tmp.path(&format!("big{round}.bin"));
+        random_file(&src, 256 << 20);
+        let mut sender = sockit()
+            .args(["send", &recv.addr])
+            .arg(&src)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("partial data", || {
+            partials(&dir)
+                .first()
+                .is_some_and(|p| std::fs::metadata(p).map_or(0, |m| m.len()) >= 2 << 20)
+        });
+        sender.kill().unwrap();
+        let _ = sender.wait();
+        // At once: no waiting for the receiver to notice.
+        let (status, _, err) = send(&[os(&recv.addr), src.as_os_str()]);
+        assert!(status.success(), "round {round}: {err}");
+        assert!(err.contains("resum"), "round {round}: no resume: {err}");
+        let name = format!("big{round}.bin");
+        assert!(
+            std::fs::read(&src).unwrap() == std::fs::read(dir.join(&name)).unwrap(),
+            "round {round}: other bytes"
+        );
+        std::fs::remove_file(&src).unwrap();
+        std::fs::remove_file(dir.join(&name)).unwrap();
+    }
+    let (status, _, rerr) = recv.stop();
+    assert!(status.success(), "{rerr}");
+}

@@ -156,7 +156,7 @@ impl Conn {
             );
         }
         if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return Error::Tls(format!("{what}: {tls}"));
+            return Error::Tls(format!("{what}: {}", tls_sentence(tls)));
         }
         Error::io(what, e)
     }
@@ -187,6 +187,92 @@ impl Write for Conn {
             Io::Tls(s) => s.flush(),
         }
     }
+}
+
+/// A TLS failure in words for the user. rustls's own `Display` shows its enums' insides
+/// (`invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`); this says what it
+/// means, about the server, in one sentence.
+fn tls_sentence(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as Cert, Error as E};
+    let cert = |why: &str| format!("the server's certificate {why}");
+    match e {
+        E::InvalidCertificate(c) => match c {
+            Cert::UnknownIssuer => {
+                cert("is not signed by a trusted certificate authority (unknown issuer)")
+            }
+            Cert::NotValidForName => cert("is not valid for this host name (name mismatch)"),
+            Cert::NotValidForNameContext { presented, .. } if presented.is_empty() => {
+                cert("names no host (name mismatch)")
+            }
+            Cert::NotValidForNameContext { presented, .. } => cert(&format!(
+                "is not valid for this host name, only for {} (name mismatch)",
+                presented.join(", ")
+            )),
+            Cert::Expired | Cert::ExpiredContext { .. } => cert("has expired"),
+            Cert::NotValidYet | Cert::NotValidYetContext { .. } => cert("is not valid yet"),
+            Cert::Revoked => cert("has been revoked"),
+            Cert::BadSignature => cert("has a signature that does not verify"),
+            Cert::BadEncoding => cert("is malformed"),
+            Cert::InvalidPurpose | Cert::InvalidPurposeContext { .. } => {
+                cert("is not meant for a TLS server")
+            }
+            Cert::UnhandledCriticalExtension => {
+                cert("has a critical extension sockit cannot check")
+            }
+            // A trusted authority of the same name but another kind of key: not the signer.
+            Cert::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => cert(
+                "is not signed by a trusted certificate authority (unknown issuer: no trusted key matches its signature)",
+            ),
+            Cert::UnsupportedSignatureAlgorithmContext { .. } => {
+                cert("is signed with an algorithm sockit does not support")
+            }
+            Cert::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::CaUsedAsEndEntity) => cert(
+                    "is a certificate authority's, not a server's (a CA certificate cannot be a server certificate)",
+                ),
+                Some(webpki::Error::EndEntityUsedAsCa) => cert(
+                    "is signed by another server's certificate, not by a certificate authority",
+                ),
+                Some(
+                    webpki::Error::PathLenConstraintViolated
+                    | webpki::Error::NameConstraintViolation,
+                ) => cert("chain breaks its certificate authority's constraints"),
+                _ => cert("was refused"),
+            },
+            _ => cert("was refused"),
+        },
+        E::NoCertificatesPresented => "the server presented no certificate".into(),
+        E::AlertReceived(alert) => format!(
+            "the server broke off the handshake ({} alert)",
+            words(&format!("{alert:?}"))
+        ),
+        E::PeerIncompatible(_) => {
+            "handshake failure: the server offers no TLS version or cipher suite sockit supports"
+                .into()
+        }
+        E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. }
+        | E::PeerMisbehaved(_)
+        | E::PeerSentOversizedRecord => {
+            "handshake failure: the server does not speak TLS as expected (is it plain http?)"
+                .into()
+        }
+        E::DecryptError => "handshake failure: the server's data could not be decrypted".into(),
+        _ => "handshake failure".into(),
+    }
+}
+
+/// `HandshakeFailure` as `handshake failure`: an enum name as words.
+fn words(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 fn humanize(d: Duration) -> String {
@@ -467,6 +553,54 @@ fn copy_body(
                 }
                 body.write_all(&chunk[..n]).map_err(out_err)?;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{CertificateError as Cert, Error as E, OtherError};
+
+    #[test]
+    fn tls_errors_are_sentences_without_rusts_debug_output() {
+        let other = |e: webpki::Error| E::InvalidCertificate(Cert::Other(OtherError(Arc::new(e))));
+        let cases = [
+            (E::InvalidCertificate(Cert::UnknownIssuer), "unknown issuer"),
+            (
+                E::InvalidCertificate(Cert::NotValidForName),
+                "name mismatch",
+            ),
+            (E::InvalidCertificate(Cert::Expired), "expired"),
+            (E::InvalidCertificate(Cert::NotValidYet), "not valid yet"),
+            (E::InvalidCertificate(Cert::Revoked), "revoked"),
+            (
+                other(webpki::Error::CaUsedAsEndEntity),
+                "certificate authority's, not a server's",
+            ),
+            (
+                other(webpki::Error::EndEntityUsedAsCa),
+                "another server's certificate",
+            ),
+            (
+                other(webpki::Error::MaximumPathDepthExceeded),
+                "was refused",
+            ),
+            (
+                E::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+                "(handshake failure alert)",
+            ),
+            (E::NoCertificatesPresented, "no certificate"),
+            (E::General("x".into()), "handshake failure"),
+        ];
+        for (e, want) in cases {
+            let s = tls_sentence(&e);
+            assert!(s.contains(want), "{e:?}: {s}");
+            assert!(
+                !s.contains(['(', '{', '_']) || s.contains(" ("),
+                "{e:?}: {s}"
+            );
+            assert!(!s.contains("Other") && !s.contains('{'), "{e:?}: {s}");
         }
     }
 }

@@ -227,6 +227,21 @@ pub(crate) fn try_lock(file: &File) -> Result<bool, Errno> {
     }
 }
 
+/// Takes the lock like [`try_lock`], but waits up to `patience` for its holder to let go
+/// (checking every few milliseconds). `Ok(false)`: still held after that.
+pub(crate) fn lock_within(file: &File, patience: std::time::Duration) -> Result<bool, Errno> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if try_lock(file)? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Moves `from` to `to` within `dir`. `replace` false: fails with `EEXIST` if `to`
 /// exists (atomically where the file system has `RENAME_NOREPLACE`).
 pub(crate) fn rename(

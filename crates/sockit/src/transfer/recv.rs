@@ -22,6 +22,13 @@ use crate::proto::transfer::{
 use crate::server::StreamService;
 use crate::socket::{Peer, Stream};
 
+/// How long a partial file locked by another session is waited for before the sender is
+/// refused. A sender killed mid-file leaves a session that goes on for a moment (reading
+/// what its socket still holds, until the end of the stream); a resend right after must
+/// resume, not be told that someone else is sending. A sender that really is sending the
+/// same file holds it longer and is still refused.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Received bytes handed to the disk at a time (see [`fs::start_writeback`]).
 const WRITEBACK: u64 = 16 << 20;
 
@@ -388,12 +395,13 @@ impl Session<'_> {
             Ok(f) => f,
             Err(e) => return Err(self.refuse(format!("{}: cannot create: {e}", h.path))),
         };
-        match fs::try_lock(&file) {
+        match fs::lock_within(&file, LOCK_PATIENCE) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(self.refuse(format!(
-                    "{} is being received from another sender right now",
-                    h.path
+                    "{} is being received from another sender right now (waited {}s)",
+                    h.path,
+                    LOCK_PATIENCE.as_secs()
                 )));
             }
             Err(e) => return Err(self.refuse(format!("{}: lock: {e}", h.path))),
