@@ -8,6 +8,7 @@
 //!   optional stdin, write the output to two writers, return the exit status.
 //! - [`token`]: the shared secret's file: read one, or create a fresh one (mode 0600).
 //! - [`permits`]: the `--permit` list resolved against the real files.
+//! - `strangers`: the two pools of connections, authenticated and not (see [`server`]).
 //!
 //! The HMAC proves that whoever asks knows the token; it does not encrypt anything. Over
 //! an untrusted network, commands and output travel in the clear.
@@ -15,6 +16,7 @@
 pub mod client;
 pub mod permits;
 pub mod server;
+mod strangers;
 pub mod token;
 
 pub use client::{Client, Outcome};

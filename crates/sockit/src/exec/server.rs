@@ -36,8 +36,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -46,10 +45,11 @@ use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
+use super::strangers::{Limits, Strangers, Ticket};
 use super::token::random;
 use crate::error::Result;
 use crate::frame::{FrameError, LengthCodec};
@@ -135,68 +135,6 @@ pub fn serve(server: Server, options: ServeOptions) -> Result<()> {
             }
         }
     })
-}
-
-/// The server's two pools of connections.
-struct Limits {
-    /// A permit per running (authenticated) connection.
-    commands: Arc<Semaphore>,
-    /// Connections that have not authenticated yet.
-    strangers: Arc<Strangers>,
-}
-
-/// Connections waiting to authenticate, oldest first, each with the signal that tells it
-/// to give up its place.
-struct Strangers {
-    /// Most strangers at once.
-    limit: usize,
-    /// Who waits, oldest first: a ticket number and its eviction signal.
-    waiting: Mutex<VecDeque<(u64, Arc<Notify>)>>,
-    /// Ticket numbers, so a ticket finds itself in `waiting` when it leaves.
-    next: AtomicU64,
-}
-
-impl Strangers {
-    fn new(limit: usize) -> Arc<Strangers> {
-        Arc::new(Strangers {
-            limit: limit.max(1),
-            waiting: Mutex::new(VecDeque::new()),
-            next: AtomicU64::new(0),
-        })
-    }
-
-    /// Takes a place in the pool, evicting the longest-waiting stranger if it is full.
-    fn enter(self: &Arc<Strangers>) -> Ticket {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let evicted = Arc::new(Notify::new());
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        while waiting.len() >= self.limit {
-            if let Some((_, oldest)) = waiting.pop_front() {
-                // A stored permit: the oldest sees it even if not waiting right now.
-                oldest.notify_one();
-            }
-        }
-        waiting.push_back((id, evicted.clone()));
-        Ticket {
-            pool: self.clone(),
-            id,
-            evicted,
-        }
-    }
-}
-
-/// A stranger's place in the pool; leaving (authenticated or not) frees it.
-struct Ticket {
-    pool: Arc<Strangers>,
-    id: u64,
-    evicted: Arc<Notify>,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut waiting = self.pool.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        waiting.retain(|(id, _)| *id != self.id);
-    }
 }
 
 /// The client's frames, read as they come. [`Frames::next`] is cancel-safe: bytes read

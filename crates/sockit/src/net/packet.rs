@@ -10,6 +10,10 @@
 //! Parsers never panic: every length is checked before it is used, and input that is short,
 //! malformed or of another protocol is a [`PacketError`].
 //!
+//! One file for one idea, the wire form of the headers a raw socket sees: about 680 lines
+//! of code, the rest its tests, which check every header against the others (an ICMP echo
+//! inside IPv4, a TCP segment's checksum over either pseudo-header).
+//!
 //! ```text
 //!  IPv4 header (20 bytes without options)      TCP header (20 bytes without options)
 //!  0       8      16      24      32           0       8      16      24      32
