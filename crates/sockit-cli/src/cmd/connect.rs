@@ -20,7 +20,8 @@ use crate::args::{parse_duration, stop_on_signals};
 ///   - --no-shutdown: stdin EOF does not half-close; sockit still exits when the peer closes.
 ///   - The peer closing ends sockit, even while stdin is open: after the peer's EOF sockit
 ///     ends as soon as stdin ends, or the peer refuses more (it really closed: EPIPE or a
-///     reset), or stdin has had nothing to send for 0.5s. Bytes waiting for the peer's
+///     reset; a warning says the rest of stdin was lost; exit 0), or stdin has had nothing
+///     to send for 0.5s. Bytes waiting for the peer's
 ///     window are not idleness: while stdin has data sockit keeps sending, so a peer that
 ///     only half-closed (even one that pauses before reading) still gets a piped file in
 ///     full.
