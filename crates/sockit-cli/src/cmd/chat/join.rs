@@ -20,7 +20,8 @@ use crate::args::parse_duration;
 /// printed above the line you are typing, which is redrawn intact; Ctrl-C, Ctrl-D on an
 /// empty line, or /quit leave. Otherwise (pipes, files) stdin lines go to the server and
 /// the server's lines to stdout; EOF leaves (sockit sends /quit and waits for the server
-/// to close).
+/// to close). Either way the server's control characters are printed escaped (\x1b), never
+/// raw.
 ///
 /// Exit status: 0 after /quit or EOF; 1 when the server closes the connection or cannot
 /// be reached (one line on stderr says so); 2 on bad usage.
