@@ -39,7 +39,10 @@ pub fn terminal_safe(raw: &[u8]) -> Cow<'_, str> {
 /// A [`fmt::Display`] that prints what `T` displays through [`terminal_safe`]:
 /// `eprintln!("skipped {}", Escaped(&path))`.
 #[derive(Debug, Clone, Copy)]
-pub struct Escaped<T>(pub T);
+pub struct Escaped<T>(
+    /// What is displayed, escaped: anything a peer may have chosen.
+    pub T,
+);
 
 impl<T: fmt::Display> fmt::Display for Escaped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -20,10 +20,10 @@ use crate::args::{parse_duration, stop_on_signals};
 ///   - --no-shutdown: stdin EOF does not half-close; sockit still exits when the peer closes.
 ///   - The peer closing ends sockit, even while stdin is open: after the peer's EOF sockit
 ///     ends as soon as stdin ends, or the peer refuses more (it really closed: EPIPE or a
-///     reset), or stdin has had nothing to send for 0.5s. Bytes waiting for the peer's
-///     window are not idleness: while stdin has data sockit keeps sending, so a peer that
-///     only half-closed (even one that pauses before reading) still gets a piped file in
-///     full.
+///     reset; a warning says the rest of stdin was lost; exit 0), or stdin has had nothing
+///     to send for 0.5s. Bytes waiting for the peer's window are not idleness: while stdin
+///     has data sockit keeps sending, so a peer that only half-closed (even one that
+///     pauses before reading) still gets a piped file in full.
 ///   - --send-only: the socket is never read; at stdin EOF sockit sends what is left,
 ///     half-closes and exits 0 (with --no-shutdown it waits for the peer to close instead).
 ///   - --recv-only: stdin is never read and the write side stays open; sockit exits when

@@ -777,3 +777,34 @@ fn chat_refuses_look_alike_nicks() {
     third.send("{X}");
     third.next_is("! nick {X} is taken");
 }
+
+#[test]
+fn chat_join_escapes_a_servers_lines_even_into_a_pipe() {
+    // Not a sockit server: it sends escapes raw, then closes.
+    let mut fake = Proc::python(
+        r#"
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+s.settimeout(20)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+c.sendall(b"\x1b]0;pwned\x07<eve> hi\x1b[2J\n")
+c.recv(100)
+c.close()
+"#,
+        &[],
+    );
+    let addr = format!("127.0.0.1:{}", fake.first_line().trim());
+    let mut join = Proc::sockit(&["chat", "join", &addr, "--nick", "x"]);
+    let _ = join.wait_exit(WAIT);
+    let _ = fake.wait_exit(WAIT);
+    let out = join.stdout();
+    assert!(
+        contains(&out, b"\\x1b]0;pwned\\x07<eve> hi\\x1b[2J\n"),
+        "{out:?}"
+    );
+    assert!(!out.contains(&0x1b), "ESC on stdout: {out:?}");
+    assert!(!join.stderr().contains('\x1b'), "ESC on stderr");
+}

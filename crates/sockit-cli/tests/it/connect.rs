@@ -862,3 +862,26 @@ fn listen_delivers_a_piped_file_to_a_peer_that_half_closed_first() {
         "the peer got other bytes"
     );
 }
+
+#[test]
+fn connect_says_when_a_peer_that_closed_refuses_the_rest_of_stdin() {
+    // It closes for good without reading: the rest of stdin can only be refused.
+    let mut py = python(
+        r#"
+        c = server()
+        c.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        c.close()
+        "#,
+        &[],
+    );
+    // Ready before sockit starts: stdin has data at once.
+    let data = payload(BIG, 23);
+    let mut sockit = connect(&py.first_line(), &[]);
+    sockit.feed_and_close(data);
+    assert_exit_0(&mut sockit);
+    assert_exit_0(&mut py);
+    let err = sockit.stderr();
+    assert!(err.contains("closed before taking all of stdin"), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+}

@@ -37,7 +37,7 @@
 //! # Input
 //! A line longer than `max_line` bytes is dropped (up to its newline), and its sender gets
 //! `! line too long ...`; the connection goes on. Invalid UTF-8 and control characters
-//! never reach another terminal raw (see [`crate::proto::chat::text`]).
+//! never reach another terminal raw (see [`crate::text`]).
 //!
 //! # Shutdown
 //! On [`Shutdown::trigger`] (SIGINT/SIGTERM in the CLI) the server stops accepting, tells

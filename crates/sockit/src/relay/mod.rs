@@ -16,10 +16,11 @@
 //!    relay still ends when the peer closes.
 //! 4. **The peer closing ends the relay**, whatever stdin is doing. After the peer's EOF
 //!    nothing more is read from it, and the relay ends as soon as stdin ends (after the
-//!    half-close of rule 2), the peer refuses bytes (EPIPE or a reset: it really closed),
-//!    or stdin has had nothing to send for [`LINGER`]. Bytes still waiting for the peer
-//!    to take them are not idleness: while stdin has data, the relay keeps sending, however
-//!    long the peer's window stays full. So a peer that only half-closed and still reads
+//!    half-close of rule 2), the peer refuses bytes (EPIPE or a reset: it really closed;
+//!    a warning says that the rest of stdin was not delivered), or stdin has had nothing
+//!    to send for [`LINGER`]. Bytes still waiting for the peer to take them are not
+//!    idleness: while stdin has data, the relay keeps sending, however long the peer's
+//!    window stays full. So a peer that only half-closed and still reads
 //!    (a client that sends its request, shuts down writing, pauses, then reads the reply
 //!    piped into `sockit listen`) gets all of it, and an interactive terminal with nothing
 //!    typed still ends [`LINGER`] after the peer's EOF.

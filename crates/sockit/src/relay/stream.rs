@@ -169,9 +169,13 @@ impl Conn {
     ) -> Result<()> {
         let trouble = PollFlags::HUP | PollFlags::ERR;
         if self.read_closed {
-            // Already at EOF, now hung up or failed: the peer is gone for good.
+            // Already at EOF, now hung up or failed: the peer is gone for good. A reset
+            // says it dropped bytes of ours unread.
             if ready.intersects(trouble) {
-                self.gone = Some(Gone::Closed);
+                self.gone = Some(match socket2::SockRef::from(&self.stream).take_error() {
+                    Ok(Some(e)) | Err(e) => Gone::Failed(e),
+                    Ok(None) => Gone::Closed,
+                });
                 return Ok(());
             }
         } else if direction == Direction::SendOnly {
@@ -554,9 +558,10 @@ fn sweep(conns: &mut Vec<Conn>, many: bool) -> Result<()> {
             tracing::warn!(peer = %c.name, "dropped: {e}");
             false
         }
-        // It said EOF first: refusing the rest of stdin is its way of closing.
+        // It said EOF first: refusing the rest of stdin is its way of closing. Not an
+        // error, but the bytes it refused are lost, which is worth a word.
         Some(Gone::Failed(e)) if c.read_closed => {
-            tracing::info!(peer = %c.name, "closed: {e}");
+            tracing::warn!(peer = %c.name, "closed before taking all of stdin: {e}");
             false
         }
         Some(Gone::Failed(e)) => {

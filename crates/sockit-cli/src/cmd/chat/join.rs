@@ -20,7 +20,8 @@ use crate::args::parse_duration;
 /// printed above the line you are typing, which is redrawn intact; Ctrl-C, Ctrl-D on an
 /// empty line, or /quit leave. Otherwise (pipes, files) stdin lines go to the server and
 /// the server's lines to stdout; EOF leaves (sockit sends /quit and waits for the server
-/// to close).
+/// to close). Either way the server's control characters are printed escaped (\x1b), never
+/// raw.
 ///
 /// Exit status: 0 after /quit or EOF; 1 when the server closes the connection or cannot
 /// be reached (one line on stderr says so); 2 on bad usage.
@@ -154,7 +155,6 @@ impl Session {
 
 /// Plain line I/O: stdin lines to the server, the server's lines to stdout.
 fn plain(mut chat: Session, rx: mpsc::Receiver<Event>) -> anyhow::Result<ExitCode> {
-    let terminal_out = io::stdout().is_terminal();
     let mut out = io::stdout().lock();
     loop {
         let event = match chat.wait() {
@@ -167,14 +167,12 @@ fn plain(mut chat: Session, rx: mpsc::Receiver<Event>) -> anyhow::Result<ExitCod
         };
         match event {
             Some(Event::Server(line)) => {
-                if terminal_out {
-                    let mut shown =
-                        terminal_safe(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
-                    shown.push('\n');
-                    out.write_all(shown.as_bytes())?;
-                } else {
-                    out.write_all(&line)?;
-                }
+                // Escaped into a pipe too: it may end on a terminal (`| tee`, `| less -R`),
+                // and a server other than sockit's may send anything.
+                let mut shown =
+                    terminal_safe(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
+                shown.push('\n');
+                out.write_all(shown.as_bytes())?;
                 out.flush()?;
             }
             Some(Event::Input(line)) => chat.send(&line)?,
