@@ -106,8 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sockit::Error::Redis { .. } => crate::usage(e),
         e => anyhow::Error::new(e).context(format!("cannot listen on {}", args.addr)),
     })?;
-    eprintln!("listening on {}", server.local_endpoint());
+    // Before the line, as every server does: a script may send SIGTERM the moment it reads
+    // it, and the default action would kill the server without its clean shutdown.
     stop_on_signals(server.shutdown_handle())?;
+    eprintln!("listening on {}", server.local_endpoint());
     server.serve().context("chat server failed")?;
     Ok(ExitCode::SUCCESS)
 }
