@@ -67,6 +67,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// that holds the token, so a stranger's connection is short-lived.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Replaced strangers the connection limit leaves room for while they close (see
+/// [`ServeOptions::max_connections`]).
+pub const REPLACED_SLACK: usize = 1024;
+
 /// How often a client whose stdin is backed up is probed with an empty `O` frame.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -107,11 +111,15 @@ pub struct ServeOptions {
 
 impl ServeOptions {
     /// The connection limit to bind the server with: every command and every stranger,
-    /// and room for as many strangers again that were replaced and are still closing
-    /// (a replaced stranger's task ends within a write of its refusal).
+    /// and [`REPLACED_SLACK`] strangers that were replaced and are still closing. The
+    /// accept loop counts a connection until its task ends, and a burst of newcomers is
+    /// accepted faster than the strangers they replace finish writing their one-line
+    /// refusal: without this room, the burst itself would make a token holder who arrives
+    /// behind it find the server full.
     pub fn max_connections(&self) -> usize {
         self.max_commands
-            .saturating_add(self.max_strangers.saturating_mul(2))
+            .saturating_add(self.max_strangers)
+            .saturating_add(REPLACED_SLACK)
     }
 }
 
