@@ -911,6 +911,35 @@ fn send_carries_symbolic_links_that_stay_inside() {
     assert!(summary(&err).contains("5 link(s)"), "{err}");
     let (status, _, rerr) = recv.wait();
     assert!(status.success(), "{rerr}");
+
+    // A link that changed: kept and refused by default, replaced with --overwrite,
+    // skipped and named with --skip-existing.
+    std::fs::remove_file(tree.join("down")).unwrap();
+    symlink("a/b", &tree.join("down"));
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(!status.success());
+    assert!(
+        err.contains("tree/down already exists and differs"),
+        "{err}"
+    );
+    drop(recv);
+    assert_eq!(link_target(&got.join("down")), "a/real.txt");
+    let recv = Recv::start(&dir, &["--skip-existing"]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    assert!(
+        summary(&err).contains("skipped 2: tree/a/real.txt, tree/down"),
+        "{err}"
+    );
+    recv.wait();
+    assert_eq!(link_target(&got.join("down")), "a/real.txt");
+    let recv = Recv::start(&dir, &["--overwrite"]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    recv.wait();
+    assert_eq!(link_target(&got.join("down")), "a/b");
+    assert_eq!(partials(&got), Vec::<PathBuf>::new());
 }
 
 #[test]

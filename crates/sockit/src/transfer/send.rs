@@ -1,5 +1,6 @@
-//! The sending driver: walks the files and folders to send ([`plan`]), then runs the
-//! protocol over one connection ([`send`]). File bytes go with `sendfile` (page cache to
+//! The sending driver: walks the files and folders to send ([`plan`]: symbolic links
+//! inside folders carried as links or followed, special files left out and named), then
+//! runs the protocol over one connection ([`send`]). File bytes go with `sendfile` (page cache to
 //! socket, never through user space); meanwhile a hashing thread reads the whole file for
 //! the digest, so a resumed file is still verified end to end.
 
