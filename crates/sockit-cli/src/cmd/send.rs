@@ -26,8 +26,9 @@ use crate::usage;
 /// or refused is named on stderr, one line each, and counted in the summary. Each file
 /// is followed by its digest; the receiver checks it, puts the file in place and says
 /// so. If an earlier transfer broke, the receiver's partial data is resumed and still
-/// verified whole. Exits 0 only when every file was verified (or skipped by
-/// --skip-existing on the receiver). Prints each verified file's digest on stdout.
+/// verified whole. Exits 0 only when every file sent was verified; what was left out or
+/// skipped (special files, refused links, --skip-existing on the receiver) is named and
+/// counted, and does not fail the transfer. Prints each verified file's digest on stdout.
 ///
 /// Example: sockit send 127.0.0.1:7001 photos/ notes.txt --checksum sha256
 #[derive(Debug, clap::Args)]
