@@ -600,6 +600,132 @@ fn http_tree() -> &'static crate::http::serve::FileServer {
     })
 }
 
+/// Chat lines: the input is a script of lines (split on `\n`) for a few clients of a
+/// [`Scope::Local`](crate::proto::chat::Scope) chat core; each line's first byte picks the
+/// client (low two bits) and what happens (`0xF_`: it disconnects, `0xE_`: it sends a line
+/// too long; anything else: the rest is its line). A client that left comes back as a new
+/// connection. After every step: each line the core sends is valid UTF-8, ends with one
+/// `\n` and holds no other control or bidi character; nothing is addressed to a client
+/// that is gone, and nothing goes to a backplane that is not there; the nicks held are
+/// valid and distinct under the nick key (case mapping); and each room's member list holds
+/// exactly the clients whose room it is.
+pub fn check_chat(data: &[u8]) {
+    use std::collections::{BTreeMap, HashSet};
+
+    use crate::proto::chat::{
+        Action as ChatAction, Chat, ClientId, Config, Leave, NickName, NodeId, RoomName,
+    };
+
+    const CLIENTS: usize = 4;
+    let config = Config {
+        history: 3,
+        ..Config::default()
+    };
+    let mut chat = Chat::new(config, NodeId(1));
+    let mut next_id = 0u64;
+    let mut slots: [Option<ClientId>; CLIENTS] = [None; CLIENTS];
+    let mut gone: HashSet<ClientId> = HashSet::new();
+    let mut rooms_seen: HashSet<RoomName> = HashSet::new();
+    let mut out = Vec::new();
+
+    for line in data.split(|&b| b == b'\n') {
+        let Some((&op, rest)) = line.split_first() else {
+            continue;
+        };
+        let slot = usize::from(op & 3);
+        let id = match slots[slot] {
+            Some(id) => id,
+            None => {
+                let id = ClientId(next_id);
+                next_id += 1;
+                chat.connect(id, &mut out);
+                slots[slot] = Some(id);
+                id
+            }
+        };
+        match op & 0xf0 {
+            0xf0 => {
+                chat.disconnect(id, Leave::Closed, &mut out);
+                slots[slot] = None;
+            }
+            0xe0 => chat.line_too_long(id, &mut out),
+            _ => chat.line(id, rest, &mut out),
+        }
+        let mut closed = Vec::new();
+        for action in out.drain(..) {
+            match action {
+                ChatAction::Send(to, line) => {
+                    assert!(!gone.contains(&to), "a line for {to:?}, who left: {line:?}");
+                    assert!(to.0 < next_id, "a line for {to:?}, who never came");
+                    check_chat_line(&line);
+                }
+                ChatAction::Room { room, line, .. } => {
+                    check_chat_line(&line);
+                    for member in chat.members(&room) {
+                        assert!(!gone.contains(member), "{room} holds {member:?}, who left");
+                    }
+                    rooms_seen.insert(room);
+                }
+                ChatAction::Close(who) => closed.push(who),
+                other => panic!("a local chat asked for a backplane: {other:?}"),
+            }
+        }
+        for who in closed {
+            gone.insert(who);
+            if let Some(slot) = slots.iter_mut().find(|s| **s == Some(who)) {
+                *slot = None;
+            }
+        }
+        if op & 0xf0 == 0xf0 {
+            gone.insert(id);
+        }
+
+        // Nicks: valid, and distinct under the key.
+        let mut keys = HashSet::new();
+        for (who, nick) in chat.nicks() {
+            assert!(!gone.contains(&who), "{who:?} left but holds {nick}");
+            let again = NickName::parse(nick.as_str());
+            assert_eq!(again.as_ref(), Ok(&nick), "{nick:?} is held but not valid");
+            assert!(
+                keys.insert(nick.key()),
+                "two clients hold {nick} (key {})",
+                nick.key()
+            );
+        }
+        // Rooms: each member list is exactly the clients whose room it is.
+        let mut by_room: BTreeMap<RoomName, Vec<ClientId>> = BTreeMap::new();
+        for id in slots.iter().flatten() {
+            if let Some(room) = chat.room_of(*id) {
+                by_room.entry(room.clone()).or_default().push(*id);
+            }
+        }
+        rooms_seen.extend(chat.room_names());
+        rooms_seen.extend(by_room.keys().cloned());
+        for room in &rooms_seen {
+            let mut members = chat.members(room).to_vec();
+            members.sort_unstable();
+            let mut want = by_room.get(room).cloned().unwrap_or_default();
+            want.sort_unstable();
+            assert_eq!(members, want, "the members of {room}");
+        }
+        for id in &gone {
+            assert_eq!(chat.room_of(*id), None, "{id:?} left but is in a room");
+        }
+    }
+}
+
+/// One line a chat core sends a client: what its terminal will show.
+fn check_chat_line(line: &[u8]) {
+    let text = std::str::from_utf8(line).expect("a chat line is UTF-8");
+    let body = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("a chat line without its newline: {text:?}"));
+    assert!(
+        !body.chars().any(crate::text::is_unsafe),
+        "a control or bidi character reaches a client: {body:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

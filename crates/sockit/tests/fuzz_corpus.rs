@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use sockit::fuzzing::{
-    check_exec_message, check_frame_decoder, check_http_chunked, check_http_serve, check_packets,
+    check_chat, check_exec_message, check_frame_decoder, check_http_chunked, check_http_serve,
+    check_packets,
 };
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -149,4 +150,53 @@ fn http_serve_corpus_holds_the_invariants() {
         }
         check_http_serve(&wire);
     }
+}
+
+#[test]
+fn chat_lines_corpus_holds_the_invariants() {
+    for (path, data) in corpus("chat_lines") {
+        let result = std::panic::catch_unwind(|| check_chat(&data));
+        assert!(result.is_ok(), "{} broke an invariant", path.display());
+    }
+    // Scripts of plausible lines, so the generated inputs reach past the nick prompt.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    const LINES: [&[u8]; 16] = [
+        b"alice",
+        b"ALICE",
+        b"al|ce",
+        b"al\\ce",
+        b"/nick bob",
+        b"/nick BOB",
+        b"/join #dev",
+        b"/join DEV",
+        b"/msg alice hi",
+        b"/msg bob \x1b[2J",
+        b"/who",
+        b"/rooms",
+        b"/quit later",
+        b"hello \xe2\x80\xae world",
+        b"\xff\xfe",
+        b"//slash",
+    ];
+    for _ in 0..2000 {
+        let mut script = Vec::new();
+        for _ in 0..1 + next(24) {
+            let op = match next(16) {
+                0 => 0xf0,
+                1 => 0xe0,
+                _ => 0,
+            } | next(4) as u8;
+            script.push(op);
+            script.extend_from_slice(LINES[next(LINES.len())]);
+            script.push(b'\n');
+        }
+        check_chat(&script);
+    }
+    generated(3000, 5).for_each(|d| check_chat(&d));
 }

@@ -23,7 +23,12 @@ use crate::args::{announce, parse_nonzero_duration, parse_positive};
 /// fsynced and renamed into place; then its digest is printed on stdout in the format of
 /// sha256sum / md5sum / b3sum (so `cd DIR && sha256sum -c` can check it again). A broken
 /// transfer leaves its partial file, and sending again resumes it. Nothing is ever written
-/// outside DIR: unsafe names and symbolic links are refused.
+/// outside DIR: unsafe names are refused, and no symbolic link is followed on the way.
+///
+/// Symbolic links sent as links are created only if their target, read from the link's
+/// own folder, stays inside DIR: absolute targets and targets that climb out with `..`
+/// (or use `..` after a name) are refused, named on stderr and counted in the line that
+/// ends each sender's session; the sender goes on with the rest.
 ///
 /// Prints `listening on <address>` to stderr once ready. Without -k it exits after the
 /// first sender is done (0 if every file arrived verified); stops on SIGINT/SIGTERM.
@@ -99,9 +104,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         RecvEvent::Skipped { peer, path } => {
             eprintln!("{peer}: skipped {}: it exists", Escaped(path));
         }
-        RecvEvent::Ended { peer, result } => {
+        RecvEvent::Link { .. } => {}
+        RecvEvent::LinkRefused {
+            peer,
+            path,
+            target,
+            reason,
+        } => {
+            eprintln!(
+                "{peer}: skipped link {} -> {}: {reason}",
+                Escaped(path),
+                terminal_safe(target)
+            );
+        }
+        RecvEvent::Ended {
+            peer,
+            tally,
+            result,
+        } => {
             match result {
-                Ok(Close::Complete) => {}
+                Ok(Close::Complete) => {
+                    if tally.links > 0 || tally.skipped > 0 {
+                        eprintln!(
+                            "{peer}: received {} file(s), {} link(s); skipped {}",
+                            tally.files, tally.links, tally.skipped
+                        );
+                    }
+                }
                 Ok(Close::BetweenFiles) => {
                     failed.fetch_add(1, Ordering::Relaxed);
                     eprintln!("sockit: {peer}: the sender left before saying it was done");

@@ -9,21 +9,26 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sockit::Endpoint;
-use sockit::proto::transfer::{Algo, Kind, Origin, RelPath};
+use sockit::proto::transfer::{Algo, Origin, RelPath};
 use sockit::socket::Stream;
 use sockit::text::Escaped;
-use sockit::transfer::{SendEvent, plan, send};
+use sockit::transfer::{EntryKind, Links, SendEvent, plan, send};
 
 use crate::args::parse_duration;
 use crate::usage;
 
 /// Send files and folders to `sockit recv`, verified.
 ///
-/// Folders go whole (layout, permissions, empty files and empty folders kept). Each file
+/// Folders go whole (layout, permissions, empty files and empty folders kept). Symbolic
+/// links inside folders go as links (the receiver creates one only if its target, read
+/// from the link's own folder, stays inside its DIR); with --follow-links, what they
+/// point to goes instead. Sockets, FIFOs and devices are left out. Everything left out
+/// or refused is named on stderr, one line each, and counted in the summary. Each file
 /// is followed by its digest; the receiver checks it, puts the file in place and says
 /// so. If an earlier transfer broke, the receiver's partial data is resumed and still
-/// verified whole. Exits 0 only when every file was verified (or skipped by
-/// --skip-existing on the receiver). Prints each verified file's digest on stdout.
+/// verified whole. Exits 0 only when every file sent was verified; what was left out or
+/// skipped (special files, refused links, --skip-existing on the receiver) is named and
+/// counted, and does not fail the transfer. Prints each verified file's digest on stdout.
 ///
 /// Example: sockit send 127.0.0.1:7001 photos/ notes.txt --checksum sha256
 #[derive(Debug, clap::Args)]
@@ -39,6 +44,10 @@ pub struct Args {
     /// Send the one PATH under this relative name instead (e.g. backups/today.tar).
     #[arg(long = "as", value_name = "NAME")]
     rename: Option<String>,
+    /// Send what symbolic links inside folders point to, not the links (dangling links
+    /// and loops are left out, and named).
+    #[arg(long, short = 'L')]
+    follow_links: bool,
     /// Give up connecting after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
@@ -56,12 +65,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let entries = plan(&args.paths, rename.as_ref(), &mut |w| {
-        eprintln!("sockit: {w}")
+    let links = if args.follow_links {
+        Links::Follow
+    } else {
+        Links::Carry
+    };
+    // Everything not sent, by name (local paths here, receiver paths below).
+    let mut skipped: Vec<String> = Vec::new();
+    let entries = plan(&args.paths, rename.as_ref(), links, &mut |left| {
+        eprintln!(
+            "sockit: skipped {}: {}",
+            Escaped(left.source.display()),
+            left.reason
+        );
+        skipped.push(Escaped(&left.path).to_string());
     })?;
     let total: u64 = entries
         .iter()
-        .filter(|e| e.kind == Kind::File)
+        .filter(|e| e.kind == EntryKind::File)
         .filter_map(|e| std::fs::metadata(&e.source).ok())
         .map(|m| m.len())
         .sum();
@@ -99,15 +120,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         SendEvent::Skipped { path, reason } => {
             // The reason is the receiver's words.
-            bar.suspend(|| eprintln!("{}: skipped: {}", Escaped(path), Escaped(reason)));
+            bar.suspend(|| eprintln!("sockit: skipped {}: {}", Escaped(path), Escaped(reason)));
+            skipped.push(Escaped(path).to_string());
         }
     });
     bar.finish_and_clear();
     let report = report?;
     let secs = started.elapsed().as_secs_f64();
     let mut summary = format!(
-        "sent {} file(s), {} in {:.2}s ({}/s)",
+        "sent {} file(s), {} link(s), {} in {:.2}s ({}/s)",
         report.files,
+        report.links,
         HumanBytes(report.sent),
         secs,
         HumanBytes((report.sent as f64 / secs.max(1e-9)) as u64)
@@ -122,8 +145,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if report.unchanged > 0 {
         summary += &format!("; {} identical file(s) already there", report.unchanged);
     }
-    if report.skipped > 0 {
-        summary += &format!("; {} skipped", report.skipped);
+    if !skipped.is_empty() {
+        const SHOWN: usize = 5;
+        summary += &format!("; skipped {}: ", skipped.len());
+        summary += &skipped[..skipped.len().min(SHOWN)].join(", ");
+        if skipped.len() > SHOWN {
+            summary += &format!(" and {} more", skipped.len() - SHOWN);
+        }
     }
     eprintln!("{summary}");
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sockit::proto::transfer::{Algo, Header, Kind, Message, RelPath, VERSION};
+use sockit::proto::transfer::{Algo, Header, Kind, Link, Message, RelPath, VERSION};
 
 use crate::util::{TempDir, WAIT, sockit, wait_timeout};
 
@@ -885,4 +885,298 @@ fn recv_lets_a_killed_senders_resend_resume() {
     }
     let (status, _, rerr) = recv.stop();
     assert!(status.success(), "{rerr}");
+}
+
+fn symlink(target: &str, at: &Path) {
+    std::os::unix::fs::symlink(target, at).unwrap();
+}
+
+/// The target of `at`, which must be a symbolic link.
+fn link_target(at: &Path) -> String {
+    let meta = std::fs::symlink_metadata(at).unwrap_or_else(|e| panic!("{}: {e}", at.display()));
+    assert!(
+        meta.file_type().is_symlink(),
+        "{} is not a link",
+        at.display()
+    );
+    std::fs::read_link(at)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The summary line of `sockit send`.
+fn summary(err: &str) -> &str {
+    err.lines()
+        .find(|l| l.starts_with("sent "))
+        .unwrap_or_else(|| panic!("no summary in {err:?}"))
+}
+
+#[test]
+fn send_carries_symbolic_links_that_stay_inside() {
+    let tmp = TempDir::new("xfer-links");
+    let tree = tmp.path("tree");
+    std::fs::create_dir_all(tree.join("a/b")).unwrap();
+    std::fs::write(tree.join("a/real.txt"), b"real\n").unwrap();
+    symlink("real.txt", &tree.join("a/same-dir"));
+    symlink("a/real.txt", &tree.join("down"));
+    symlink("../real.txt", &tree.join("a/b/up-one"));
+    symlink("b", &tree.join("a/dir-link"));
+    // Dangling, but inside: carried as it is, like tar and rsync -l do.
+    symlink("not-yet", &tree.join("a/dangling"));
+    let dir = tmp.path("dir");
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    let (status, _, rerr) = recv.wait();
+    assert!(status.success(), "{rerr}");
+    let got = dir.join("tree");
+    assert_eq!(link_target(&got.join("a/same-dir")), "real.txt");
+    assert_eq!(link_target(&got.join("down")), "a/real.txt");
+    assert_eq!(link_target(&got.join("a/b/up-one")), "../real.txt");
+    assert_eq!(link_target(&got.join("a/dir-link")), "b");
+    assert_eq!(link_target(&got.join("a/dangling")), "not-yet");
+    assert_eq!(std::fs::read(got.join("down")).unwrap(), b"real\n");
+    assert!(
+        summary(&err).contains("1 file(s), 5 link(s)"),
+        "{}",
+        summary(&err)
+    );
+    assert!(!summary(&err).contains("skipped"), "{err}");
+
+    // Sent again: the same links are already there, which is fine.
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    assert!(summary(&err).contains("5 link(s)"), "{err}");
+    let (status, _, rerr) = recv.wait();
+    assert!(status.success(), "{rerr}");
+
+    // A link that changed: kept and refused by default, replaced with --overwrite,
+    // skipped and named with --skip-existing.
+    std::fs::remove_file(tree.join("down")).unwrap();
+    symlink("a/b", &tree.join("down"));
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(!status.success());
+    assert!(
+        err.contains("tree/down already exists and differs"),
+        "{err}"
+    );
+    drop(recv);
+    assert_eq!(link_target(&got.join("down")), "a/real.txt");
+    let recv = Recv::start(&dir, &["--skip-existing"]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    assert!(
+        summary(&err).contains("skipped 2: tree/a/real.txt, tree/down"),
+        "{err}"
+    );
+    recv.wait();
+    assert_eq!(link_target(&got.join("down")), "a/real.txt");
+    let recv = Recv::start(&dir, &["--overwrite"]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    recv.wait();
+    assert_eq!(link_target(&got.join("down")), "a/b");
+    assert_eq!(partials(&got), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn recv_refuses_links_that_escape_dir() {
+    let tmp = TempDir::new("xfer-links-out");
+    let tree = tmp.path("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("file"), b"x").unwrap();
+    symlink("/etc/passwd", &tree.join("abs"));
+    symlink("../../outside", &tree.join("climb"));
+    symlink("../../..", &tree.join("sub/climb-more"));
+    symlink("sub/../../x", &tree.join("twisty"));
+    symlink("file", &tree.join("fine"));
+    let dir = tmp.path("dir");
+    let recv = Recv::start(&dir, &["-k"]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    for (name, why) in [
+        ("tree/abs", "absolute"),
+        ("tree/climb", "climbs out"),
+        ("tree/sub/climb-more", "climbs out"),
+        ("tree/twisty", "after a name"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("skipped {name}:")) && l.contains(why)),
+            "sender should name {name} ({why}): {err}"
+        );
+        assert!(
+            std::fs::symlink_metadata(dir.join(name)).is_err(),
+            "{name} must not be created"
+        );
+    }
+    assert!(summary(&err).contains("1 link(s)"), "{err}");
+    assert!(summary(&err).contains("skipped 4: "), "{err}");
+    assert_eq!(link_target(&dir.join("tree/fine")), "file");
+    let line = recv.wait_stderr("skipped link tree/abs");
+    assert!(
+        line.contains("/etc/passwd") && line.contains("absolute"),
+        "{line}"
+    );
+    let line = recv.wait_stderr("received 1 file(s), 1 link(s); skipped 4");
+    assert!(!line.contains('\x1b'), "{line}");
+
+    // A hostile sender says what it likes: refused links are skipped, the session goes on.
+    let mut s = RawSender::connect(&recv.addr);
+    let link = |path: &str, target: &[u8]| {
+        Message::Link(Link {
+            path: RelPath::new(path).unwrap(),
+            target: target.to_vec(),
+        })
+        .to_frame()
+    };
+    for (path, target, why) in [
+        ("x", &b"../../../etc"[..], "climbs out"),
+        ("y", b"/etc/shadow", "absolute"),
+        ("d/z", b"./../..", "climbs out"),
+        ("w", b"a/../../..", "after a name"),
+        ("e", format!("..{HOSTILE}/../..").as_bytes(), "after a name"),
+    ] {
+        s.send(&link(path, target));
+        match s.recv() {
+            Some(Message::Skip { reason }) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("{path}: expected a skip, got {other:?}"),
+        }
+    }
+    s.send(&link("ok", b"x"));
+    assert_eq!(s.recv(), Some(Message::Ack(vec![])));
+    s.send(&Message::End.to_frame());
+    assert_eq!(s.recv(), Some(Message::End));
+    // A link whose path is unsafe is refused like a file's.
+    let mut s = RawSender::connect(&recv.addr);
+    let mut payload = vec![b'F', 2, 0, 0, 0, 0, 0];
+    payload.extend_from_slice(&1u64.to_be_bytes());
+    payload.extend_from_slice(b"../px");
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    s.send(&frame);
+    assert!(s.refusal().contains("\"..\""));
+    let (_, _, logged) = recv.stop();
+    assert!(!logged.contains('\x1b'), "ESC on stderr: {logged:?}");
+    assert!(
+        logged.contains("skipped link e -> ..\\x1b]0;pwned"),
+        "{logged}"
+    );
+    for name in ["x", "y", "d/z", "w", "e"] {
+        assert!(std::fs::symlink_metadata(dir.join(name)).is_err(), "{name}");
+    }
+    assert_eq!(link_target(&dir.join("ok")), "x");
+    assert!(std::fs::symlink_metadata(tmp.path("outside")).is_err());
+}
+
+#[test]
+fn send_follow_links_sends_the_targets() {
+    let tmp = TempDir::new("xfer-follow");
+    let tree = tmp.path("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("file"), b"contents\n").unwrap();
+    std::fs::write(tree.join("sub/inner"), b"inner\n").unwrap();
+    std::fs::write(tmp.path("outside.txt"), b"from outside\n").unwrap();
+    symlink("file", &tree.join("file-link"));
+    symlink("sub", &tree.join("dir-link"));
+    symlink("../outside.txt", &tree.join("outside-link"));
+    // Back to a folder being sent: followed, it would never end.
+    symlink("..", &tree.join("sub/loop"));
+    let dir = tmp.path("dir");
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str(), os("--follow-links")]);
+    assert!(status.success(), "{err}");
+    let (status, _, rerr) = recv.wait();
+    assert!(status.success(), "{rerr}");
+    let got = dir.join("tree");
+    for (name, want) in [
+        ("file-link", &b"contents\n"[..]),
+        ("dir-link/inner", b"inner\n"),
+        ("outside-link", b"from outside\n"),
+    ] {
+        let meta = std::fs::symlink_metadata(got.join(name)).unwrap();
+        assert!(meta.is_file(), "{name} should be a regular file");
+        assert_eq!(std::fs::read(got.join(name)).unwrap(), want, "{name}");
+    }
+    assert!(
+        std::fs::symlink_metadata(got.join("dir-link"))
+            .unwrap()
+            .is_dir()
+    );
+    // The loop is met twice: in sub, and in sub again through dir-link.
+    for name in ["sub/loop", "dir-link/loop"] {
+        assert!(std::fs::symlink_metadata(got.join(name)).is_err(), "{name}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains("skipped") && l.contains(name) && l.contains("loop")),
+            "{err}"
+        );
+    }
+    let line = summary(&err);
+    assert!(line.contains("5 file(s), 0 link(s)"), "{line}");
+    assert!(
+        line.contains("skipped 2: tree/dir-link/loop, tree/sub/loop"),
+        "{line}"
+    );
+}
+
+#[test]
+fn send_names_and_counts_what_it_skips() {
+    let tmp = TempDir::new("xfer-skips");
+    let tree = tmp.path("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("file"), b"x").unwrap();
+    let fifo = tree.join(format!("fifo{HOSTILE}"));
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let _socket = std::os::unix::net::UnixListener::bind(tree.join("sock")).unwrap();
+    symlink("nowhere", &tree.join("dangling"));
+    let dir = tmp.path("dir");
+
+    // Carried as a link, the dangling one is sent; the FIFO and socket are not.
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "{err}");
+    recv.wait();
+    assert!(!err.contains('\x1b'), "ESC on stderr: {err:?}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(lines.len(), 3, "one line each, and the summary: {err}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("fifo\\x1b]0;pwned") && l.contains("FIFO")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("sock") && l.contains("socket")),
+        "{err}"
+    );
+    let line = summary(&err);
+    assert!(line.contains("1 file(s), 1 link(s)"), "{line}");
+    assert!(line.contains("skipped 2: "), "{line}");
+    assert!(std::fs::symlink_metadata(dir.join("tree/sock")).is_err());
+    assert_eq!(std::fs::read_dir(dir.join("tree")).unwrap().count(), 2);
+    assert_eq!(link_target(&dir.join("tree/dangling")), "nowhere");
+
+    // Followed, the dangling link has nothing to send: it is named and counted too.
+    let dir = tmp.path("dir2");
+    let recv = Recv::start(&dir, &[]);
+    let (status, _, err) = send(&[os(&recv.addr), tree.as_os_str(), os("-L")]);
+    assert!(status.success(), "{err}");
+    recv.wait();
+    assert!(
+        err.lines().any(|l| l.contains("skipped")
+            && l.contains("dangling")
+            && l.contains("dangling symbolic link")),
+        "{err}"
+    );
+    let line = summary(&err);
+    assert!(line.contains("1 file(s), 0 link(s)"), "{line}");
+    assert!(line.contains("skipped 3: "), "{line}");
+    assert!(std::fs::symlink_metadata(dir.join("tree/dangling")).is_err());
 }

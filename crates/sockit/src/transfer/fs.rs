@@ -217,6 +217,34 @@ pub(crate) fn open_existing(dir: BorrowedFd<'_>, name: &[u8]) -> Result<File, Er
     Ok(File::from(fd))
 }
 
+/// The target of the symbolic link `name` in `dir`.
+pub(crate) fn read_link(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Vec<u8>, Errno> {
+    Ok(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes())
+}
+
+/// Creates the symbolic link `name` → `target` in `dir` (the link is made, never
+/// followed). `replace`: whatever is at `name` (a link or file, not a directory) is
+/// replaced atomically, through a link made at `scratch` and renamed over it; otherwise
+/// an existing `name` fails with `EEXIST`.
+pub(crate) fn make_link(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    target: &[u8],
+    replace: bool,
+    scratch: &str,
+) -> Result<(), Errno> {
+    if !replace {
+        return rustix::fs::symlinkat(target, dir, name);
+    }
+    remove(dir, scratch);
+    rustix::fs::symlinkat(target, dir, scratch)?;
+    let renamed = rustix::fs::renameat(dir, scratch, dir, name);
+    if renamed.is_err() {
+        remove(dir, scratch);
+    }
+    renamed
+}
+
 /// Takes an exclusive lock on a partial file, so two senders of the same file cannot
 /// write it at once. The lock goes with the descriptor (and with a killed process).
 pub(crate) fn try_lock(file: &File) -> Result<bool, Errno> {

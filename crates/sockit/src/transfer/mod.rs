@@ -17,8 +17,8 @@ use crate::frame::FrameError;
 use crate::proto::transfer::{DecodeError, ProtocolError};
 
 pub use fs::Root;
-pub use recv::{Existing, Receiver, RecvEvent};
-pub use send::{Entry, SendEvent, SendReport, plan, send};
+pub use recv::{Existing, Receiver, RecvEvent, Tally};
+pub use send::{Entry, EntryKind, Left, Links, SendEvent, SendReport, plan, send};
 
 /// Why a transfer (or one session of it) failed.
 #[derive(Debug, thiserror::Error)]

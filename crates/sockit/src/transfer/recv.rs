@@ -17,7 +17,7 @@ use super::fs::{self, Found, FsError, Root};
 use super::hash::HashPipe;
 use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
-    self as proto, Close, Event, Header, Message, Origin, ProtocolError, RelPath, Want,
+    self as proto, Close, Event, Header, Link, Message, Origin, ProtocolError, RelPath, Want,
 };
 use crate::server::StreamService;
 use crate::socket::{Peer, Stream};
@@ -71,13 +71,48 @@ pub enum RecvEvent<'a> {
         /// Where it would have gone.
         path: &'a RelPath,
     },
+    /// A symbolic link is in place (or the same link already was).
+    Link {
+        /// Who sent it.
+        peer: &'a Peer,
+        /// Where, relative to DIR.
+        path: &'a RelPath,
+        /// What it points to (sender-controlled bytes: escape before printing).
+        target: &'a [u8],
+        /// Whether the same link was already there.
+        unchanged: bool,
+    },
+    /// A symbolic link was refused and not created: its target would lead out of DIR.
+    LinkRefused {
+        /// Who sent it.
+        peer: &'a Peer,
+        /// Where it would have gone.
+        path: &'a RelPath,
+        /// What it points to (sender-controlled bytes: escape before printing).
+        target: &'a [u8],
+        /// Why it was refused.
+        reason: &'a str,
+    },
     /// A session ended.
     Ended {
         /// Who it was.
         peer: &'a Peer,
+        /// What it brought, so the user sees what was left out as well as what arrived.
+        tally: &'a Tally,
         /// `Ok` with how it closed, or the error that ended it.
         result: &'a Result<Close, TransferError>,
     },
+}
+
+/// What one session brought in, counted for its end-of-session line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Files verified and in place.
+    pub files: u64,
+    /// Symbolic links in place.
+    pub links: u64,
+    /// Files and links skipped: `--skip-existing`, or links refused for leading out of DIR.
+    pub skipped: u64,
 }
 
 /// The receiver: serves senders into one directory.
@@ -111,8 +146,8 @@ impl Receiver {
         }
     }
 
-    /// Runs one session on `stream` to its end.
-    pub fn session(&self, stream: Stream, peer: &Peer) -> Result<Close, TransferError> {
+    /// Runs one session on `stream` to its end; with what it brought in.
+    pub fn session(&self, stream: Stream, peer: &Peer) -> (Result<Close, TransferError>, Tally) {
         let mut s = Session {
             rx: self,
             peer,
@@ -121,6 +156,7 @@ impl Receiver {
             pipe: None,
             file: None,
             dirs: Vec::new(),
+            tally: Tally::default(),
         };
         let result = s.run();
         if let Err(e) = &result {
@@ -129,15 +165,16 @@ impl Receiver {
                 let _ = s.conn.send(&Message::Error(e.to_string()));
             }
         }
-        result
+        (result, s.tally)
     }
 }
 
 impl StreamService for Receiver {
     fn handle(&self, stream: Stream, peer: &Peer) {
-        let result = self.session(stream, peer);
+        let (result, tally) = self.session(stream, peer);
         (self.events)(RecvEvent::Ended {
             peer,
+            tally: &tally,
             result: &result,
         });
     }
@@ -237,6 +274,8 @@ struct Session<'a> {
     /// Directories this transfer made, with the sender's modes, applied at the end (those
     /// that were already there keep their own).
     dirs: Vec<(RelPath, u32)>,
+    /// What arrived and what was skipped, for the end-of-session line.
+    tally: Tally,
 }
 
 impl Session<'_> {
@@ -321,6 +360,19 @@ impl Session<'_> {
                 self.send(&msg)
             }
             Event::File(h) => self.on_header(h),
+            Event::Link(link) => self.on_link(link),
+            Event::UnsafeLink { link, reason } => {
+                let reason = reason.to_string();
+                (self.rx.events)(RecvEvent::LinkRefused {
+                    peer: self.peer,
+                    path: &link.path,
+                    target: &link.target,
+                    reason: &reason,
+                });
+                self.tally.skipped += 1;
+                let msg = self.sm.skip(format!("refused by the receiver: {reason}"));
+                self.send(&msg)
+            }
             Event::Digest(theirs) => self.on_digest(theirs),
             Event::End => {
                 self.apply_dir_modes()?;
@@ -354,6 +406,7 @@ impl Session<'_> {
                 peer: self.peer,
                 path: &h.path,
             });
+            self.tally.skipped += 1;
             let msg = self.sm.skip(format!("{} exists on the receiver", h.path));
             return self.send(&msg);
         }
@@ -426,6 +479,76 @@ impl Session<'_> {
         };
         let inc = Incoming::new(h, parent, name, Some(partial), Arc::new(file), have);
         self.start(inc, origin)
+    }
+
+    /// Creates a symbolic link whose target the core found safe, in its directory under
+    /// DIR (reached without following any link), with `symlinkat`: the link itself is
+    /// never followed.
+    fn on_link(&mut self, link: Link) -> Result<(), TransferError> {
+        let (parents, name) = link.path.split_last();
+        let parent = match self.rx.root.dir(&link.path, &parents, 0o755) {
+            Ok(fd) => fd,
+            Err(e) => return Err(self.refuse(e.to_string())),
+        };
+        let found = match fs::lookup(parent.as_fd(), name) {
+            Ok(found) => found,
+            Err(e) => return Err(self.refuse(format!("{}: {e}", link.path))),
+        };
+        let existing = self.rx.existing;
+        let same = found == Found::Symlink
+            && fs::read_link(parent.as_fd(), name).is_ok_and(|t| t == link.target);
+        if !same {
+            if found != Found::Nothing && existing == Existing::Skip {
+                (self.rx.events)(RecvEvent::Skipped {
+                    peer: self.peer,
+                    path: &link.path,
+                });
+                self.tally.skipped += 1;
+                let msg = self
+                    .sm
+                    .skip(format!("{} exists on the receiver", link.path));
+                return self.send(&msg);
+            }
+            match found {
+                Found::Nothing => {}
+                Found::Symlink | Found::File(_) if existing == Existing::Overwrite => {}
+                Found::Dir | Found::Other => {
+                    return Err(
+                        self.refuse(format!("{} exists and is not a symbolic link", link.path))
+                    );
+                }
+                _ => {
+                    return Err(self.refuse(format!(
+                        "{} already exists and differs (the receiver may use --overwrite or --skip-existing)",
+                        link.path
+                    )));
+                }
+            }
+            let scratch = link.path.partial_name(u64::MAX);
+            let replace = found != Found::Nothing;
+            match fs::make_link(parent.as_fd(), name, &link.target, replace, &scratch) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => {
+                    return Err(self.refuse(format!(
+                        "{} appeared on the receiver meanwhile; not replaced",
+                        link.path
+                    )));
+                }
+                Err(e) => return Err(self.refuse(format!("{}: symlink: {e}", link.path))),
+            }
+            if let Err(e) = fs::sync(parent.as_fd()) {
+                return Err(self.refuse(format!("{}: fsync directory: {e}", link.path)));
+            }
+        }
+        (self.rx.events)(RecvEvent::Link {
+            peer: self.peer,
+            path: &link.path,
+            target: &link.target,
+            unchanged: same,
+        });
+        self.tally.links += 1;
+        let msg = self.sm.link_done();
+        self.send(&msg)
     }
 
     /// Offers `inc` to the sender from what the receiver already has of it, which the
@@ -555,6 +678,7 @@ impl Session<'_> {
             resumed: inc.resumed,
             unchanged: inc.partial.is_none(),
         });
+        self.tally.files += 1;
         let msg = self.sm.verified(mine);
         self.send(&msg)
     }

@@ -1,12 +1,13 @@
-//! The sending driver: walks the files and folders to send ([`plan`]), then runs the
-//! protocol over one connection ([`send`]). File bytes go with `sendfile` (page cache to
+//! The sending driver: walks the files and folders to send ([`plan`]: symbolic links
+//! inside folders carried as links or followed, special files left out and named), then
+//! runs the protocol over one connection ([`send`]). File bytes go with `sendfile` (page cache to
 //! socket, never through user space); meanwhile a hashing thread reads the whole file for
 //! the digest, so a resumed file is still verified end to end.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,22 +18,59 @@ use super::TransferError;
 use super::hash::{CHUNK, HashPipe};
 use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
-    self as proto, Algo, Header, Kind, Message, Origin, RelPath, VERSION,
+    self as proto, Algo, Header, Kind, Link, Message, Origin, RelPath, VERSION,
 };
 use crate::socket::Stream;
 
 /// Bytes handed to one `sendfile` call: progress is reported between calls.
 const SENDFILE_CHUNK: usize = 8 << 20;
 
-/// One directory or file to send.
+/// One directory, file or symbolic link to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Where it is here.
     pub source: PathBuf,
     /// Where it goes, relative to the receiver's DIR.
     pub path: RelPath,
-    /// File or directory.
-    pub kind: Kind,
+    /// What it is, and for a link what it points to.
+    pub kind: EntryKind,
+}
+
+/// What an [`Entry`] is: it decides the message that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory: created on the receiver, contents follow as entries of their own.
+    Dir,
+    /// A regular file: bytes and digest.
+    File,
+    /// A symbolic link carried as a link: the receiver creates it if its target stays
+    /// inside DIR.
+    Link {
+        /// The target as `readlink` gave it.
+        target: Vec<u8>,
+    },
+}
+
+/// What [`plan`] does with symbolic links inside folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Links {
+    /// Send them as links (like `rsync -l` or `tar`).
+    #[default]
+    Carry,
+    /// Send what they point to instead (like `rsync -L`); dangling links and loops are
+    /// left out.
+    Follow,
+}
+
+/// Something [`plan`] left out, and why: the caller names it to the user and counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    /// The local path left out, to find it here.
+    pub source: PathBuf,
+    /// Where it would have gone on the receiver, to name it in a summary.
+    pub path: RelPath,
+    /// Why, in a few words.
+    pub reason: String,
 }
 
 /// Something the sender did, for the caller to show.
@@ -60,9 +98,9 @@ pub enum SendEvent<'a> {
         /// The algorithm.
         algo: Algo,
     },
-    /// The receiver skipped the file.
+    /// The receiver skipped the file or link.
     Skipped {
-        /// The file.
+        /// The file or link.
         path: &'a RelPath,
         /// The receiver's words.
         reason: &'a str,
@@ -76,7 +114,9 @@ pub struct SendReport {
     pub files: u64,
     /// Directories created.
     pub dirs: u64,
-    /// Files skipped by the receiver.
+    /// Symbolic links the receiver created (or already had).
+    pub links: u64,
+    /// Files and links skipped by the receiver.
     pub skipped: u64,
     /// Files the receiver already had, identical.
     pub unchanged: u64,
@@ -89,11 +129,14 @@ pub struct SendReport {
 /// The entries for `sources`: a file goes by its name, a folder by its name with
 /// everything under it (directories before their contents, names sorted). `rename`
 /// replaces the name of a single source. Symbolic links given as sources are followed;
-/// links and special files inside folders are left out with a warning.
+/// links inside folders are carried or followed as `links` says. What cannot be sent
+/// (sockets, FIFOs, devices; with [`Links::Follow`], dangling links and loops) is left
+/// out and handed to `left`.
 pub fn plan(
     sources: &[PathBuf],
     rename: Option<&RelPath>,
-    warn: &mut dyn FnMut(String),
+    links: Links,
+    left: &mut dyn FnMut(Left),
 ) -> Result<Vec<Entry>, TransferError> {
     if rename.is_some() && sources.len() != 1 {
         return Err(TransferError::Source(
@@ -114,14 +157,20 @@ pub fn plan(
             entries.push(Entry {
                 source: source.clone(),
                 path: path.clone(),
-                kind: Kind::Dir,
+                kind: EntryKind::Dir,
             });
-            walk(source, &path, &mut entries, warn)?;
+            let mut walk = Walk {
+                entries: &mut entries,
+                links,
+                left,
+                ancestors: vec![(meta.dev(), meta.ino())],
+            };
+            walk.dir(source, &path)?;
         } else if meta.is_file() {
             entries.push(Entry {
                 source: source.clone(),
                 path,
-                kind: Kind::File,
+                kind: EntryKind::File,
             });
         } else {
             return Err(TransferError::Source(format!(
@@ -165,53 +214,128 @@ fn base_name(source: &Path) -> Result<RelPath, TransferError> {
     })
 }
 
-fn walk(
-    dir: &Path,
-    rel: &RelPath,
-    entries: &mut Vec<Entry>,
-    warn: &mut dyn FnMut(String),
-) -> Result<(), TransferError> {
-    let io_err = |what: &Path, e| TransferError::Io {
-        what: what.display().to_string(),
-        source: e,
-    };
-    let mut children = Vec::new();
-    for child in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
-        children.push(child.map_err(|e| io_err(dir, e))?);
+/// One folder walk of [`plan`].
+struct Walk<'a> {
+    entries: &'a mut Vec<Entry>,
+    links: Links,
+    left: &'a mut dyn FnMut(Left),
+    /// Device and inode of the directories from the source down to the current one: a
+    /// followed link to one of them is a loop.
+    ancestors: Vec<(u64, u64)>,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, dir: &Path, rel: &RelPath) -> Result<(), TransferError> {
+        let io_err = |what: &Path, e| TransferError::Io {
+            what: what.display().to_string(),
+            source: e,
+        };
+        let mut children = Vec::new();
+        for child in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+            children.push(child.map_err(|e| io_err(dir, e))?);
+        }
+        children.sort_by_key(|c| c.file_name());
+        for child in children {
+            let source = child.path();
+            let path = rel.join(child.file_name().as_bytes()).map_err(|e| {
+                TransferError::Source(format!(
+                    "{}: cannot be sent by this name: {e}",
+                    source.display()
+                ))
+            })?;
+            let meta = std::fs::symlink_metadata(&source).map_err(|e| io_err(&source, e))?;
+            if meta.file_type().is_symlink() {
+                match self.links {
+                    Links::Carry => {
+                        let target = std::fs::read_link(&source).map_err(|e| io_err(&source, e))?;
+                        self.entries.push(Entry {
+                            source,
+                            path,
+                            kind: EntryKind::Link {
+                                target: target.into_os_string().into_vec(),
+                            },
+                        });
+                        continue;
+                    }
+                    Links::Follow => match std::fs::metadata(&source) {
+                        Ok(meta) => self.add(source, path, &meta)?,
+                        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                            self.leave(source, path, "symbolic link loop".into())
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            self.leave(source, path, "dangling symbolic link".into())
+                        }
+                        Err(e) => return Err(io_err(&source, e)),
+                    },
+                }
+            } else {
+                self.add(source, path, &meta)?;
+            }
+        }
+        Ok(())
     }
-    children.sort_by_key(|c| c.file_name());
-    for child in children {
-        let source = child.path();
-        let path = rel.join(child.file_name().as_bytes()).map_err(|e| {
-            TransferError::Source(format!(
-                "{}: cannot be sent by this name: {e}",
-                source.display()
-            ))
-        })?;
-        let ty = child.file_type().map_err(|e| io_err(&source, e))?;
+
+    /// Adds what `meta` (not a link) describes, or leaves it out.
+    fn add(
+        &mut self,
+        source: PathBuf,
+        path: RelPath,
+        meta: &std::fs::Metadata,
+    ) -> Result<(), TransferError> {
+        use std::os::unix::fs::FileTypeExt;
+        let ty = meta.file_type();
         if ty.is_dir() {
-            entries.push(Entry {
+            let id = (meta.dev(), meta.ino());
+            if self.ancestors.contains(&id) {
+                self.leave(
+                    source,
+                    path,
+                    "symbolic link loop (leads back to a folder being sent)".into(),
+                );
+                return Ok(());
+            }
+            self.entries.push(Entry {
                 source: source.clone(),
                 path: path.clone(),
-                kind: Kind::Dir,
+                kind: EntryKind::Dir,
             });
-            walk(&source, &path, entries, warn)?;
+            self.ancestors.push(id);
+            let result = self.dir(&source, &path);
+            self.ancestors.pop();
+            result
         } else if ty.is_file() {
-            entries.push(Entry {
+            self.entries.push(Entry {
                 source,
                 path,
-                kind: Kind::File,
+                kind: EntryKind::File,
             });
+            Ok(())
         } else {
-            let what = if ty.is_symlink() {
-                "symbolic link"
+            let what = if ty.is_socket() {
+                "socket"
+            } else if ty.is_fifo() {
+                "FIFO"
+            } else if ty.is_block_device() || ty.is_char_device() {
+                "device"
             } else {
                 "special file"
             };
-            warn(format!("skipping {what} {}", source.display()));
+            self.leave(
+                source,
+                path,
+                format!("{what}: not a regular file or folder"),
+            );
+            Ok(())
         }
     }
-    Ok(())
+
+    fn leave(&mut self, source: PathBuf, path: RelPath, reason: String) {
+        (self.left)(Left {
+            source,
+            path,
+            reason,
+        });
+    }
 }
 
 /// Sends `entries` over `stream` with digests of `algo`, file by file, waiting for the
@@ -243,8 +367,8 @@ pub fn send(
         source: e,
     })?;
     for entry in entries {
-        match entry.kind {
-            Kind::Dir => {
+        match &entry.kind {
+            EntryKind::Dir => {
                 let meta = std::fs::metadata(&entry.source).map_err(|e| TransferError::Io {
                     what: entry.source.display().to_string(),
                     source: e,
@@ -261,7 +385,24 @@ pub fn send(
                     other => return Err(unexpected(other)),
                 }
             }
-            Kind::File => send_file(&mut conn, &pipe, entry, algo, &mut report, events)?,
+            EntryKind::File => send_file(&mut conn, &pipe, entry, algo, &mut report, events)?,
+            EntryKind::Link { target } => {
+                conn.send(&Message::Link(Link {
+                    path: entry.path.clone(),
+                    target: target.clone(),
+                }))?;
+                match conn.recv()? {
+                    Message::Ack(_) => report.links += 1,
+                    Message::Skip { reason } => {
+                        report.skipped += 1;
+                        events(SendEvent::Skipped {
+                            path: &entry.path,
+                            reason: &reason,
+                        });
+                    }
+                    other => return Err(unexpected(other)),
+                }
+            }
         }
     }
     conn.send(&Message::End)?;

@@ -322,6 +322,17 @@ impl Chat {
         self.rooms.get(room).map_or(&[], |r| &r.members)
     }
 
+    /// The room `id` is in (none before it has a nick, or once it is gone): what
+    /// [`Chat::members`] must agree with, checked by the fuzz target's invariants.
+    pub fn room_of(&self, id: ClientId) -> Option<&RoomName> {
+        self.clients.get(&id)?.room.as_ref()
+    }
+
+    /// Every room this node knows (with members here or on other nodes), in order.
+    pub fn room_names(&self) -> Vec<RoomName> {
+        self.rooms.keys().cloned().collect()
+    }
+
     /// Clients connected (with or without a nick yet).
     pub fn client_count(&self) -> usize {
         self.clients.len()

@@ -32,6 +32,17 @@ pub struct Header {
     pub path: RelPath,
 }
 
+/// A symbolic link, sent as an `F` header of kind 2 whose body is the link's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Where the link goes, relative to the receiver's DIR.
+    pub path: RelPath,
+    /// What the link points to, as the sender's `readlink` gave it (bytes: targets need
+    /// not be UTF-8). Checked by the receiver ([`super::path::check_link`]), not here: an
+    /// unsafe target costs the link, not the session.
+    pub target: Vec<u8>,
+}
+
 /// Where the receiver's offset comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -70,6 +81,8 @@ pub enum Message {
     },
     /// `F`: sender → receiver: a directory or file follows.
     Header(Header),
+    /// `F` of kind 2: sender → receiver: a symbolic link; nothing follows.
+    Link(Link),
     /// `O`: receiver → sender: send the file's bytes from `offset` on.
     Offer {
         /// The first byte the receiver wants.
@@ -91,6 +104,33 @@ pub enum Message {
     End,
     /// `!`: receiver → sender: refused or failed; the connection closes after it.
     Error(String),
+}
+
+/// The header kind byte of a symbolic link.
+const LINK: u8 = 2;
+
+/// A link header's body (after `F`): `None` if its lengths do not add up, else the link
+/// or the error for its path.
+fn decode_link(body: &[u8]) -> Option<Result<Message, DecodeError>> {
+    let size = u64::from_be_bytes(body.get(6..14)?.try_into().ok()?);
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&n| n <= super::path::MAX_PATH)?;
+    let rest = body.get(14..)?;
+    let (raw, target) = rest.split_at_checked(rest.len().checked_sub(size)?)?;
+    Some(
+        RelPath::new(raw)
+            .map(|path| {
+                Message::Link(Link {
+                    path,
+                    target: target.to_vec(),
+                })
+            })
+            .map_err(|reason| DecodeError::Path {
+                path: String::from_utf8_lossy(raw).into_owned(),
+                reason,
+            }),
+    )
 }
 
 /// A frame that is not a valid message.
@@ -141,6 +181,17 @@ impl Message {
                 body.extend_from_slice(&h.mode.to_be_bytes());
                 body.extend_from_slice(&h.size.to_be_bytes());
                 body.extend_from_slice(h.path.as_bytes());
+            }
+            Message::Link(l) => {
+                // Algo and mode mean nothing for a link (Linux has no link modes): zeros.
+                // The size is the target's length; the target ends the frame.
+                body.push(b'F');
+                body.push(LINK);
+                body.push(0);
+                body.extend_from_slice(&0u32.to_be_bytes());
+                body.extend_from_slice(&(l.target.len() as u64).to_be_bytes());
+                body.extend_from_slice(l.path.as_bytes());
+                body.extend_from_slice(&l.target);
             }
             Message::Offer { offset, origin } => {
                 body.push(b'O');
@@ -193,6 +244,9 @@ impl Message {
             b'F' => {
                 if body.len() < 14 {
                     return Err(malformed());
+                }
+                if body[0] == LINK {
+                    return decode_link(body).ok_or_else(malformed)?;
                 }
                 let kind = match body[0] {
                     0 => Kind::File,

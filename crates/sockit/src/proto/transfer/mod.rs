@@ -19,6 +19,10 @@
 //!   |--------------------------------------------------->|
 //!   |                                       A (no body)  |
 //!   |<---------------------------------------------------|
+//!   | F kind=link size=len(target) path target           |   (for each link)
+//!   |--------------------------------------------------->|
+//!   |                                A (no body) | S why |
+//!   |<---------------------------------------------------|
 //!   | F kind=file algo mode size path                    |   (for each file)
 //!   |--------------------------------------------------->|
 //!   |                       O offset origin  | S reason  |
@@ -49,8 +53,8 @@ mod tests;
 use crate::frame::LengthCodec;
 
 pub use digest::{Algo, Hasher, hex, sum_line};
-pub use message::{DecodeError, Header, Kind, Message, Origin};
-pub use path::{MAX_NAME, MAX_PATH, PARTIAL_PREFIX, PathError, RelPath};
+pub use message::{DecodeError, Header, Kind, Link, Message, Origin};
+pub use path::{LinkError, MAX_NAME, MAX_PATH, PARTIAL_PREFIX, PathError, RelPath, check_link};
 pub use receiver::{Close, Event, ProtocolError, Receiver, Want};
 
 /// The protocol name carried by the `V` message.

@@ -128,3 +128,67 @@ fn validate(bytes: &[u8]) -> Result<(), PathError> {
     }
     Ok(())
 }
+
+/// Why a symbolic link's target is refused. The receiver skips such a link (it tells the
+/// sender why) and goes on: the link is not created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// An empty target names nothing; Linux refuses it too.
+    #[error("empty link target")]
+    Empty,
+    /// Longer than [`MAX_PATH`].
+    #[error("link target longer than {MAX_PATH} bytes")]
+    TooLong,
+    /// NUL cannot be part of a Unix name.
+    #[error("NUL byte in link target")]
+    Nul,
+    /// An absolute target points wherever the receiver's file system says, not into DIR.
+    #[error("absolute link target points outside the receiving directory")]
+    Absolute,
+    /// Resolved from the link's own directory, the target climbs above DIR.
+    #[error("link target climbs out of the receiving directory with \"..\"")]
+    Escapes,
+    /// `..` after a name: the name may itself be a link, and `..` then climbs from wherever
+    /// that link leads, which a check of the text alone cannot bound.
+    #[error("\"..\" after a name in a link target (it could climb through another link)")]
+    ParentAfterName,
+}
+
+/// Checks that the symbolic link `link` with target `target` stays inside DIR, resolved
+/// from the link's own directory: not absolute, and its leading `..` components climb no
+/// higher than DIR. A `..` after a name is refused too: the name could be another link,
+/// and the climb would then start from wherever that one leads. Every link a receiver
+/// creates passes this check, so following any chain of them from inside DIR goes down
+/// (through real directories or more such links) and never out.
+pub fn check_link(link: &RelPath, target: &[u8]) -> Result<(), LinkError> {
+    if target.is_empty() {
+        return Err(LinkError::Empty);
+    }
+    if target.len() > MAX_PATH {
+        return Err(LinkError::TooLong);
+    }
+    if target.contains(&0) {
+        return Err(LinkError::Nul);
+    }
+    if target[0] == b'/' {
+        return Err(LinkError::Absolute);
+    }
+    // The link's directory is this many levels below DIR.
+    let depth = link.components().count() - 1;
+    let mut ups = 0usize;
+    let mut named = false;
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." if named => return Err(LinkError::ParentAfterName),
+            b".." => {
+                ups += 1;
+                if ups > depth {
+                    return Err(LinkError::Escapes);
+                }
+            }
+            _ => named = true,
+        }
+    }
+    Ok(())
+}

@@ -4,7 +4,8 @@
 
 use super::VERSION;
 use super::digest::Algo;
-use super::message::{DecodeError, Header, Kind, Message, Origin};
+use super::message::{DecodeError, Header, Kind, Link, Message, Origin};
+use super::path::{LinkError, check_link};
 
 /// What the receiver must read next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,18 @@ pub enum Event {
     Hello,
     /// A directory to create; then call [`Receiver::dir_done`].
     Dir(Header),
+    /// A symbolic link whose target stays inside DIR: create it (never following a link
+    /// on the way), then call [`Receiver::link_done`], or [`Receiver::skip`] (or
+    /// [`Receiver::fail`]) if it cannot be.
+    Link(Link),
+    /// A symbolic link whose target would lead out of DIR: it must not be created. Tell
+    /// the sender with [`Receiver::skip`] (the session goes on).
+    UnsafeLink {
+        /// The link as sent.
+        link: Link,
+        /// Why it is refused.
+        reason: LinkError,
+    },
     /// A file is announced: look at the disk, then call [`Receiver::offer`] or
     /// [`Receiver::skip`] (or refuse it with [`Receiver::fail`]).
     File(Header),
@@ -83,6 +96,8 @@ enum State {
     Idle,
     /// Waiting for the driver to answer a directory header.
     DirPending,
+    /// Waiting for the driver to answer a link header.
+    LinkPending,
     /// Waiting for the driver to answer a file header.
     Deciding(Header),
     /// Receiving raw bytes: `remaining` still to come.
@@ -100,7 +115,9 @@ impl State {
         match self {
             State::Hello => "waiting for the hello",
             State::Idle => "waiting for a header",
-            State::DirPending | State::Deciding(_) | State::Verifying(_) => "deciding",
+            State::DirPending | State::LinkPending | State::Deciding(_) | State::Verifying(_) => {
+                "deciding"
+            }
             State::Data { .. } => "receiving file bytes",
             State::Trailer(_) => "waiting for the digest",
             State::Done => "finished",
@@ -166,6 +183,10 @@ impl Receiver {
                 Kind::Dir => (State::DirPending, Event::Dir(h)),
                 Kind::File => (State::Deciding(h.clone()), Event::File(h)),
             },
+            (State::Idle, Message::Link(link)) => match check_link(&link.path, &link.target) {
+                Ok(()) => (State::LinkPending, Event::Link(link)),
+                Err(reason) => (State::LinkPending, Event::UnsafeLink { link, reason }),
+            },
             (State::Idle, Message::End) => (State::Idle, Event::End),
             (State::Trailer(h), Message::Digest(d)) => {
                 if d.len() != h.algo.digest_len() {
@@ -208,6 +229,14 @@ impl Receiver {
         Message::Ack(Vec::new())
     }
 
+    /// The link of the last header is in place (made now, or the same link was there).
+    pub fn link_done(&mut self) -> Message {
+        if self.state == State::LinkPending {
+            self.state = State::Idle;
+        }
+        Message::Ack(Vec::new())
+    }
+
     /// The receiver has the file's bytes before `offset` (`offset <= size`); the sender
     /// sends the rest.
     pub fn offer(&mut self, offset: u64, origin: Origin) -> Message {
@@ -227,9 +256,9 @@ impl Receiver {
         Message::Error("internal: offer outside a file".into())
     }
 
-    /// The file is not wanted; the sender goes on with the next.
+    /// The file or link is not wanted (or not allowed); the sender goes on with the next.
     pub fn skip(&mut self, reason: impl Into<String>) -> Message {
-        if matches!(self.state, State::Deciding(_)) {
+        if matches!(self.state, State::Deciding(_) | State::LinkPending) {
             self.state = State::Idle;
         }
         Message::Skip {
@@ -261,7 +290,9 @@ impl Receiver {
     pub fn on_eof(&self) -> Close {
         match self.state {
             State::Done => Close::Complete,
-            State::Hello | State::Idle | State::DirPending => Close::BetweenFiles,
+            State::Hello | State::Idle | State::DirPending | State::LinkPending => {
+                Close::BetweenFiles
+            }
             _ => Close::MidFile,
         }
     }
@@ -271,6 +302,7 @@ fn kind_name(msg: &Message) -> &'static str {
     match msg {
         Message::Hello { .. } => "hello (V)",
         Message::Header(_) => "header (F)",
+        Message::Link(_) => "link header (F)",
         Message::Offer { .. } => "offer (O)",
         Message::Skip { .. } => "skip (S)",
         Message::Digest(_) => "digest (D)",

@@ -122,6 +122,10 @@ fn every_message_round_trips() {
         Message::Skip {
             reason: "exists".into(),
         },
+        Message::Link(Link {
+            path: path("a/l"),
+            target: b"../b/c\xff".to_vec(),
+        }),
         Message::Digest(vec![7; 32]),
         Message::Ack(vec![]),
         Message::End,
@@ -334,4 +338,101 @@ fn hashers_match_known_digests() {
         assert_eq!(d.len(), algo.digest_len());
         assert_eq!(hex(&d), want, "{algo}");
     }
+}
+
+#[test]
+fn link_targets_must_stay_inside_dir() {
+    let ok: &[(&str, &[u8])] = &[
+        ("l", b"x"),
+        ("l", b"."),
+        ("l", b"sub/dir/file"),
+        ("a/l", b".."),
+        ("a/l", b"../x"),
+        ("a/b/l", b"../../x/y"),
+        ("a/l", b"./../x//y/"),
+    ];
+    for (link, target) in ok {
+        assert_eq!(
+            check_link(&path(link), target),
+            Ok(()),
+            "{link} -> {target:?}"
+        );
+    }
+    let bad: &[(&str, &[u8], LinkError)] = &[
+        ("l", b"", LinkError::Empty),
+        ("l", b"/etc/passwd", LinkError::Absolute),
+        ("l", b"..", LinkError::Escapes),
+        ("l", b"../x", LinkError::Escapes),
+        ("a/l", b"../../x", LinkError::Escapes),
+        ("a/l", b"x/../..", LinkError::ParentAfterName),
+        ("a/l", b"up/..", LinkError::ParentAfterName),
+        ("l", b"a\0b", LinkError::Nul),
+    ];
+    for (link, target, why) in bad {
+        assert_eq!(
+            check_link(&path(link), target).as_ref(),
+            Err(why),
+            "{link} -> {target:?}"
+        );
+    }
+    assert_eq!(
+        check_link(&path("l"), &vec![b'a'; MAX_PATH + 1]),
+        Err(LinkError::TooLong)
+    );
+}
+
+#[test]
+fn link_headers_are_answered_and_unsafe_ones_skipped() {
+    let mut r = Receiver::new();
+    r.on_frame(&payload(&Message::Hello { version: VERSION }))
+        .unwrap();
+    let _ = r.hello();
+    let safe = Link {
+        path: path("a/l"),
+        target: b"../x".to_vec(),
+    };
+    assert_eq!(
+        r.on_frame(&payload(&Message::Link(safe.clone()))),
+        Ok(Event::Link(safe))
+    );
+    // Nothing else may come before the driver answers.
+    assert!(r.on_frame(&payload(&Message::End)).is_err());
+    let mut r = Receiver::new();
+    r.on_frame(&payload(&Message::Hello { version: VERSION }))
+        .unwrap();
+    let _ = r.hello();
+    let out = Link {
+        path: path("l"),
+        target: b"../../etc".to_vec(),
+    };
+    assert_eq!(
+        r.on_frame(&payload(&Message::Link(out.clone()))),
+        Ok(Event::UnsafeLink {
+            link: out,
+            reason: LinkError::Escapes
+        })
+    );
+    assert!(matches!(r.skip("no"), Message::Skip { .. }));
+    assert_eq!(r.on_eof(), Close::BetweenFiles);
+    assert_eq!(r.on_frame(&payload(&Message::End)), Ok(Event::End));
+}
+
+#[test]
+fn link_headers_with_lengths_that_do_not_add_up_are_malformed() {
+    let mut raw = payload(&Message::Link(Link {
+        path: path("l"),
+        target: b"x".to_vec(),
+    }));
+    // Claims a target longer than the frame.
+    raw[7..15].copy_from_slice(&100u64.to_be_bytes());
+    assert_eq!(Message::decode(&raw), Err(DecodeError::Malformed('F')));
+    // A target that eats the whole path leaves an empty path.
+    raw[7..15].copy_from_slice(&2u64.to_be_bytes());
+    assert!(matches!(
+        Message::decode(&raw),
+        Err(DecodeError::Path {
+            reason: PathError::Empty,
+            ..
+        })
+    ));
 }
