@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 pub(crate) struct UnixPathGuard {
     /// The path bound, removed on drop.
     path: PathBuf,
-    /// Device and inode of the socket file as bound: how drop tells "still ours" from
-    /// "replaced" (a path alone cannot).
-    id: (u64, u64),
+    /// The socket file as bound: how drop tells "still ours" from "replaced" (a path
+    /// alone cannot).
+    id: FileId,
 }
 
 impl UnixPathGuard {
@@ -27,18 +27,36 @@ impl UnixPathGuard {
     }
 }
 
-/// Device and inode of what `path` names (not following a symlink).
-fn file_id(path: &Path) -> io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
+/// Which file a path names: device and inode, and the inode's change time. The inode
+/// number alone is not enough: a file made right after the socket file was removed often
+/// gets the freed number back, and would pass for the socket. (Its type would tell a
+/// regular file apart too; the change time also tells another socket apart.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    /// Device and inode number.
+    inode: (u64, u64),
+    /// When the inode last changed (seconds, nanoseconds): set when the file is made.
+    changed: (i64, i64),
+    /// Whether it is a socket at all.
+    socket: bool,
+}
+
+/// What `path` names (not following a symlink).
+fn file_id(path: &Path) -> io::Result<FileId> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = std::fs::symlink_metadata(path)?;
-    Ok((meta.dev(), meta.ino()))
+    Ok(FileId {
+        inode: (meta.dev(), meta.ino()),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+        socket: meta.file_type().is_socket(),
+    })
 }
 
 impl Drop for UnixPathGuard {
     fn drop(&mut self) {
         // A check then a removal: a replacement in between would still be removed, a
         // window no path-based API closes; it is microseconds wide instead of a lifetime.
-        if file_id(&self.path).is_ok_and(|id| id == self.id) {
+        if file_id(&self.path).is_ok_and(|id| id == self.id && id.socket) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
