@@ -46,7 +46,8 @@ impl Server {
     /// shutdown. A peer refused for the connection limit gets `busy` (may be empty) and a
     /// close. On shutdown, tasks see [`Stopping`] and get a few seconds to finish.
     ///
-    /// The configured model and idle timeout do not apply: the task decides how it waits.
+    /// The configured model, idle and header timeouts do not apply: the task decides how it
+    /// waits.
     pub fn serve_tasks<F, Fut>(self, busy: &[u8], handle: F) -> Result<()>
     where
         F: Fn(TokioStream, Peer, Stopping) -> Fut,

@@ -4,9 +4,9 @@
 //! must therefore *complete* within [`Config::header_timeout`](super::Config) of its first
 //! byte, whatever its pace, as nginx's `client_header_timeout` bounds it.
 //!
-//! Who is in the middle of a head only the protocol knows ([`Handler::in_head`]
-//! (super::Handler::in_head)); this module keeps the time for the blocking drivers and for
-//! services that own their sockets ([`HeadClock`]). The event loops keep it in the same
+//! Who is in the middle of a head only the protocol knows
+//! ([`Handler::in_head`](super::Handler::in_head)); this module keeps the time for the
+//! blocking drivers and for services that own their sockets ([`HeadClock`]). The event loops keep it in the same
 //! sweep as the idle timeout, the `async` model as a `tokio::time` deadline.
 //!
 //! Time the server spends writing (reading suspended until a reply is out) does not count
@@ -25,7 +25,7 @@ use crate::socket::Stream;
 pub const HEAD_TIMEOUT: &str = "header timeout (head not complete in time)";
 
 /// The error of a read that the head deadline ended.
-pub fn head_timeout() -> io::Error {
+pub(crate) fn head_timeout() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, HEAD_TIMEOUT)
 }
 
