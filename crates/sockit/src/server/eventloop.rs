@@ -24,6 +24,7 @@
 //! | any     | not empty      | writable, all written         | Closing: close; else `on_drained`, then Read  |
 //! | any     | not empty      | writable, socket still full   | interest Write (no change)                    |
 //! | any     | —              | handler panicked, I/O error   | close                                         |
+//! | Open    | empty          | head past its deadline        | `on_head_timeout`, one write, close           |
 //!
 //! Level-triggered backends see each interest change as a `modify`; the edge-triggered
 //! one watches both directions from the start and never changes.
@@ -34,8 +35,9 @@
 //! for the blocking models.
 //!
 //! Memory: the read buffer and the reply scratch buffer belong to the loop, not to the
-//! connections. An idle connection holds its socket, its handler, a timestamp and an empty
-//! (unallocated) pending-output `Vec`: about a hundred bytes, so 10,000 of them fit in 1 MiB.
+//! connections. An idle connection holds its socket, its handler, two timestamps and an
+//! empty (unallocated) pending-output `Vec`: about a hundred bytes, so 10,000 of them fit
+//! in 1 MiB.
 //!
 //! Speed: in the common case a message costs one `read` and one `send` and allocates
 //! nothing: the reply is sent straight from the scratch buffer. Only when the socket takes
