@@ -43,13 +43,20 @@ impl ServerArgs {
             workers: self.workers,
             max_conns: self.max_conns,
             idle_timeout: self.idle_timeout,
+            header_timeout: None,
             access: AccessList::new(self.allow.clone(), self.deny.clone()),
         }
     }
 
     /// Binds, prints `listening on ...`, and arranges for SIGINT/SIGTERM to stop the server.
     pub fn bind(&self, endpoint: &Endpoint) -> anyhow::Result<Server> {
-        let server = Server::bind(endpoint, self.config())
+        self.bind_with(endpoint, self.config())
+    }
+
+    /// [`ServerArgs::bind`] with a configuration a command completed (options of its own
+    /// that only it has, such as a header timeout).
+    pub fn bind_with(&self, endpoint: &Endpoint, config: Config) -> anyhow::Result<Server> {
+        let server = Server::bind(endpoint, config)
             .with_context(|| format!("cannot listen on {endpoint}"))?;
         announce(&server)?;
         Ok(server)

@@ -154,6 +154,7 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers,
         max_conns: Some(options.max_connections()),
         idle_timeout: None,
+        header_timeout: None,
         access: AccessList::new(args.allow, args.deny),
     };
     let server = Server::bind(&args.addr, config)

@@ -12,9 +12,10 @@ use sockit::Endpoint;
 use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
 use sockit::proto::http::client::url::Url;
+use sockit::server::Config;
 use sockit::text::terminal_safe;
 
-use crate::args::{ServerArgs, parse_duration};
+use crate::args::{ServerArgs, parse_duration, parse_nonzero_duration};
 use crate::usage;
 
 /// HTTP/1.1 on sockit's own sockets: a client and a static file server.
@@ -85,7 +86,10 @@ struct GetArgs {
 /// Directory listings, index.html, Content-Type by extension, HEAD, keep-alive, Range,
 /// If-Modified-Since; nothing outside DIR is ever served. One log line per request on
 /// stderr after the `listening on` line. Keep-alive connections idle for 60s are closed
-/// unless --idle-timeout says otherwise.
+/// unless --idle-timeout says otherwise. A request head (request line and headers) must
+/// arrive in full within --header-timeout of its first byte, however steadily it trickles
+/// in; a client that misses it gets 408 Request Timeout (if its socket takes the answer
+/// at once) and is disconnected.
 ///
 /// Example: sockit http serve ./public 127.0.0.1:8000 --model epoll
 #[derive(Debug, clap::Args)]
@@ -99,6 +103,10 @@ struct ServeArgs {
     /// Do not log requests.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Time a request head may take from its first byte to its last (e.g. 10s, 500ms;
+    /// not 0), however steadily it arrives: slow clients cannot hold connections with it.
+    #[arg(long, default_value = "10s", value_parser = parse_nonzero_duration)]
+    header_timeout: Duration,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -205,7 +213,11 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     args.server.idle_timeout.get_or_insert(DEFAULT_IDLE);
     let log = if args.quiet { Log::Quiet } else { Log::Stderr };
     let files = FileServer::new(&args.dir, log).map_err(usage)?;
-    let server = args.server.bind(&args.addr)?;
+    let config = Config {
+        header_timeout: Some(args.header_timeout),
+        ..args.server.config()
+    };
+    let server = args.server.bind_with(&args.addr, config)?;
     server.serve(files)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,11 @@ pub struct Args {
     /// half-open sender must not hold its slot forever.
     #[arg(long, default_value = "2m", value_parser = parse_nonzero_duration)]
     idle_timeout: Duration,
+    /// Time the sender's greeting and each file's header may take from first byte to last
+    /// (e.g. 10s, 500ms; not 0), however steadily they arrive; file contents keep to
+    /// --idle-timeout alone.
+    #[arg(long, default_value = "10s", value_parser = parse_nonzero_duration)]
+    header_timeout: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -74,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // Without -k, one sender: a second one is turned away while the first is served.
         max_conns: Some(if args.keep_open { args.max_conns } else { 1 }),
         idle_timeout: Some(args.idle_timeout),
+        header_timeout: Some(args.header_timeout),
         ..Config::default()
     };
     let server = Server::bind(&args.addr, config)

@@ -3,7 +3,7 @@
 //! against `http serve` (10 MiB byte-exact, HEAD, -f); curl against `http serve` under
 //! several models for listings, ranges, 304, 404, keep-alive and every traversal attempt.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -1125,5 +1125,173 @@ fn http_get_tls_errors_are_one_sentence() {
         for raw in ["Other(", "OtherError", "{", "Context", "::"] {
             assert!(!err.contains(raw), "{served}: {err:?} has {raw:?}");
         }
+    }
+}
+
+/// How a trickling client's connection ended.
+#[derive(Debug)]
+struct Trickled {
+    /// From the first byte of the head to the server's close.
+    took: std::time::Duration,
+    /// What the server sent before closing (a 408, or nothing).
+    got: Vec<u8>,
+}
+
+/// Sends a request line, then one header byte every 200 ms, never finishing the head,
+/// until the server closes the connection; `None` if it has not within `limit`. Every
+/// byte resets an idle timer, so only a deadline on the head as a whole ends this.
+fn trickle(addr: &str, limit: std::time::Duration) -> Option<Trickled> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut header = b"X-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+    while started.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                return Some(Trickled {
+                    took: started.elapsed(),
+                    got,
+                });
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            // Reset: closed with the rest of the head unread.
+            Err(_) => {
+                return Some(Trickled {
+                    took: started.elapsed(),
+                    got,
+                });
+            }
+        }
+        if got.is_empty() && s.write_all(&[*header.next().unwrap()]).is_err() {
+            return Some(Trickled {
+                took: started.elapsed(),
+                got,
+            });
+        }
+    }
+    None
+}
+
+/// Asks for `/hello.txt` once; whether it was answered.
+fn served(addr: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got.starts_with(b"HTTP/1.1 200 ") && got.ends_with(b"hello\n")
+}
+
+#[test]
+fn http_serve_cuts_a_request_head_that_trickles_past_the_header_timeout() {
+    let tmp = TempDir::new("http-trickle");
+    std::fs::write(tmp.path("hello.txt"), "hello\n").unwrap();
+    let root = tmp.0.to_str().unwrap().to_owned();
+    for model in MODELS {
+        let server = Server::start(&[
+            "http",
+            "serve",
+            &root,
+            "127.0.0.1:0",
+            "-q",
+            "--model",
+            model,
+            "--header-timeout",
+            "1s",
+            "--idle-timeout",
+            "5s",
+        ]);
+        let addr = server.addr();
+        let slow = {
+            let addr = addr.clone();
+            std::thread::spawn(move || trickle(&addr, std::time::Duration::from_secs(4)))
+        };
+        if *model != "blocking" {
+            // Served meanwhile: the slow head holds its own connection only.
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            assert!(served(&addr), "{model}: a normal client was not served");
+        }
+        let cut = slow.join().unwrap();
+        let Some(Trickled { took, got }) = cut else {
+            panic!("{model}: a head trickling for 4s was never cut");
+        };
+        assert!(
+            took >= std::time::Duration::from_millis(900)
+                && took <= std::time::Duration::from_millis(2500),
+            "{model}: cut after {took:?}"
+        );
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            got.is_empty()
+                || (text.starts_with("HTTP/1.1 408 ")
+                    && text.contains("\r\nConnection: close\r\n")),
+            "{model}: answered {text}"
+        );
+        if *model == "blocking" {
+            assert!(served(&addr), "{model}: not served after the cut");
+        }
+        assert!(server.stop().0.success(), "{model}");
+    }
+}
+
+#[test]
+fn slow_heads_cannot_fill_max_conns() {
+    let tmp = TempDir::new("http-slow-full");
+    std::fs::write(tmp.path("hello.txt"), "hello\n").unwrap();
+    let root = tmp.0.to_str().unwrap().to_owned();
+    for model in MODELS.iter().filter(|m| **m != "blocking") {
+        let server = Server::start(&[
+            "http",
+            "serve",
+            &root,
+            "127.0.0.1:0",
+            "-q",
+            "--model",
+            model,
+            "--max-conns",
+            "4",
+            "--header-timeout",
+            "1s",
+            "--idle-timeout",
+            "30s",
+        ]);
+        let addr = server.addr();
+        let slow: Vec<_> = (0..4)
+            .map(|_| {
+                let addr = addr.clone();
+                std::thread::spawn(move || trickle(&addr, std::time::Duration::from_secs(5)))
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(
+            !served(&addr),
+            "{model}: a fifth client was served while four were slow"
+        );
+        let started = std::time::Instant::now();
+        while !served(&addr) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(4),
+                "{model}: four slow heads held the server full"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for t in slow {
+            assert!(
+                t.join().unwrap().is_some(),
+                "{model}: a slow head was never cut"
+            );
+        }
+        assert!(server.stop().0.success(), "{model}");
     }
 }

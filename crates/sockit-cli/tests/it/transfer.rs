@@ -1180,3 +1180,74 @@ fn send_names_and_counts_what_it_skips() {
     assert!(line.contains("skipped 3: "), "{line}");
     assert!(std::fs::symlink_metadata(dir.join("tree/dangling")).is_err());
 }
+
+/// Writes `frame` to `s` one byte every 200 ms, starting the clock at its first byte,
+/// until the receiver closes the connection; how long that took, or `None` if the whole
+/// frame went out (or 5 s passed) without a close.
+fn trickle_frame(s: &mut TcpStream, frame: &[u8]) -> Option<Duration> {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut bytes = frame.iter();
+    let mut answered = false;
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(5) {
+        if !answered {
+            let byte = bytes.next()?;
+            if s.write_all(&[*byte]).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            // The receiver's refusal, before it closes.
+            Ok(_) => answered = true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn recv_cuts_a_transfer_header_that_trickles() {
+    let tmp = TempDir::new("xfer-trickle");
+    let dir = tmp.path("dir");
+    let recv = Recv::start(
+        &dir,
+        &["-k", "--header-timeout", "1s", "--idle-timeout", "5s"],
+    );
+    let in_time = |took: Option<Duration>, what: &str| {
+        let took = took.unwrap_or_else(|| panic!("{what}: never cut"));
+        assert!(
+            took >= Duration::from_millis(900) && took <= Duration::from_millis(2500),
+            "{what}: cut after {took:?}"
+        );
+    };
+    // The first frame (the hello's place), announced long and sent a byte at a time.
+    let mut s = TcpStream::connect(&recv.addr).unwrap();
+    let mut first = 50u32.to_be_bytes().to_vec();
+    first.extend_from_slice(&[0u8; 50]);
+    in_time(trickle_frame(&mut s, &first), "hello");
+    recv.wait_stderr("header timeout");
+    // A file header after a proper hello; its contents would keep the idle timeout.
+    let mut s = RawSender::connect(&recv.addr);
+    in_time(
+        trickle_frame(&mut s.stream, &file_header(&"n".repeat(200), 10)),
+        "file header",
+    );
+    recv.wait_stderr("header timeout");
+    // Meanwhile, and after, a real sender is served.
+    let file = tmp.path("f");
+    random_file(&file, 100_000);
+    let (status, _, err) = send(&[os(&recv.addr), file.as_os_str()]);
+    assert!(status.success(), "{err}");
+    let (_, printed, _) = recv.stop();
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+}

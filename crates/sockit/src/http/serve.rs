@@ -97,6 +97,7 @@ impl Service for FileServer {
             peer: peer.to_string(),
             buf: Vec::new(),
             skip: 0,
+            partial: false,
         }
     }
 }
@@ -109,6 +110,9 @@ pub struct FileHandler {
     buf: Vec<u8>,
     /// Request body bytes still to discard.
     skip: u64,
+    /// Whether `buf` ends in part of a request head: what [`Handler::in_head`] answers, so
+    /// the driver holds a head that trickles in to the header timeout.
+    partial: bool,
 }
 
 impl Handler for FileHandler {
@@ -129,6 +133,22 @@ impl Handler for FileHandler {
         // a time as before (`on_drained` goes on after end of stream).
         self.answer(out);
     }
+
+    fn in_head(&self) -> bool {
+        self.partial
+    }
+
+    fn on_head_timeout(&mut self, out: &mut Output) {
+        self.buf.clear();
+        self.partial = false;
+        let req = Request {
+            method: "-".into(),
+            target: "-".into(),
+            minor_version: 1,
+            headers: Vec::new(),
+        };
+        self.error(out, &req, 408);
+    }
 }
 
 impl FileHandler {
@@ -136,6 +156,9 @@ impl FileHandler {
     /// [`MAX_BYTES_QUEUED`] is reached (the rest waits for [`Handler::on_drained`]).
     fn answer(&mut self, out: &mut Output) -> Flow {
         let mut start = 0;
+        // Only an incomplete head counts: complete requests held back for the output to
+        // drain are the server's delay, not the peer's.
+        let mut partial = false;
         let flow = loop {
             if self.skip > 0 {
                 let n =
@@ -150,7 +173,13 @@ impl FileHandler {
                 break Flow::Continue;
             }
             match parse_request(&self.buf[start..]) {
-                Ok(None) => break Flow::Continue,
+                Ok(None) => {
+                    // Stray line ends between requests are no head yet.
+                    partial = self.buf[start..]
+                        .iter()
+                        .any(|b| !matches!(b, b'\r' | b'\n'));
+                    break Flow::Continue;
+                }
                 Ok(Some((req, n))) => {
                     start += n;
                     match req.body_len() {
@@ -185,6 +214,7 @@ impl FileHandler {
                 }
             }
         };
+        self.partial = partial && flow == Flow::Continue;
         if flow == Flow::Close {
             // Nothing after a closing response is answered, even when called again after
             // end of stream (`on_eof` has no `Flow` to say so).

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use super::head::{head_timeout, last_words};
 use super::output::Progress;
 use super::{Config, Flow, GRACE, Handler, Output, Server, Service, Sockets};
 use crate::error::{Error, Result};
@@ -44,7 +46,8 @@ impl Server {
     /// shutdown. A peer refused for the connection limit gets `busy` (may be empty) and a
     /// close. On shutdown, tasks see [`Stopping`] and get a few seconds to finish.
     ///
-    /// The configured model and idle timeout do not apply: the task decides how it waits.
+    /// The configured model, idle and header timeouts do not apply: the task decides how it
+    /// waits.
     pub fn serve_tasks<F, Fut>(self, busy: &[u8], handle: F) -> Result<()>
     where
         F: Fn(TokioStream, Peer, Stopping) -> Fut,
@@ -119,8 +122,11 @@ async fn drive<H: Handler>(
     let mut flow = handler.on_connect(&mut out);
     // End of stream seen: what is queued (and what `on_drained` adds) is written, then done.
     let mut ending = false;
+    // When the head in progress must be complete (see `Handler::in_head`).
+    let mut head_deadline: Option<Instant> = None;
     loop {
         // Write what the handler queued, and let it go on once that is out.
+        let wrote = !out.is_empty();
         while !out.is_empty() {
             write_output(&stream, &mut out, config.idle_timeout).await?;
             if flow == Flow::Continue {
@@ -130,26 +136,60 @@ async fn drive<H: Handler>(
         if flow != Flow::Continue || ending {
             break;
         }
+        if let (true, Some(_), Some(t)) = (wrote, head_deadline, config.header_timeout) {
+            // The peer could not be heard while the reply went out: its head starts afresh.
+            head_deadline = Some(Instant::now() + t);
+        }
+        let idle_deadline = config.idle_timeout.map(|t| Instant::now() + t);
+        // Whichever comes first; `true` if it is the head's.
+        let deadline = match (idle_deadline, head_deadline) {
+            (Some(i), Some(h)) if i < h => Some((i, false)),
+            (_, Some(h)) => Some((h, true)),
+            (i, None) => i.map(|i| (i, false)),
+        };
         let read = async {
-            match config.idle_timeout {
-                Some(t) => tokio::time::timeout(t, stream.read(&mut buf))
+            match deadline {
+                Some((at, head)) => tokio::time::timeout_at(at, stream.read(&mut buf))
                     .await
                     .unwrap_or_else(|_| {
-                        Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))
+                        Err(if head {
+                            head_timeout()
+                        } else {
+                            io::Error::new(io::ErrorKind::TimedOut, "idle timeout")
+                        })
                     }),
                 None => stream.read(&mut buf).await,
             }
         };
         // Shutdown reads as end of stream: the handler says its last words, they are sent.
-        let n = tokio::select! {
-            r = read => r?,
-            _ = stopping.wait() => 0,
+        let read = tokio::select! {
+            r = read => r,
+            _ = stopping.wait() => Ok(0),
+        };
+        let n = match read {
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut
+                    && head_deadline.is_some_and(|h| Instant::now() >= h) =>
+            {
+                let mut last = Output::new();
+                handler.on_head_timeout(&mut last);
+                last_words(stream.as_fd(), &mut last);
+                return Err(head_timeout());
+            }
+            r => r?,
         };
         if n == 0 {
             handler.on_eof(&mut out);
             ending = true;
         } else {
             flow = handler.on_data(&buf[..n], &mut out);
+            if let Some(t) = config.header_timeout {
+                head_deadline = match (handler.in_head(), head_deadline) {
+                    (false, _) => None,
+                    (true, None) => Some(Instant::now() + t),
+                    (true, keep) => keep,
+                };
+            }
         }
     }
     stream.shutdown().await

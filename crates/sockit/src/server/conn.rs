@@ -8,6 +8,7 @@ use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::head::{HeadClock, last_words};
 use super::output::Progress;
 use super::{Config, Ctx, Flow, Handler, Output};
 use crate::error::{Error, Result};
@@ -35,6 +36,8 @@ fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Res
     // thread (a process under fork) as surely as one that stops sending.
     stream.set_read_timeout(config.idle_timeout)?;
     stream.set_write_timeout(config.idle_timeout)?;
+    // Heads are held to their deadline by shortening the read timeout while one arrives.
+    let mut heads = HeadClock::new(config.idle_timeout, config.header_timeout);
     let mut buf = vec![0u8; READ_BUF];
     let mut out = Output::new();
     let mut flow = handler.on_connect(&mut out);
@@ -42,6 +45,7 @@ fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Res
     let mut ending = false;
     loop {
         // Write what the handler queued, and let it go on once that is out.
+        let wrote = !out.is_empty();
         while !out.is_empty() {
             if out.write_to(stream.as_fd())? == Progress::Blocked {
                 // A blocking socket says "would block" only when SO_SNDTIMEO expired.
@@ -54,23 +58,47 @@ fn run<H: Handler>(stream: &Stream, handler: &mut H, config: &Config) -> io::Res
                 flow = handler.on_drained(&mut out);
             }
         }
+        if wrote {
+            heads.restart();
+        }
         if flow != Flow::Continue || ending {
             return Ok(());
         }
+        if heads.overdue() {
+            return Err(head_missed(stream, handler, heads.timed_out()));
+        }
+        heads.before_read(stream)?;
         match (&*stream).read(&mut buf) {
             Ok(0) => {
                 handler.on_eof(&mut out);
                 ending = true;
             }
-            Ok(n) => flow = handler.on_data(&buf[..n], &mut out),
+            Ok(n) => {
+                flow = handler.on_data(&buf[..n], &mut out);
+                if heads.is_on() {
+                    heads.after_read(stream, handler.in_head())?;
+                }
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // SO_RCVTIMEO expiring: the idle timeout.
+            // SO_RCVTIMEO expiring: the idle timeout, or the head deadline.
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                return Err(io::Error::new(ErrorKind::TimedOut, "idle timeout"));
+                if heads.overdue() {
+                    return Err(head_missed(stream, handler, heads.timed_out()));
+                }
+                return Err(heads.timed_out());
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Ends a connection whose head missed its deadline: the handler's last words get one
+/// attempt that never waits, then `why` ends the connection.
+fn head_missed<H: Handler>(stream: &Stream, handler: &mut H, why: io::Error) -> io::Error {
+    let mut out = Output::new();
+    handler.on_head_timeout(&mut out);
+    last_words(stream.as_fd(), &mut out);
+    why
 }
 
 /// The accept loop of the blocking models: waits for a connection or shutdown, admits it

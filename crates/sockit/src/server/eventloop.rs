@@ -24,6 +24,7 @@
 //! | any     | not empty      | writable, all written         | Closing: close; else `on_drained`, then Read  |
 //! | any     | not empty      | writable, socket still full   | interest Write (no change)                    |
 //! | any     | —              | handler panicked, I/O error   | close                                         |
+//! | Open    | empty          | head past its deadline        | `on_head_timeout`, one write, close           |
 //!
 //! Level-triggered backends see each interest change as a `modify`; the edge-triggered
 //! one watches both directions from the start and never changes.
@@ -34,8 +35,9 @@
 //! for the blocking models.
 //!
 //! Memory: the read buffer and the reply scratch buffer belong to the loop, not to the
-//! connections. An idle connection holds its socket, its handler, a timestamp and an empty
-//! (unallocated) pending-output `Vec`: about a hundred bytes, so 10,000 of them fit in 1 MiB.
+//! connections. An idle connection holds its socket, its handler, two timestamps and an
+//! empty (unallocated) pending-output `Vec`: about a hundred bytes, so 10,000 of them fit
+//! in 1 MiB.
 //!
 //! Speed: in the common case a message costs one `read` and one `send` and allocates
 //! nothing: the reply is sent straight from the scratch buffer. Only when the socket takes
@@ -54,10 +56,11 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
+use super::head::last_words;
 use super::output::Progress;
 use super::poller::{BATCH, Epoll, Event, Interest, Poll, Poller, Ready, Select, Token, Trigger};
 use super::slab::Slab;
-use super::{Ctx, Flow, GRACE, Handler, Model, Output, Service};
+use super::{Ctx, Flow, GRACE, HEAD_TIMEOUT, Handler, Model, Output, Service};
 use crate::error::{Error, Result};
 use crate::socket::gate::Slot;
 use crate::socket::{Listener, Stream};
@@ -169,6 +172,9 @@ struct Conn<H> {
     phase: Phase,
     /// When the connection last read or wrote, in milliseconds of the loop clock.
     last_active: u64,
+    /// When the head in progress began (loop clock), or [`NEVER`] when none is: the same
+    /// timestamps as `last_active`, so timing heads costs no clock read of its own.
+    head_since: u64,
     /// The unwritten rest of a reply; empty and unallocated in the common case.
     pending: Output,
     /// The protocol logic, fed the bytes read and asked for replies.
@@ -198,14 +204,21 @@ enum Accepting {
     Stopped,
 }
 
-/// The idle-timeout bookkeeping: a sweep every quarter timeout over coarse timestamps,
-/// instead of a timer per connection or a clock read per message.
+/// No time at all: a timeout that is not configured, a head that is not in progress.
+const NEVER: u64 = u64::MAX;
+
+/// The timeout bookkeeping (idle connections, heads past their deadline): a sweep every
+/// quarter of the shorter timeout over coarse timestamps, instead of a timer per
+/// connection or a clock read per message.
 #[derive(Debug, Clone, Copy)]
 struct Idle {
-    /// A connection silent for this long is closed.
+    /// A connection silent for this long is closed ([`NEVER`]: no idle timeout).
     timeout_ms: u64,
-    /// Time between sweeps: a quarter of the timeout, so a connection overstays by 25% at
-    /// most.
+    /// A head in progress for this long is cut ([`NEVER`]: no header timeout); also
+    /// checked whenever the connection reads, so a trickling head is cut on time.
+    head_ms: u64,
+    /// Time between sweeps: a quarter of the shorter timeout, so a connection overstays
+    /// by 25% at most.
     every_ms: u64,
     /// When the next sweep is due, in loop-clock milliseconds.
     next_sweep: u64,
@@ -235,7 +248,7 @@ pub(crate) struct EventLoop<'a, P: Poller, S: Service> {
     /// Whether the listener is watched (paused when descriptors run out, stopped at
     /// shutdown).
     accepting: Accepting,
-    /// The idle-timeout sweep, when an idle timeout is configured.
+    /// The timeout sweep, when an idle or header timeout is configured.
     idle: Option<Idle>,
     /// The loop clock, read once per wake-up and only when something is timed.
     start: Instant,
@@ -253,11 +266,14 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         ctx: &'a Ctx<'a>,
         listener: Option<&'a Listener>,
     ) -> Self {
-        let idle = ctx.config.idle_timeout.map(|t| {
-            let timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
-            let every_ms = (timeout_ms / 4).max(1);
+        let ms = |t: Duration| u64::try_from(t.as_millis()).unwrap_or(NEVER - 1).max(1);
+        let timeout_ms = ctx.config.idle_timeout.map_or(NEVER, ms);
+        let head_ms = ctx.config.header_timeout.map_or(NEVER, ms);
+        let idle = (timeout_ms != NEVER || head_ms != NEVER).then(|| {
+            let every_ms = (timeout_ms.min(head_ms) / 4).max(1);
             Idle {
                 timeout_ms,
+                head_ms,
                 every_ms,
                 next_sweep: every_ms,
             }
@@ -325,6 +341,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             fd,
             phase: Phase::Open,
             last_active: self.now,
+            head_since: NEVER,
             pending: Output::new(),
             handler,
             _slot: slot,
@@ -427,7 +444,14 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                     conn.last_active = self.now;
                     return;
                 }
-                Ok(Progress::Done) => conn.last_active = self.now,
+                Ok(Progress::Done) => {
+                    conn.last_active = self.now;
+                    // Reading was suspended while the reply went out: the peer could not be
+                    // heard, so the head in progress starts afresh.
+                    if conn.head_since != NEVER {
+                        conn.head_since = self.now;
+                    }
+                }
             }
             if conn.phase == Phase::Closing {
                 return self.close_quietly(idx);
@@ -452,6 +476,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
     /// Reads and handles what arrived: once for level-triggered backends, until the socket
     /// is drained for edge-triggered ones.
     fn read(&mut self, idx: usize, trigger: Trigger, ready: Ready) {
+        let head_ms = self.idle.map_or(NEVER, |i| i.head_ms);
         loop {
             let Some(conn) = self.conns.get_mut(idx) else {
                 return;
@@ -466,6 +491,10 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
                 Err(e) => return self.close(idx, &e.into()),
             };
             conn.last_active = self.now;
+            // Bytes that arrive after the head's deadline are late, whatever they say.
+            if n > 0 && head_ms != NEVER && late(conn.head_since, head_ms, self.now) {
+                return self.head_missed(idx);
+            }
             let data = &self.buf[..n];
             // `None`: end of stream.
             let flow = contained(&mut self.out, |out| {
@@ -479,6 +508,13 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             let Some(flow) = flow else {
                 return self.close_quietly(idx);
             };
+            if n > 0 && head_ms != NEVER {
+                if !conn.handler.in_head() {
+                    conn.head_since = NEVER;
+                } else if conn.head_since == NEVER {
+                    conn.head_since = self.now;
+                }
+            }
             let replied = !self.out.is_empty();
             let sent = send_out(&conn.fd, &mut self.out, &mut conn.pending);
             if let Err(e) = sent {
@@ -591,6 +627,19 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
         }
     }
 
+    /// Ends a connection whose head missed its deadline: the handler's last words get
+    /// one attempt that never waits, then the connection is closed.
+    fn head_missed(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if contained(&mut self.out, |out| conn.handler.on_head_timeout(out)).is_some() {
+            last_words(conn.fd.as_fd(), &mut self.out);
+        }
+        tracing::debug!("{HEAD_TIMEOUT}; connection closed");
+        self.close_quietly(idx);
+    }
+
     fn close(&mut self, idx: usize, why: &io::Error) {
         tracing::debug!(error = %why, "connection ended");
         self.close_quietly(idx);
@@ -623,6 +672,7 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
 
     /// Reads the clock, once per wake-up, if anything is timed.
     fn tick(&mut self) {
+        // `idle` is set when either timeout is: heads use the same clock.
         if self.idle.is_some() || self.accepting != Accepting::Yes {
             self.now = self.elapsed_ms();
         }
@@ -652,15 +702,24 @@ impl<'a, P: Poller, S: Service> EventLoop<'a, P, S> {
             return;
         }
         idle.next_sweep = self.now + idle.every_ms;
-        let timeout = idle.timeout_ms;
+        let Idle {
+            timeout_ms,
+            head_ms,
+            ..
+        } = *idle;
         for idx in 0..self.conns.end() {
-            let expired = self
-                .conns
-                .get(idx)
-                .is_some_and(|c| self.now.saturating_sub(c.last_active) >= timeout);
-            if expired {
+            let Some(c) = self.conns.get(idx) else {
+                continue;
+            };
+            if late(c.last_active, timeout_ms, self.now) {
                 tracing::debug!("connection idle too long; closed");
                 self.close_quietly(idx);
+            } else if c.phase == Phase::Open
+                // A reply still going out is the server's time, not the peer's.
+                && c.pending.is_empty()
+                && late(c.head_since, head_ms, self.now)
+            {
+                self.head_missed(idx);
             }
         }
     }
@@ -737,6 +796,11 @@ fn contained<R>(out: &mut Output, f: impl FnOnce(&mut Output) -> R) -> Option<R>
         tracing::error!("connection handler panicked; connection closed");
     }
     r
+}
+
+/// Whether `timeout_ms` has passed since `since` at `now` (never, if either is [`NEVER`]).
+fn late(since: u64, timeout_ms: u64, now: u64) -> bool {
+    since != NEVER && timeout_ms != NEVER && now.saturating_sub(since) >= timeout_ms
 }
 
 /// Accepts one connection and makes it non-blocking.

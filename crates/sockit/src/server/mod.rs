@@ -41,6 +41,7 @@ mod conn;
 mod datagram;
 mod eventloop;
 mod fork;
+mod head;
 mod output;
 mod poller;
 mod slab;
@@ -52,6 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use r#async::Stopping;
+pub use head::{HEAD_TIMEOUT, HeadClock};
 pub use output::Output;
 
 use crate::addr::{Endpoint, Transport};
@@ -173,6 +175,10 @@ pub struct Config {
     pub max_conns: Option<usize>,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout: Option<Duration>,
+    /// A head (see [`Handler::in_head`]) must complete within this long of its first
+    /// byte, however steadily its bytes trickle in: the idle timeout measures silence, so
+    /// without this a peer sending a byte a second holds its connection for ever.
+    pub header_timeout: Option<Duration>,
     /// Which client networks may connect.
     pub access: AccessList,
 }
@@ -184,6 +190,7 @@ impl Default for Config {
             workers: None,
             max_conns: None,
             idle_timeout: None,
+            header_timeout: None,
             access: AccessList::default(),
         }
     }
@@ -238,6 +245,22 @@ pub trait Handler: Send + 'static {
     fn on_eof(&mut self, out: &mut Output) {
         let _ = out;
     }
+
+    /// Whether the peer is in the middle of a head: part of a request's head has arrived,
+    /// not all of it. Asked after every `on_data`; while it answers `true` the driver
+    /// holds the head to [`Config::header_timeout`], counted from the read that began it
+    /// (time the server spends writing a reply does not count). The default, `false`,
+    /// leaves the connection to the idle timeout alone.
+    fn in_head(&self) -> bool {
+        false
+    }
+
+    /// The head in progress missed [`Config::header_timeout`]; last words (an HTTP 408)
+    /// may go into `out`. Every model then makes one attempt to write them that never
+    /// waits (what the socket does not take at once is dropped) and closes the connection.
+    fn on_head_timeout(&mut self, out: &mut Output) {
+        let _ = out;
+    }
 }
 
 /// Makes a [`Handler`] for each connection; shared by every thread, loop or process.
@@ -279,8 +302,10 @@ pub enum Reply {
 /// of every connection is shut, so `handle` sees end of stream and can finish cleanly.
 pub trait StreamService: Send + Sync + 'static {
     /// Serves one connection to its end. The read timeout is already set to the idle
-    /// timeout, so a silent peer makes a read fail with `WouldBlock`.
-    fn handle(&self, stream: Stream, peer: &Peer);
+    /// timeout, so a silent peer makes a read fail with `WouldBlock`; `heads` holds the
+    /// service's heads (whatever it calls them) to [`Config::header_timeout`], if the
+    /// service brackets its reads with it.
+    fn handle(&self, stream: Stream, peer: &Peer, heads: HeadClock);
 }
 
 /// A bound server, ready to serve under its model.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::conn::{Registry, accept_each, drive};
-use super::{Config, Ctx, Service, StreamService};
+use super::{Config, Ctx, HeadClock, Service, StreamService};
 use crate::error::Result;
 use crate::socket::{Listener, Peer, Stream};
 
@@ -26,7 +26,8 @@ pub(crate) struct Driven<S> {
 }
 
 impl<S: Service> StreamService for Driven<S> {
-    fn handle(&self, stream: Stream, peer: &Peer) {
+    fn handle(&self, stream: Stream, peer: &Peer, _heads: HeadClock) {
+        // The driver keeps its own clock, from the same configuration.
         drive(&stream, peer, self.service.handler(peer), &self.config);
     }
 }
@@ -40,6 +41,7 @@ pub(crate) fn serve<S: StreamService>(
     let registry = Arc::new(Registry::default());
     registry.watch(ctx.shutdown);
     let idle = ctx.config.idle_timeout;
+    let header = ctx.config.header_timeout;
     let result = accept_each(
         listener,
         &ctx,
@@ -57,7 +59,7 @@ pub(crate) fn serve<S: StreamService>(
                         tracing::debug!(%peer, error = %e, "cannot set the idle timeout");
                         return;
                     }
-                    service.handle(stream, &peer);
+                    service.handle(stream, &peer, HeadClock::new(idle, header));
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "cannot start a connection thread; connection dropped");

@@ -19,7 +19,7 @@ use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Close, Event, Header, Link, Message, Origin, ProtocolError, RelPath, Want,
 };
-use crate::server::StreamService;
+use crate::server::{HeadClock, StreamService};
 use crate::socket::{Peer, Stream};
 
 /// How long a partial file locked by another session is waited for before the sender is
@@ -146,12 +146,19 @@ impl Receiver {
         }
     }
 
-    /// Runs one session on `stream` to its end; with what it brought in.
-    pub fn session(&self, stream: Stream, peer: &Peer) -> (Result<Close, TransferError>, Tally) {
+    /// Runs one session on `stream` to its end, with what it brought in; every control
+    /// frame (the hello, each file's header, digests) must complete within `heads`' header
+    /// timeout of its first byte, while file contents keep to the idle timeout alone.
+    pub fn session(
+        &self,
+        stream: Stream,
+        peer: &Peer,
+        heads: HeadClock,
+    ) -> (Result<Close, TransferError>, Tally) {
         let mut s = Session {
             rx: self,
             peer,
-            conn: Conn::new(stream),
+            conn: Conn::new(stream, heads),
             sm: proto::Receiver::new(),
             pipe: None,
             file: None,
@@ -170,8 +177,8 @@ impl Receiver {
 }
 
 impl StreamService for Receiver {
-    fn handle(&self, stream: Stream, peer: &Peer) {
-        let (result, tally) = self.session(stream, peer);
+    fn handle(&self, stream: Stream, peer: &Peer, heads: HeadClock) {
+        let (result, tally) = self.session(stream, peer, heads);
         (self.events)(RecvEvent::Ended {
             peer,
             tally: &tally,
@@ -185,19 +192,39 @@ struct Conn {
     stream: Stream,
     buf: BytesMut,
     codec: LengthCodec,
+    /// Holds each control frame to the header timeout: a sender trickling a frame a byte
+    /// at a time would otherwise never trip the idle timeout.
+    heads: HeadClock,
 }
 
 impl Conn {
-    fn new(stream: Stream) -> Conn {
+    fn new(stream: Stream, heads: HeadClock) -> Conn {
         Conn {
             stream,
             buf: BytesMut::with_capacity(8192),
             codec: proto::codec(),
+            heads,
         }
     }
 
+    /// Reads one frame, which must complete within the header timeout of its first byte.
     fn read_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
-        self.codec.read_frame(&mut &self.stream, &mut self.buf)
+        if !self.buf.is_empty() {
+            // Part of it came with the previous read: it has begun.
+            self.heads.begin();
+        }
+        let mut reader = HeadReader {
+            stream: &self.stream,
+            heads: &mut self.heads,
+        };
+        let frame = self.codec.read_frame(&mut reader, &mut self.buf);
+        // Done (or failed): the socket gets its idle timeout back for file contents.
+        if let Err(e) = self.heads.end(&self.stream)
+            && frame.is_ok()
+        {
+            return Err(FrameError::Io(e));
+        }
+        frame
     }
 
     fn send(&mut self, msg: &Message) -> io::Result<()> {
@@ -220,6 +247,32 @@ impl Conn {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+/// The socket as the frame reader sees it: each read is bounded by what the frame in
+/// progress has left of the header timeout, and the first byte starts the clock.
+struct HeadReader<'a> {
+    /// The connection's socket (blocking, with the idle timeout as its read timeout).
+    stream: &'a Stream,
+    /// The frame's deadline.
+    heads: &'a mut HeadClock,
+}
+
+impl Read for HeadReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.heads.before_read(self.stream)?;
+        match (&*self.stream).read(buf) {
+            Ok(n) => {
+                if n > 0 {
+                    self.heads.begin();
+                }
+                Ok(n)
+            }
+            // SO_RCVTIMEO expiring: the idle timeout, or the frame's deadline.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(self.heads.timed_out()),
+            Err(e) => Err(e),
         }
     }
 }

@@ -367,3 +367,75 @@ fn select_never_watches_a_descriptor_beyond_fd_setsize() {
     })
     .unwrap();
 }
+
+/// Echoes whole lines; a line in progress is a head, and one that misses its deadline is
+/// answered `late`.
+struct Lines(Vec<u8>);
+
+impl Handler for Lines {
+    fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
+        self.0.extend_from_slice(data);
+        if let Some(end) = self.0.iter().rposition(|&b| b == b'\n') {
+            out.extend(self.0.drain(..=end));
+        }
+        Flow::Continue
+    }
+    fn in_head(&self) -> bool {
+        !self.0.is_empty()
+    }
+    fn on_head_timeout(&mut self, out: &mut Output) {
+        out.extend_from_slice(b"late\n");
+    }
+}
+
+struct LinesService;
+
+impl Service for LinesService {
+    type Handler = Lines;
+    fn handler(&self, _peer: &Peer) -> Lines {
+        Lines(Vec::new())
+    }
+}
+
+#[test]
+fn a_head_that_trickles_is_cut_at_its_deadline() {
+    for b in BACKENDS {
+        let (client, server) = pair();
+        let config = Config {
+            idle_timeout: Some(Duration::from_secs(5)),
+            header_timeout: Some(Duration::from_millis(300)),
+            ..Config::default()
+        };
+        with_loop(b, LinesService, config, server, |_| {
+            (&client).write_all(b"one\n").unwrap();
+            assert_eq!(read_n(&client, 4), b"one\n", "{b}");
+            client
+                .set_read_timeout(Some(Duration::from_millis(30)))
+                .unwrap();
+            let start = Instant::now();
+            let mut got = Vec::new();
+            // A byte every 30 ms: never idle, never a whole line.
+            loop {
+                assert!(start.elapsed() < Duration::from_secs(3), "{b}: never cut");
+                let _ = (&client).write_all(b"x");
+                let mut buf = [0u8; 16];
+                match (&client).read(&mut buf) {
+                    // Reset: closed with the rest of the line unread (after `late`,
+                    // which a Unix socket still delivers first).
+                    Ok(0) => break,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{b}: {e}"),
+                }
+            }
+            let took = start.elapsed();
+            assert_eq!(got, b"late\n", "{b}");
+            assert!(
+                took >= Duration::from_millis(280) && took < Duration::from_secs(2),
+                "{b}: cut after {took:?}"
+            );
+        })
+        .unwrap();
+    }
+}
