@@ -1,4 +1,4 @@
-//! Seed 003's select-based server: one thread watches every connection with `select(2)`
+//! The classic tutorials' select-based server: one thread watches every connection with `select(2)`
 //! and answers each message upper-cased.
 //!
 //! Run: `cargo run -p sockit --example select_server -- 127.0.0.1:9999`

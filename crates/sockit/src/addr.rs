@@ -1,4 +1,4 @@
-//! Endpoints: the one address syntax every command takes (SPEC §2).
+//! Endpoints: the one address syntax every command takes (`docs/addresses.md`).
 //!
 //! ```text
 //! HOST:PORT | tcp://HOST:PORT   TCP        ([::1]:PORT for IPv6, port 0 = any free port)

@@ -3,7 +3,7 @@
 //! code ([`LengthCodec::read_frame`]) and, from the same implementation, as tokio-util
 //! [`Decoder`]/[`Encoder`]s.
 //!
-//! # Length-prefixed frames (SPEC §5)
+//! # Length-prefixed frames (`docs/frame.md`)
 //!
 //! ```text
 //! +----------------+--------------------------------+
