@@ -46,6 +46,7 @@ mod output;
 mod poller;
 mod slab;
 mod threads;
+mod tls;
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,6 +56,7 @@ use std::time::Duration;
 pub use r#async::Stopping;
 pub use head::{HEAD_TIMEOUT, HeadClock};
 pub use output::Output;
+pub use tls::{TlsHandler, TlsService};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};

@@ -67,6 +67,22 @@ struct FileRange {
     len: u64,
 }
 
+/// What [`Output::front`] shows: bytes, or a range of a file still to be read.
+#[derive(Debug)]
+pub(crate) enum Front<'a> {
+    /// Bytes not yet sent.
+    Bytes(&'a [u8]),
+    /// A file range not yet sent.
+    File {
+        /// The file to read the range from.
+        file: &'a File,
+        /// Where the unsent part begins.
+        offset: u64,
+        /// How many bytes are left.
+        len: u64,
+    },
+}
+
 /// How far [`Output::write_to`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -148,6 +164,50 @@ impl Output {
             self.tail.extend_from_slice(&other.tail);
         }
         other.clear();
+    }
+
+    /// The first thing still to send, without taking it: for a layer that turns what a
+    /// handler queued into something else (TLS encrypts it) piece by piece, consuming
+    /// with [`Output::consume`] as much as it used.
+    pub(crate) fn front(&self) -> Option<Front<'_>> {
+        match self.parts.front() {
+            Some(Part::Bytes(b)) => Some(Front::Bytes(&b[self.sent..])),
+            Some(Part::File(f)) => Some(Front::File {
+                file: &f.file,
+                offset: f.offset,
+                len: f.len,
+            }),
+            None if self.tail.len() > self.sent => Some(Front::Bytes(&self.tail[self.sent..])),
+            None => None,
+        }
+    }
+
+    /// Marks `n` bytes of [`Output::front`] as sent (at most what it showed).
+    pub(crate) fn consume(&mut self, n: usize) {
+        match self.parts.front_mut() {
+            Some(Part::Bytes(b)) => {
+                self.sent = (self.sent + n).min(b.len());
+                if self.sent == b.len() {
+                    self.parts.pop_front();
+                    self.sent = 0;
+                }
+            }
+            Some(Part::File(f)) => {
+                let n = (n as u64).min(f.len);
+                f.offset += n;
+                f.len -= n;
+                if f.len == 0 {
+                    self.parts.pop_front();
+                }
+            }
+            None => {
+                self.sent = (self.sent + n).min(self.tail.len());
+                if self.sent == self.tail.len() {
+                    self.tail.clear();
+                    self.sent = 0;
+                }
+            }
+        }
     }
 
     /// Everything queued as one byte string, file ranges read in (for the fuzz checks,
