@@ -34,6 +34,29 @@
 //! One file each: [`blocking`](self) (one connection at a time), `threads`, `fork`,
 //! `select`, `poll`, `epoll`, `epoll-et` (the last four share `eventloop`, differing only
 //! in their readiness backend) and `async` (tokio).
+//!
+//! # TLS
+//! [`TlsService`] serves any [`Service`] over TLS under every model, as a layer between the
+//! socket and the handler: rustls is sans-IO too, so the wrapper's [`TlsHandler`] takes the
+//! ciphertext the model read, gives the inner handler the plaintext, and encrypts what it
+//! queues (file ranges included: they are read and encrypted in bounded pieces, continued
+//! from [`Handler::on_drained`], since encrypted bytes cannot be `sendfile`d). The
+//! handshake is a head ([`Handler::in_head`]), so [`Config::header_timeout`] bounds it; a
+//! peer that fails it gets rustls's alert and loses its own connection only. `Flow::Close`
+//! and the end of stream map to close_notify both ways.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use sockit::proto::echo::Echo;
+//! use sockit::server::{Config, Model, Server, TlsService};
+//!
+//! # fn load() -> rustls::ServerConfig { unimplemented!() }
+//! let tls: Arc<rustls::ServerConfig> = Arc::new(load()); // certificate chain and key
+//! let config = Config { model: Model::EpollEt, ..Config::default() };
+//! let server = Server::bind(&"127.0.0.1:8443".parse()?, config)?;
+//! server.serve(TlsService::new(Echo::default(), tls))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod r#async;
 mod blocking;
