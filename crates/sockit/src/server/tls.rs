@@ -508,6 +508,8 @@ mod tests {
     struct Echo {
         connects: usize,
         eofs: usize,
+        /// A line has begun and not ended: a head in progress, for `in_head`.
+        partial: bool,
     }
 
     impl Handler for Echo {
@@ -517,6 +519,7 @@ mod tests {
         }
         fn on_data(&mut self, data: &[u8], out: &mut Output) -> Flow {
             out.extend_from_slice(data);
+            self.partial = !data.ends_with(b"\n");
             if data.ends_with(b"bye") {
                 Flow::Close
             } else {
@@ -526,6 +529,12 @@ mod tests {
         fn on_eof(&mut self, out: &mut Output) {
             self.eofs += 1;
             out.extend_from_slice(b"last words");
+        }
+        fn in_head(&self) -> bool {
+            self.partial
+        }
+        fn on_head_timeout(&mut self, out: &mut Output) {
+            out.extend_from_slice(b"too slow");
         }
     }
 
@@ -599,11 +608,11 @@ mod tests {
         assert!(server.in_head(), "the client has not finished yet");
         let mut got = Vec::new();
         deliver(&mut client, &out.take_all().unwrap(), &mut got);
-        client.writer().write_all(b"hello over tls").unwrap();
+        client.writer().write_all(b"hello over tls\n").unwrap();
         let (flow, _) = converse(&mut server, &mut client, &mut got);
         assert_eq!(flow, Flow::Continue);
         assert!(!server.in_head());
-        assert_eq!(got, b"hello over tls");
+        assert_eq!(got, b"hello over tls\n");
         assert_eq!(server.inner().connects, 1);
     }
 
@@ -640,6 +649,46 @@ mod tests {
         assert_eq!(got, b"xlast words");
         assert_eq!(server.inner().eofs, 1);
         assert!(client.reader().read_to_end(&mut Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn after_the_handshake_heads_and_their_timeout_are_the_inner_handlers() {
+        let (sc, cc) = configs();
+        let mut server = handler(sc, Echo::default());
+        let mut client = client(&cc);
+        let mut got = Vec::new();
+        client.writer().write_all(b"line\n").unwrap();
+        converse(&mut server, &mut client, &mut got);
+        assert!(!server.in_head(), "a whole line is no head in progress");
+        client.writer().write_all(b"half a li").unwrap();
+        converse(&mut server, &mut client, &mut got);
+        assert!(server.in_head());
+        let mut out = Output::new();
+        server.on_head_timeout(&mut out);
+        deliver(&mut client, &out.take_all().unwrap(), &mut got);
+        assert_eq!(got, b"line\nhalf a litoo slow");
+        let mut rest = Vec::new();
+        assert_eq!(
+            client.reader().read_to_end(&mut rest).unwrap(),
+            0,
+            "close_notify"
+        );
+    }
+
+    #[test]
+    fn close_notify_during_the_handshake_ends_the_connection() {
+        let (sc, cc) = configs();
+        let mut server = handler(sc, Echo::default());
+        let mut client = client(&cc);
+        let mut hello = Vec::new();
+        client.write_tls(&mut hello).unwrap();
+        let mut out = Output::new();
+        assert_eq!(server.on_data(&hello, &mut out), Flow::Continue);
+        // An unencrypted close_notify alert, as a client that gives up may send.
+        let flow = server.on_data(&[21, 3, 3, 0, 2, 1, 0], &mut out);
+        assert_eq!(flow, Flow::Close);
+        assert!(!server.in_head());
+        assert_eq!(server.inner().connects + server.inner().eofs, 0);
     }
 
     #[test]
