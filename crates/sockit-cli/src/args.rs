@@ -63,6 +63,18 @@ impl ServerArgs {
     }
 }
 
+/// Refuses a `tls://` address in a command that cannot speak TLS yet: a usage error
+/// (exit 2), found before anything is bound, so it never talks plain text to a peer
+/// that expects TLS, nor accepts plain text from clients told to expect TLS.
+pub fn refuse_tls(command: &str, endpoint: &Endpoint) -> anyhow::Result<()> {
+    match endpoint {
+        Endpoint::Tls(_) => Err(crate::usage(format!(
+            "tls:// is not supported by `sockit {command}` yet"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Prints the `listening on` line and stops `server` on SIGINT/SIGTERM.
 pub fn announce(server: &Server) -> anyhow::Result<()> {
     // Handlers first: a script may send SIGTERM the moment it reads the line, and the

@@ -152,6 +152,7 @@ impl RelayArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("connect", &args.addr)?;
     let options = Options {
         reply_wait: args.reply_wait,
         ..args.relay.options(&args.addr)?

@@ -59,6 +59,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("listen", &args.addr)?;
     let options = args.relay.options(&args.addr)?;
     let access = AccessList::new(args.allow, args.deny);
     let listening = Listening::bind(&args.addr, access)

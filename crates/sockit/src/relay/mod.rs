@@ -249,6 +249,12 @@ pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> Result<Link> {
         Endpoint::Tcp(_) | Endpoint::Unix(_) => {
             LinkKind::Stream(Stream::connect(endpoint, timeout)?)
         }
+        Endpoint::Tls(_) => {
+            return Err(Error::Unsupported {
+                model: "relay",
+                what: "tls:// endpoints yet",
+            });
+        }
         Endpoint::Udp(hp) => {
             let addr = hp.resolve()?[0];
             let any: SocketAddr = if addr.is_ipv6() {
