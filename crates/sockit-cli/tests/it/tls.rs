@@ -408,3 +408,25 @@ fn listen_k_tls_serves_two_clients_and_drops_a_plain_text_one() {
     assert_exit_0(&mut b);
     assert!(!contains(&listen.stdout(), b"plain text"));
 }
+
+#[test]
+fn listen_k_tls_send_only_completes_the_handshake_it_never_reads() {
+    let mut listen = Proc::sockit(&["listen", "-k", "--send-only", "tls://127.0.0.1:0"]);
+    let addr = listen.listening_on();
+    let err = listen.wait_for_stderr_lines(2);
+    let pin = err
+        .lines()
+        .nth(1)
+        .unwrap()
+        .strip_prefix("tls fingerprint ")
+        .unwrap()
+        .to_owned();
+    let mut client = Proc::sockit(&["connect", "--recv-only", "--pin", &pin, &addr]);
+    // stdin is read only once a client is there: this waits for it.
+    listen.write(b"pushed\n");
+    client.wait_stdout_contains("pushed\n");
+    listen.close_stdin();
+    // stdin EOF half-closes every client with close_notify: the client's EOF.
+    assert_exit_0(&mut client);
+    assert_eq!(client.stdout(), b"pushed\n");
+}

@@ -628,10 +628,16 @@ pub(super) fn relay<O: Write>(
                     Ok((stream, peer)) => {
                         // Under -k the handshake is not waited for: it runs in the poll
                         // loop like the bytes that follow, so one slow client holds up
-                        // nobody; one that fails it is dropped with a warning.
+                        // nobody; one that fails it is dropped with a warning. Except
+                        // with --send-only, which never reads the socket, so could never
+                        // finish it there.
                         let io = match tls {
                             None => Io::Plain(stream),
-                            Some(tls) => match TlsStream::server(stream, tls) {
+                            Some(tls) => match if options.direction == Direction::SendOnly {
+                                TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT)
+                            } else {
+                                TlsStream::server(stream, tls)
+                            } {
                                 Ok(s) => Io::Tls(Box::new(s)),
                                 Err(e) => {
                                     tracing::warn!(%peer, "refused: {e}");
