@@ -248,6 +248,11 @@ impl ClientTls {
             }
             None => {}
         }
+        let anchors = roots
+            .roots
+            .iter()
+            .map(|a| a.subject.as_ref().to_vec())
+            .collect();
         let webpki = if roots.is_empty() {
             None
         } else {
@@ -260,6 +265,7 @@ impl ClientTls {
         let verifier = Verifier {
             provider: provider.clone(),
             webpki,
+            anchors,
             exact,
             pin: options.pin,
             insecure: options.insecure,
@@ -682,6 +688,9 @@ struct Verifier {
     /// The path check against the trusted roots; `None` when there are none (then only
     /// `exact` certificates, a pin or `insecure` can pass).
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// The subjects of the trusted roots, to tell "a CA certificate where a server's
+    /// should be" from "nothing here trusts it" (webpki says the first for both).
+    anchors: Vec<Vec<u8>>,
     /// The certificates of `--cacert`: one presented byte for byte as the server's own is
     /// trusted as itself. webpki refuses that (a self-signed certificate carries
     /// `CA:TRUE`, and a CA may not be an end entity), but curl and Python accept it, and it
@@ -734,13 +743,9 @@ impl ServerCertVerifier for Verifier {
             return Ok(ServerCertVerified::assertion());
         }
         match &self.webpki {
-            Some(webpki) => webpki.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            ),
+            Some(webpki) => webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map_err(|e| self.first_objection(end_entity, e)),
             None => Err(rustls::Error::InvalidCertificate(Cert::UnknownIssuer)),
         }
     }
@@ -778,6 +783,40 @@ impl ServerCertVerifier for Verifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+impl Verifier {
+    /// webpki objects that a CA certificate cannot be a server's before it looks for who
+    /// signed it, so a self-signed CA certificate nobody trusts (openssl's one-liner)
+    /// would be refused for the wrong reason; when no trusted root has its issuer's name,
+    /// the first thing to say is that nothing trusts it.
+    fn first_objection(&self, end_entity: &[u8], e: rustls::Error) -> rustls::Error {
+        use rustls::CertificateError as Cert;
+        let ca_as_server = matches!(
+            &e,
+            rustls::Error::InvalidCertificate(Cert::Other(o))
+                if matches!(o.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
+        );
+        match issuer(end_entity) {
+            Some(issuer) if ca_as_server && !self.anchors.iter().any(|a| a == issuer) => {
+                rustls::Error::InvalidCertificate(Cert::UnknownIssuer)
+            }
+            _ => e,
+        }
+    }
+}
+
+/// The contents of a certificate's issuer Name, read from its DER.
+fn issuer(der: &[u8]) -> Option<&[u8]> {
+    let (cert, _) = tlv(der, 0x30)?;
+    let (tbs, _) = tlv(cert, 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = tlv(rest, 0xa0)?.1;
+    }
+    rest = tlv(rest, 0x02)?.1;
+    rest = tlv(rest, 0x30)?.1;
+    Some(tlv(rest, 0x30)?.0)
 }
 
 /// A certificate's validity period (notBefore, notAfter) in Unix seconds, read from its
