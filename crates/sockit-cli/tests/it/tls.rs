@@ -438,3 +438,53 @@ fn listen_k_tls_send_only_completes_the_handshake_it_never_reads() {
     assert_exit_0(&mut client);
     assert_eq!(client.stdout(), b"pushed\n");
 }
+
+/// A Python `ssl` server (argv: cert, key): prints its port, accepts one client, prints
+/// the ALPN protocol chosen, reads until the client's close_notify (recv gives b'' only
+/// for one), prints what it got, then answers over the half-closed connection and closes
+/// with its own close_notify.
+const PY_TLS_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ctx.set_alpn_protocols(['sockit-test', 'h2'])
+l = socket.socket()
+l.bind(('127.0.0.1', 0))
+l.listen(1)
+l.settimeout(20)
+print(l.getsockname()[1], flush=True)
+raw, _ = l.accept()
+raw.settimeout(20)
+s = ctx.wrap_socket(raw, server_side=True)
+print('alpn', s.selected_alpn_protocol(), flush=True)
+data = b''
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print('got', data.decode(), flush=True)
+s.sendall(b'reply after your close_notify\n')
+s.unwrap()
+"#;
+
+#[test]
+fn connect_tls_half_closes_with_close_notify_against_python_ssl_and_offers_alpn() {
+    let dir = TempDir::new("tls-py-server");
+    let (cert, key) = openssl_cert(&dir);
+    let mut server = Proc::python(PY_TLS_SERVER, &[&cert, &key]);
+    let port = server.first_line();
+    let addr = format!("tls://localhost:{port}");
+    let mut client = Proc::sockit(&["connect", "--cacert", &cert, "--alpn", "sockit-test", &addr]);
+    // stdin EOF: close_notify, and Python's recv returns b''...
+    client.feed_and_close(b"request".to_vec());
+    // ...yet the answer sent after it still arrives, then Python's close_notify ends sockit.
+    client.wait_stdout_contains("reply after your close_notify\n");
+    assert_exit_0(&mut client);
+    assert_exit_0(&mut server);
+    assert_eq!(client.stdout(), b"reply after your close_notify\n");
+    let out = String::from_utf8(server.stdout()).unwrap();
+    assert!(out.contains("\nalpn sockit-test\n"), "{out}");
+    assert!(out.contains("\ngot request\n"), "{out}");
+    assert!(client.stderr().is_empty(), "{}", client.stderr());
+}
