@@ -981,6 +981,89 @@ mod tests {
         assert_ne!(tls.fingerprint(), Fingerprint::of(made.cert.der()));
     }
 
+    /// A zero-setup server on loopback running `serve` on its one connection; the port
+    /// and the server's identity.
+    fn server(
+        serve: impl FnOnce(Result<TlsStream>) + Send + 'static,
+    ) -> (u16, ServerTls, std::thread::JoinHandle<()>) {
+        let tls = ServerTls::self_signed(&["localhost".into()]).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let theirs = tls.clone();
+        let thread = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            serve(TlsStream::accept(
+                Stream::Tcp(sock),
+                &theirs,
+                Duration::from_secs(5),
+            ));
+        });
+        (port, tls, thread)
+    }
+
+    fn client(port: u16, options: &ClientOptions) -> Result<TlsStream> {
+        let endpoint: crate::Endpoint = format!("tls://127.0.0.1:{port}").parse().unwrap();
+        let sock = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+        let tls = ClientTls::new(options)?;
+        TlsStream::connect(sock, &tls, "localhost", Duration::from_secs(5))
+    }
+
+    #[test]
+    fn blocking_streams_half_close_with_close_notify_and_read_on() {
+        let (port, tls, thread) = server(|s| {
+            let mut s = s.unwrap();
+            let mut got = Vec::new();
+            // Ends at the client's close_notify, not at a socket EOF.
+            s.read_to_end(&mut got).unwrap();
+            got.reverse();
+            s.write_all(&got).unwrap();
+            s.shutdown_write().unwrap();
+        });
+        let mut c = client(
+            port,
+            &ClientOptions {
+                pin: Some(tls.fingerprint()),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        c.write_all(b"hello").unwrap();
+        c.shutdown_write().unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"olleh");
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_wrong_pin_is_one_sentence_on_both_sides() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (port, _tls, thread) = server(move |s| {
+            let _ = tx.send(s.err().map(|e| e.to_string()));
+        });
+        let wrong = Fingerprint([7; 32]);
+        let err = client(
+            port,
+            &ClientOptions {
+                pin: Some(wrong),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pin mismatch: it is sha256:"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let theirs = rx
+            .recv()
+            .unwrap()
+            .expect("the server's handshake failed too");
+        assert!(
+            theirs.contains("the client broke off the handshake"),
+            "{theirs}"
+        );
+        thread.join().unwrap();
+    }
+
     #[test]
     fn der_times_convert_to_unix_seconds() {
         let utc = [&[0x17, 13][..], b"700101000000Z"].concat();
