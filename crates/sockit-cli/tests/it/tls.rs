@@ -488,3 +488,34 @@ fn connect_tls_half_closes_with_close_notify_against_python_ssl_and_offers_alpn(
     assert!(out.contains("\ngot request\n"), "{out}");
     assert!(client.stderr().is_empty(), "{}", client.stderr());
 }
+
+#[test]
+fn listen_tls_deny_refuses_before_any_handshake() {
+    for k in [&[][..], &["-k"]] {
+        let mut args = vec!["listen", "--deny", "127.0.0.0/8"];
+        args.extend_from_slice(k);
+        args.push("tls://127.0.0.1:0");
+        let mut listen = Proc::sockit(&args);
+        let addr = listen.listening_on();
+        let err = listen.wait_for_stderr_lines(2);
+        let pin = err
+            .lines()
+            .nth(1)
+            .unwrap()
+            .strip_prefix("tls fingerprint ")
+            .unwrap()
+            .to_owned();
+        let mut client = Proc::sockit(&["connect", "--pin", &pin, &addr]);
+        // Closed before a word of TLS: the client's handshake fails (a reset when its
+        // ClientHello was already there, unread).
+        assert_fails_with(&mut client, "the connection during the handshake");
+        assert!(listen.running());
+        crate::util::signal(&listen.child, 15);
+        assert_exit_0(&mut listen);
+        assert!(
+            listen.stderr().contains("denied by the access list"),
+            "{}",
+            listen.stderr()
+        );
+    }
+}

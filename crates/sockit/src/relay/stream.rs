@@ -406,6 +406,11 @@ pub(super) fn accept_one(
         }
         match listener.accept() {
             Ok((stream, peer)) => {
+                // The access list first: no handshake for a peer that is refused anyway.
+                if !access.permits(peer.ip()) {
+                    tracing::warn!(%peer, "refused: denied by the access list");
+                    continue;
+                }
                 let io = match tls {
                     None => Io::Plain(stream),
                     Some(tls) => match TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT) {
@@ -626,6 +631,10 @@ pub(super) fn relay<O: Write>(
             for _ in 0..ACCEPTS_PER_WAKE {
                 match l.accept() {
                     Ok((stream, peer)) => {
+                        if !access.permits(peer.ip()) {
+                            tracing::warn!(%peer, "refused: denied by the access list");
+                            continue;
+                        }
                         // Under -k the handshake is not waited for: it runs in the poll
                         // loop like the bytes that follow, so one slow client holds up
                         // nobody; one that fails it is dropped with a warning. Except

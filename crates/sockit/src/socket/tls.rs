@@ -549,9 +549,14 @@ fn handshake_error(what: &str, e: io::Error, timeout: Duration, peer: Role) -> E
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return Error::Tls(format!("{what}: {}", tls_sentence(tls, peer)));
     }
-    if e.kind() == io::ErrorKind::UnexpectedEof {
+    let ended = match e.kind() {
+        io::ErrorKind::UnexpectedEof => Some("closed"),
+        io::ErrorKind::ConnectionReset => Some("reset"),
+        _ => None,
+    };
+    if let Some(how) = ended {
         return Error::Tls(format!(
-            "{what}: the {} closed the connection during the handshake",
+            "{what}: the {} {how} the connection during the handshake",
             peer.name()
         ));
     }
