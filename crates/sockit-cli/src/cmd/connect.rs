@@ -72,6 +72,7 @@ pub struct Args {
     /// Address to connect to: HOST:PORT, tcp://, tls://, udp://, unix:PATH, unix-dgram:PATH.
     addr: Endpoint,
     /// Give up connecting after this long (e.g. 500ms, 5s); default: the OS's limit.
+    /// With tls://, the handshake gets as long again (default 10s).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// Datagrams: after stdin EOF, wait this long for more replies (each reply restarts it).
