@@ -519,3 +519,24 @@ fn listen_tls_deny_refuses_before_any_handshake() {
         );
     }
 }
+
+#[test]
+fn listen_tls_stops_on_sigterm_while_a_client_says_nothing_in_its_handshake() {
+    let mut listen = Proc::sockit(&["listen", "tls://127.0.0.1:0"]);
+    let addr = listen.listening_on();
+    listen.wait_for_stderr_lines(2);
+    let silent = TcpStream::connect(addr.strip_prefix("tls://").unwrap()).unwrap();
+    // Let it be accepted: sockit now waits for its ClientHello.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    crate::util::signal(&listen.child, 15);
+    let status = listen.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {}", listen.stderr());
+    // Well before the 10s handshake deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}

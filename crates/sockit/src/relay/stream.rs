@@ -385,7 +385,8 @@ impl Outbox {
 }
 
 /// Waits for one admitted connection; `None` if stopped first. With `tls`, the handshake
-/// is made here, within [`HANDSHAKE_TIMEOUT`], before the connection counts: a client
+/// is made here, within [`HANDSHAKE_TIMEOUT`] (the stop handle still heard), before the
+/// connection counts: a client
 /// that fails it (plain text, say) is refused with a warning and the next one is waited
 /// for, so it cannot take the place of a real TLS client.
 pub(super) fn accept_one(
@@ -413,8 +414,9 @@ pub(super) fn accept_one(
                 }
                 let io = match tls {
                     None => Io::Plain(stream),
-                    Some(tls) => match TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT) {
-                        Ok(s) => Io::Tls(Box::new(s)),
+                    Some(tls) => match handshake(stream, tls, stop) {
+                        Ok(Some(s)) => Io::Tls(Box::new(s)),
+                        Ok(None) => return Ok(None),
                         Err(e) => {
                             tracing::warn!(%peer, "refused: {e}");
                             continue;
@@ -429,6 +431,37 @@ pub(super) fn accept_one(
                 std::thread::sleep(ACCEPT_BACKOFF);
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Makes the TLS handshake of an accepted connection within [`HANDSHAKE_TIMEOUT`],
+/// watching the stop handle all the while (a silent client must not hold up SIGTERM):
+/// `None` if stopped first.
+fn handshake(stream: Stream, tls: &ServerTls, stop: &Shutdown) -> Result<Option<TlsStream>> {
+    let mut s = TlsStream::server(stream, tls)?;
+    s.set_nonblocking(true)
+        .map_err(|e| Error::io("TLS handshake", e))?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    loop {
+        if s.handshake_step()? {
+            return Ok(Some(s));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Tls(format!(
+                "TLS handshake: timed out after {}s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            )));
+        }
+        let stop_fd = stop.fd();
+        let mut flags = PollFlags::IN;
+        if s.wants_write() {
+            flags |= PollFlags::OUT;
+        }
+        let mut fds = [PollFd::new(&stop_fd, PollFlags::IN), PollFd::new(&s, flags)];
+        wait(&mut fds, Some(deadline)).map_err(|e| Error::io("poll", e))?;
+        if stop.is_triggered() || !fds[0].revents().is_empty() {
+            return Ok(None);
         }
     }
 }

@@ -374,6 +374,37 @@ impl TlsStream {
         }
     }
 
+    /// One step of the handshake on a non-blocking socket: `Ok(true)` once it is done,
+    /// `Ok(false)` while it waits for the peer (poll the socket for reading, and for
+    /// writing while [`TlsStream::wants_write`]). For a caller that waits for other
+    /// things too (a stop handle) and keeps its own deadline.
+    pub fn handshake_step(&mut self) -> Result<bool> {
+        let peer = self.peer_role();
+        let step = (|| -> io::Result<bool> {
+            loop {
+                match self.write_pending() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    other => other?,
+                }
+                if !self.conn.is_handshaking() {
+                    return Ok(true);
+                }
+                match self.conn.read_tls(&mut self.sock) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+                if let Err(e) = self.conn.process_new_packets() {
+                    // The alert saying why, if the socket takes it.
+                    let _ = self.write_pending();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        })();
+        step.map_err(|e| handshake_error("TLS handshake", e, HANDSHAKE_TIMEOUT, peer))
+    }
+
     /// The socket under the TLS.
     pub fn get_ref(&self) -> &Stream {
         &self.sock
