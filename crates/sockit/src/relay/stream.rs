@@ -672,15 +672,16 @@ pub(super) fn relay<O: Write>(
                         // loop like the bytes that follow, so one slow client holds up
                         // nobody; one that fails it is dropped with a warning. Except
                         // with --send-only, which never reads the socket, so could never
-                        // finish it there.
+                        // finish it there: then it is made here (the stop handle heard).
                         let io = match tls {
                             None => Io::Plain(stream),
                             Some(tls) => match if options.direction == Direction::SendOnly {
-                                TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT)
+                                handshake(stream, tls, stop)
                             } else {
-                                TlsStream::server(stream, tls)
+                                TlsStream::server(stream, tls).map(Some)
                             } {
-                                Ok(s) => Io::Tls(Box::new(s)),
+                                Ok(Some(s)) => Io::Tls(Box::new(s)),
+                                Ok(None) => return Ok(End::Stopped),
                                 Err(e) => {
                                     tracing::warn!(%peer, "refused: {e}");
                                     continue;
