@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::server::{Config, Model, Server};
+use sockit::socket::tls::{ClientOptions, ClientTls, Fingerprint, ServerTls};
 use sockit::socket::{AccessList, Network, Shutdown};
 
 /// Server options: model, workers, limits, access lists.
@@ -60,6 +61,129 @@ impl ServerArgs {
             .with_context(|| format!("cannot listen on {endpoint}"))?;
         announce(&server)?;
         Ok(server)
+    }
+}
+
+/// How a client trusts a `tls://` server, and what it asks of it; flattened into every
+/// command that connects over TLS.
+#[derive(Debug, clap::Args)]
+pub struct TlsClientArgs {
+    /// tls://: trust the certificates in this PEM file instead of the system's: CAs, or
+    /// the server's own self-signed certificate.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// tls://: trust exactly the server certificate with this fingerprint
+    /// (sha256:HEX, as `sockit listen tls://` prints it), nothing else.
+    #[arg(long, value_name = "sha256:HEX", value_parser = parse_pin, conflicts_with = "cacert")]
+    pub pin: Option<Fingerprint>,
+    /// tls://: do not check the server's certificate at all (encrypted, but to whoever
+    /// answers; a warning says so).
+    #[arg(short = 'k', long, conflicts_with_all = ["cacert", "pin"])]
+    pub insecure: bool,
+    /// tls://: the name sent to the server (SNI) and checked in its certificate, instead
+    /// of the host connected to.
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// tls://: offer this protocol by ALPN (repeatable), e.g. h2, http/1.1.
+    #[arg(long, value_name = "PROTO")]
+    pub alpn: Vec<String>,
+}
+
+impl TlsClientArgs {
+    /// The TLS settings for `endpoint`: `Some` for `tls://` (the CA file read now, before
+    /// connecting), `None` otherwise; TLS flags on another address are a usage error,
+    /// since they would silently do nothing.
+    pub fn client_tls(&self, endpoint: &Endpoint) -> anyhow::Result<Option<ClientTls>> {
+        let given = self.cacert.is_some()
+            || self.pin.is_some()
+            || self.insecure
+            || self.servername.is_some()
+            || !self.alpn.is_empty();
+        if !matches!(endpoint, Endpoint::Tls(_)) {
+            if given {
+                return Err(crate::usage(
+                    "--cacert, --pin, --insecure, --servername and --alpn need a tls:// address",
+                ));
+            }
+            return Ok(None);
+        }
+        let tls = ClientTls::new(&ClientOptions {
+            cacert: self.cacert.clone(),
+            pin: self.pin,
+            insecure: self.insecure,
+            servername: self.servername.clone(),
+            alpn: self.alpn.clone(),
+        })?;
+        if self.insecure {
+            eprintln!(
+                "sockit: warning: --insecure: the server's certificate is not checked; \
+                 anyone on the way can read and change this connection"
+            );
+        }
+        Ok(Some(tls))
+    }
+}
+
+/// A `tls://` server's identity; flattened into every command that listens over TLS.
+#[derive(Debug, clap::Args)]
+pub struct TlsServerArgs {
+    /// tls://: the certificate chain to present (PEM, leaf first). Without --cert and
+    /// --key, a self-signed certificate is made at start and its fingerprint printed.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// tls://: the private key of --cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl TlsServerArgs {
+    /// The identity for `endpoint`: `Some` for `tls://`, loaded (and the key checked
+    /// against the certificate) before anything is bound; with `true` when it was made
+    /// here and its fingerprint must be printed for clients to trust it.
+    pub fn server_tls(&self, endpoint: &Endpoint) -> anyhow::Result<Option<(ServerTls, bool)>> {
+        let Endpoint::Tls(hp) = endpoint else {
+            if self.cert.is_some() {
+                return Err(crate::usage("--cert and --key need a tls:// address"));
+            }
+            return Ok(None);
+        };
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            return Ok(Some((ServerTls::from_files(cert, key)?, false)));
+        }
+        let unspecified = hp
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        if !unspecified && !names.contains(&hp.host) {
+            names.insert(0, hp.host.clone());
+        }
+        Ok(Some((ServerTls::self_signed(&names)?, true)))
+    }
+}
+
+/// Prints the fingerprint line of a self-made certificate, right after `listening on`.
+pub fn announce_fingerprint(tls: &ServerTls) {
+    eprintln!("tls fingerprint {}", tls.fingerprint());
+}
+
+fn parse_pin(s: &str) -> Result<Fingerprint, String> {
+    s.parse().map_err(|e: sockit::Error| e.to_string())
+}
+
+/// Refuses a `tls://` address in a command that cannot speak TLS yet: a usage error
+/// (exit 2), found before anything is bound, so it never talks plain text to a peer
+/// that expects TLS, nor accepts plain text from clients told to expect TLS.
+pub fn refuse_tls(command: &str, endpoint: &Endpoint) -> anyhow::Result<()> {
+    match endpoint {
+        Endpoint::Tls(_) => Err(crate::usage(format!(
+            "tls:// is not supported by `sockit {command}` yet"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -11,8 +11,8 @@ use sockit::text::Escaped;
 
 /// A socket toolkit: servers under every concurrency model, full-duplex clients, load tests.
 ///
-/// Addresses: HOST:PORT or tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix-dgram:PATH;
-/// IPv6 as [::1]:PORT; port 0 picks a free port. Durations: 500ms, 5s, 2m.
+/// Addresses: HOST:PORT or tcp://HOST:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:PATH,
+/// unix-dgram:PATH; IPv6 as [::1]:PORT; port 0 picks a free port. Durations: 500ms, 5s, 2m.
 // The doc comment is clap's help text, where `[::1]` is an address, not a rustdoc link.
 #[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Parser)]

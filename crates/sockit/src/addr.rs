@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! HOST:PORT | tcp://HOST:PORT   TCP        ([::1]:PORT for IPv6, port 0 = any free port)
+//! tls://HOST:PORT               TLS over TCP
 //! udp://HOST:PORT               UDP
 //! unix:PATH                     Unix stream socket
 //! unix-dgram:PATH               Unix datagram socket
@@ -21,6 +22,9 @@ use crate::error::{Error, Result};
 pub enum Endpoint {
     /// A TCP host and port.
     Tcp(HostPort),
+    /// TLS over TCP: the socket is TCP (a listener binds TCP), the bytes on it are TLS
+    /// records, so every command that relays bytes gets encryption from the address alone.
+    Tls(HostPort),
     /// A UDP host and port.
     Udp(HostPort),
     /// A Unix stream socket path.
@@ -32,7 +36,7 @@ pub enum Endpoint {
 /// Whether an endpoint carries a byte stream or datagrams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    /// TCP or Unix stream: connections carrying bytes.
+    /// TCP, TLS or Unix stream: connections carrying bytes.
     Stream,
     /// UDP or Unix datagram: messages with a sender address each.
     Datagram,
@@ -61,7 +65,7 @@ impl Endpoint {
     /// Stream or datagram.
     pub fn transport(&self) -> Transport {
         match self {
-            Endpoint::Tcp(_) | Endpoint::Unix(_) => Transport::Stream,
+            Endpoint::Tcp(_) | Endpoint::Tls(_) | Endpoint::Unix(_) => Transport::Stream,
             Endpoint::Udp(_) | Endpoint::UnixDgram(_) => Transport::Datagram,
         }
     }
@@ -70,6 +74,7 @@ impl Endpoint {
     pub fn scheme(&self) -> &'static str {
         match self {
             Endpoint::Tcp(_) => "tcp",
+            Endpoint::Tls(_) => "tls",
             Endpoint::Udp(_) => "udp",
             Endpoint::Unix(_) => "unix",
             Endpoint::UnixDgram(_) => "unix-dgram",
@@ -79,7 +84,7 @@ impl Endpoint {
     /// The host and port of an internet endpoint.
     pub fn host_port(&self) -> Option<&HostPort> {
         match self {
-            Endpoint::Tcp(hp) | Endpoint::Udp(hp) => Some(hp),
+            Endpoint::Tcp(hp) | Endpoint::Tls(hp) | Endpoint::Udp(hp) => Some(hp),
             Endpoint::Unix(_) | Endpoint::UnixDgram(_) => None,
         }
     }
@@ -88,7 +93,7 @@ impl Endpoint {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Endpoint::Unix(p) | Endpoint::UnixDgram(p) => Some(p),
-            Endpoint::Tcp(_) | Endpoint::Udp(_) => None,
+            Endpoint::Tcp(_) | Endpoint::Tls(_) | Endpoint::Udp(_) => None,
         }
     }
 
@@ -148,7 +153,9 @@ impl fmt::Display for HostPort {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp(hp) | Endpoint::Udp(hp) => write!(f, "{}://{hp}", self.scheme()),
+            Endpoint::Tcp(hp) | Endpoint::Tls(hp) | Endpoint::Udp(hp) => {
+                write!(f, "{}://{hp}", self.scheme())
+            }
             Endpoint::Unix(p) | Endpoint::UnixDgram(p) => {
                 write!(f, "{}:{}", self.scheme(), p.display())
             }
@@ -182,9 +189,10 @@ impl FromStr for Endpoint {
         let make: fn(HostPort) -> Endpoint = match scheme {
             "tcp" => Endpoint::Tcp,
             "udp" => Endpoint::Udp,
+            "tls" => Endpoint::Tls,
             other => {
                 return Err(bad(&format!(
-                    "unknown scheme `{other}://` (expected tcp://, udp://, unix: or unix-dgram:)"
+                    "unknown scheme `{other}://` (expected tcp://, tls://, udp://, unix: or unix-dgram:)"
                 )));
             }
         };
@@ -321,6 +329,14 @@ mod tests {
         assert_eq!(ok(":9000").to_string(), "tcp://127.0.0.1:9000");
         assert_eq!(ok("9000").to_string(), "tcp://127.0.0.1:9000");
         assert_eq!(ok("udp://:7").transport(), Transport::Datagram);
+        assert_eq!(
+            ok("tls://example.com:443").to_string(),
+            "tls://example.com:443"
+        );
+        assert_eq!(ok("tls://[::1]:8443").to_string(), "tls://[::1]:8443");
+        assert_eq!(ok("tls://:8443").to_string(), "tls://127.0.0.1:8443");
+        assert_eq!(ok("tls://[::1]:8443").host_port().unwrap().host, "::1");
+        assert_eq!(ok("tls://h:1").transport(), Transport::Stream);
     }
 
     #[test]
@@ -330,6 +346,9 @@ mod tests {
         assert!(err("unix:").contains("missing socket path"));
         assert!(err("unix-dgram:").contains("missing socket path"));
         assert!(err("sctp://h:1").contains("unknown scheme"));
+        assert!(err("tls://").contains("missing HOST:PORT"));
+        assert!(err("tls://::1:443").contains("brackets"));
+        assert!(err("tls://h:70000").contains("0 to 65535"));
         assert!(err("::1:80").contains("brackets"));
         assert!(err("[::1]80").contains("expected `:PORT`"));
         assert!(err("[zz]:80").contains("not an IPv6"));
@@ -355,6 +374,8 @@ mod tests {
         for s in [
             "tcp://1.2.3.4:5",
             "udp://[fe80::1]:9",
+            "tls://[::1]:443",
+            "tls://example.com:0",
             "unix:/a b",
             "unix-dgram:/x",
         ] {

@@ -100,6 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut line = ProgressLine::new();
     let (text, errors) = match args.command {
         Bench::Echo(a) => {
+            crate::args::refuse_tls("bench echo", &a.addr)?;
             let config = EchoConfig {
                 conns: a.conns,
                 size: a.size,
@@ -121,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (text, report.errors())
         }
         Bench::Conns(a) => {
+            crate::args::refuse_tls("bench conns", &a.addr)?;
             let config = ConnsConfig {
                 conns: a.conns,
                 hold: a.hold,

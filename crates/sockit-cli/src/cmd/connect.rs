@@ -8,11 +8,11 @@ use sockit::Endpoint;
 use sockit::relay::{self, Direction, Dump, Framing, InputEof, LineEndings, Options};
 use sockit::socket::Shutdown;
 
-use crate::args::{parse_duration, stop_on_signals};
+use crate::args::{TlsClientArgs, parse_duration, stop_on_signals};
 
 /// Full-duplex client: stdin goes to ADDR while ADDR's bytes go to stdout, like `ncat HOST PORT`.
 ///
-/// Rules for streams (tcp, unix):
+/// Rules for streams (tcp, tls, unix):
 ///   - Full duplex: typing never waits for the peer; the peer's bytes are printed as they
 ///     arrive (flushed per read, also into a pipe).
 ///   - stdin EOF half-closes the write side (the peer sees EOF); sockit keeps printing
@@ -40,6 +40,13 @@ use crate::args::{parse_duration, stop_on_signals};
 ///     connection; with --frame, each frame dumped on its own from offset 0 (an empty
 ///     frame is `00000000:` alone). Output only: stdin is sent as it is (or framed).
 ///
+/// TLS (tls://HOST:PORT): the same rules, close_notify standing for the half-close (stdin
+/// EOF sends it; the server's is its EOF). The server's certificate must be trusted: by
+/// the system's roots (default), by --cacert FILE (a CA, or the server's own self-signed
+/// certificate), or by --pin sha256:HEX (exactly that certificate, as `sockit listen
+/// tls://` prints it); -k/--insecure checks nothing (with a warning). An untrusted
+/// certificate is one line saying why, exit 1. The handshake has --timeout (default 10s).
+///
 /// Rules for datagrams (udp, unix-dgram):
 ///   - Each stdin line is one datagram, without its newline (with --crlf: ending in CRLF).
 ///     Each datagram received is printed, plus a newline when it does not end in one.
@@ -57,12 +64,15 @@ use crate::args::{parse_duration, stop_on_signals};
 ///   printf 'GET / HTTP/1.0\r\n\r\n' | sockit connect --crlf 127.0.0.1:8000
 ///   echo hello | sockit connect udp://127.0.0.1:7000
 ///   printf 'ping\npong\n' | sockit connect --frame --hex 127.0.0.1:9000
+///   printf 'GET / HTTP/1.0\r\nHost: example.com\r\n\r\n' | sockit connect --crlf tls://example.com:443
+///   sockit connect --pin sha256:5f0c...e1 tls://127.0.0.1:8443
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Address to connect to: HOST:PORT, tcp://, udp://, unix:PATH, unix-dgram:PATH.
+    /// Address to connect to: HOST:PORT, tcp://, tls://, udp://, unix:PATH, unix-dgram:PATH.
     addr: Endpoint,
     /// Give up connecting after this long (e.g. 500ms, 5s); default: the OS's limit.
+    /// With tls://, the handshake gets as long again (default 10s).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// Datagrams: after stdin EOF, wait this long for more replies (each reply restarts it).
@@ -70,6 +80,8 @@ pub struct Args {
     reply_wait: Duration,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 /// The relay's rules, shared with `listen`.
@@ -156,7 +168,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reply_wait: args.reply_wait,
         ..args.relay.options(&args.addr)?
     };
-    let link = relay::connect(&args.addr, args.timeout)?;
+    let link = match args.tls.client_tls(&args.addr)? {
+        Some(tls) => relay::connect_tls(&args.addr, args.timeout, &tls)?,
+        None => relay::connect(&args.addr, args.timeout)?,
+    };
     // Only now: until connected, SIGINT's default (exit at once) is what a user wants.
     let stop = Shutdown::new().context("cannot create the stop handle")?;
     stop_on_signals(stop.clone())?;

@@ -26,6 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("echo", &args.addr)?;
     let server = args.server.bind(&args.addr)?;
     let echo = Echo { upper: args.upper };
     match args.addr.transport() {

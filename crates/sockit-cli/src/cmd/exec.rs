@@ -129,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("exec serve", &args.addr)?;
     let path = std::env::var_os("PATH");
     let permits = exec::resolve_permits(&args.permit, path.as_deref()).map_err(crate::usage)?;
     let (token, made) = match &args.token_file {
@@ -168,6 +169,9 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_client(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = &args.addr {
+        crate::args::refuse_tls("exec", addr)?;
+    }
     let (Some(addr), Some(token_file)) = (args.addr, args.token_file) else {
         unreachable!("clap requires ADDR and --token-file without a subcommand");
     };

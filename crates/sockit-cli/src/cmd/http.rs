@@ -210,6 +210,7 @@ impl Write for BodyWriter<'_, '_> {
 const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 
 fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("http serve", &args.addr)?;
     args.server.idle_timeout.get_or_insert(DEFAULT_IDLE);
     let log = if args.quiet { Log::Quiet } else { Log::Stderr };
     let files = FileServer::new(&args.dir, log).map_err(usage)?;

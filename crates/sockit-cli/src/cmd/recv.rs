@@ -67,6 +67,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("recv", &args.addr)?;
     let root = Root::open(&args.dir)
         .with_context(|| format!("cannot open directory {}", args.dir.display()))?;
     let existing = match (args.overwrite, args.skip_existing) {

@@ -58,6 +58,7 @@ fn parse_algo(s: &str) -> Result<Algo, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("send", &args.addr)?;
     let rename = match &args.rename {
         Some(name) => Some(
             RelPath::new(name.as_bytes())

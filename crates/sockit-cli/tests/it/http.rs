@@ -1099,7 +1099,9 @@ fn http_get_tls_errors_are_one_sentence() {
     // (server certificate, trusted CA file, extra s_server flags, what the sentence says)
     let cases: [(&str, Option<&str>, &[&str], &str); 5] = [
         ("leaf", None, &[], "unknown issuer"),
-        ("ca", Some("ca"), &[], "not a server's"),
+        // Trusted through the leaf (same name, same key) rather than as itself: webpki
+        // then finds a CA certificate where a server's should be.
+        ("ca", Some("leaf"), &[], "not a server's"),
         ("elsewhere", Some("elsewhere"), &[], "name mismatch"),
         ("expired", Some("expired"), &[], "expired"),
         // No cipher suite in common: the server says handshake failure.
@@ -1126,6 +1128,16 @@ fn http_get_tls_errors_are_one_sentence() {
             assert!(!err.contains(raw), "{served}: {err:?} has {raw:?}");
         }
     }
+    // openssl's one-liner certificate (self-signed, CA:TRUE) listed in --cacert is trusted
+    // as itself, as curl and Python trust it, though webpki alone refuses a CA as a server.
+    let (_server, port) = s_server(&cert("ca"), &key, &[]);
+    let url = format!("https://127.0.0.1:{port}/");
+    let page = ok_body(&["--cacert", cert("ca").to_str().unwrap(), &url]);
+    assert!(
+        String::from_utf8_lossy(&page).contains("s_server"),
+        "{}",
+        String::from_utf8_lossy(&page)
+    );
 }
 
 /// How a trickling client's connection ended.

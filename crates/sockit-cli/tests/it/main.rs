@@ -12,5 +12,6 @@ mod limits;
 mod ports;
 mod raw;
 mod subnet;
+mod tls;
 mod transfer;
 mod util;

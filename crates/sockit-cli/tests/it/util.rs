@@ -312,6 +312,14 @@ impl Proc {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
+    /// Waits (at most [`WAIT`]) until stderr holds `n` complete lines; returns it.
+    pub fn wait_for_stderr_lines(&self, n: usize) -> String {
+        let err = self.wait_for(&self.stderr, "stderr", |b| {
+            b.iter().filter(|&&c| c == b'\n').count() >= n
+        });
+        String::from_utf8_lossy(&err).into_owned()
+    }
+
     fn wait_for(
         &self,
         buf: &std::sync::Mutex<Vec<u8>>,

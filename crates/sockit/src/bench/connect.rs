@@ -49,6 +49,10 @@ impl Target {
                     .map_err(|e| Error::io(format!("socket address {endpoint}"), e))?,
                 kind: Kind::Unix,
             }),
+            Endpoint::Tls(_) => Err(Error::Unsupported {
+                model: "bench",
+                what: "tls:// endpoints yet",
+            }),
             Endpoint::Udp(_) | Endpoint::UnixDgram(_) => Err(Error::Unsupported {
                 model: "bench",
                 what: "datagram endpoints (it measures stream servers)",

@@ -4,11 +4,11 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 
 use crate::addr::{Endpoint, HostPort};
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ use crate::proto::http::client::chunked::ChunkedDecoder;
 use crate::proto::http::client::response::{BodyFraming, Head, parse_head};
 use crate::proto::http::client::url::{Scheme, Url};
 use crate::socket::Stream;
+use crate::socket::tls::{ClientOptions, ClientTls, Role, tls_sentence};
 
 /// The request method: the client only fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,8 @@ pub struct Options {
     pub redirects: Redirects,
     /// Limit for the whole exchange (connect, TLS, head and body), redirects included.
     pub timeout: Option<Duration>,
-    /// A PEM file of CA certificates trusted instead of the system roots.
+    /// A PEM file of CA certificates trusted instead of the system roots (a self-signed
+    /// server certificate listed there is trusted as itself).
     pub cacert: Option<PathBuf>,
     /// Send `Authorization` and `Cookie` after a redirect to another scheme, host or port
     /// too (curl's `--location-trusted`); by default they go only where they were given
@@ -156,7 +158,7 @@ impl Conn {
             );
         }
         if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return Error::Tls(format!("{what}: {}", tls_sentence(tls)));
+            return Error::Tls(format!("{what}: {}", tls_sentence(tls, Role::Server)));
         }
         Error::io(what, e)
     }
@@ -189,92 +191,6 @@ impl Write for Conn {
     }
 }
 
-/// A TLS failure in words for the user. rustls's own `Display` shows its enums' insides
-/// (`invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`); this says what it
-/// means, about the server, in one sentence.
-fn tls_sentence(e: &rustls::Error) -> String {
-    use rustls::{CertificateError as Cert, Error as E};
-    let cert = |why: &str| format!("the server's certificate {why}");
-    match e {
-        E::InvalidCertificate(c) => match c {
-            Cert::UnknownIssuer => {
-                cert("is not signed by a trusted certificate authority (unknown issuer)")
-            }
-            Cert::NotValidForName => cert("is not valid for this host name (name mismatch)"),
-            Cert::NotValidForNameContext { presented, .. } if presented.is_empty() => {
-                cert("names no host (name mismatch)")
-            }
-            Cert::NotValidForNameContext { presented, .. } => cert(&format!(
-                "is not valid for this host name, only for {} (name mismatch)",
-                presented.join(", ")
-            )),
-            Cert::Expired | Cert::ExpiredContext { .. } => cert("has expired"),
-            Cert::NotValidYet | Cert::NotValidYetContext { .. } => cert("is not valid yet"),
-            Cert::Revoked => cert("has been revoked"),
-            Cert::BadSignature => cert("has a signature that does not verify"),
-            Cert::BadEncoding => cert("is malformed"),
-            Cert::InvalidPurpose | Cert::InvalidPurposeContext { .. } => {
-                cert("is not meant for a TLS server")
-            }
-            Cert::UnhandledCriticalExtension => {
-                cert("has a critical extension sockit cannot check")
-            }
-            // A trusted authority of the same name but another kind of key: not the signer.
-            Cert::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => cert(
-                "is not signed by a trusted certificate authority (unknown issuer: no trusted key matches its signature)",
-            ),
-            Cert::UnsupportedSignatureAlgorithmContext { .. } => {
-                cert("is signed with an algorithm sockit does not support")
-            }
-            Cert::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
-                Some(webpki::Error::CaUsedAsEndEntity) => cert(
-                    "is a certificate authority's, not a server's (a CA certificate cannot be a server certificate)",
-                ),
-                Some(webpki::Error::EndEntityUsedAsCa) => cert(
-                    "is signed by another server's certificate, not by a certificate authority",
-                ),
-                Some(
-                    webpki::Error::PathLenConstraintViolated
-                    | webpki::Error::NameConstraintViolation,
-                ) => cert("chain breaks its certificate authority's constraints"),
-                _ => cert("was refused"),
-            },
-            _ => cert("was refused"),
-        },
-        E::NoCertificatesPresented => "the server presented no certificate".into(),
-        E::AlertReceived(alert) => format!(
-            "the server broke off the handshake ({} alert)",
-            words(&format!("{alert:?}"))
-        ),
-        E::PeerIncompatible(_) => {
-            "handshake failure: the server offers no TLS version or cipher suite sockit supports"
-                .into()
-        }
-        E::InvalidMessage(_)
-        | E::InappropriateMessage { .. }
-        | E::InappropriateHandshakeMessage { .. }
-        | E::PeerMisbehaved(_)
-        | E::PeerSentOversizedRecord => {
-            "handshake failure: the server does not speak TLS as expected (is it plain http?)"
-                .into()
-        }
-        E::DecryptError => "handshake failure: the server's data could not be decrypted".into(),
-        _ => "handshake failure".into(),
-    }
-}
-
-/// `HandshakeFailure` as `handshake failure`: an enum name as words.
-fn words(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push(' ');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn humanize(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
@@ -294,7 +210,15 @@ fn connect(
         Scheme::Http => None,
         Scheme::Https => Some(match tls {
             Some(c) => c.clone(),
-            None => tls.insert(tls_config(options.cacert.as_deref())?).clone(),
+            None => tls
+                .insert(
+                    ClientTls::new(&ClientOptions {
+                        cacert: options.cacert.clone(),
+                        ..ClientOptions::default()
+                    })?
+                    .config(),
+                )
+                .clone(),
         }),
     };
     let endpoint = Endpoint::Tcp(HostPort {
@@ -376,44 +300,6 @@ fn timed_out(endpoint: &Endpoint, options: &Options) -> Error {
             ),
         ),
     )
-}
-
-/// The client TLS configuration: the system roots, or only the CAs of `cacert`.
-fn tls_config(cacert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    match cacert {
-        Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| Error::Tls(format!("cannot read CA file {}: {e}", path.display())))?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::Tls(format!("bad CA file {}: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(Error::Tls(format!(
-                    "no certificates in CA file {}",
-                    path.display()
-                )));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| {
-                    Error::Tls(format!("bad certificate in {}: {e}", path.display()))
-                })?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                // Stores carry odd certificates; one that does not parse is skipped.
-                let _ = roots.add(c);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Headers that carry credentials, sent only to a `trusted` destination (see
@@ -553,54 +439,6 @@ fn copy_body(
                 }
                 body.write_all(&chunk[..n]).map_err(out_err)?;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rustls::{CertificateError as Cert, Error as E, OtherError};
-
-    #[test]
-    fn tls_errors_are_sentences_without_rusts_debug_output() {
-        let other = |e: webpki::Error| E::InvalidCertificate(Cert::Other(OtherError(Arc::new(e))));
-        let cases = [
-            (E::InvalidCertificate(Cert::UnknownIssuer), "unknown issuer"),
-            (
-                E::InvalidCertificate(Cert::NotValidForName),
-                "name mismatch",
-            ),
-            (E::InvalidCertificate(Cert::Expired), "expired"),
-            (E::InvalidCertificate(Cert::NotValidYet), "not valid yet"),
-            (E::InvalidCertificate(Cert::Revoked), "revoked"),
-            (
-                other(webpki::Error::CaUsedAsEndEntity),
-                "certificate authority's, not a server's",
-            ),
-            (
-                other(webpki::Error::EndEntityUsedAsCa),
-                "another server's certificate",
-            ),
-            (
-                other(webpki::Error::MaximumPathDepthExceeded),
-                "was refused",
-            ),
-            (
-                E::AlertReceived(rustls::AlertDescription::HandshakeFailure),
-                "(handshake failure alert)",
-            ),
-            (E::NoCertificatesPresented, "no certificate"),
-            (E::General("x".into()), "handshake failure"),
-        ];
-        for (e, want) in cases {
-            let s = tls_sentence(&e);
-            assert!(s.contains(want), "{e:?}: {s}");
-            assert!(
-                !s.contains(['(', '{', '_']) || s.contains(" ("),
-                "{e:?}: {s}"
-            );
-            assert!(!s.contains("Other") && !s.contains('{'), "{e:?}: {s}");
         }
     }
 }

@@ -5,7 +5,14 @@
 //! blocks on the wrong one: typing never waits for the peer, and a peer that closes ends
 //! the relay even while stdin stays open and silent (ncat's most reported bug).
 //!
-//! # Rules for streams (TCP, Unix stream)
+//! # Rules for streams (TCP, TLS, Unix stream)
+//! Over TLS (`tls://`) the rules are the same, TLS's close_notify standing for the
+//! socket's half-close: stdin EOF sends close_notify (then shuts the socket's write side),
+//! and the peer's close_notify is its EOF (a peer that closes the socket without one is
+//! taken at its word too, with a warning, as ncat does). The handshake is made before
+//! anything is relayed: `connect` reports a certificate it does not trust as an error;
+//! `listen` refuses (with a warning) a client that fails it and waits for the next; under
+//! `-k` the handshake runs in the poll loop, so nobody waits for a slow one.
 //! 1. **Full duplex.** Bytes read from stdin go to the peer as soon as it accepts them;
 //!    the peer's bytes are written to the output as they arrive, flushed per read (the
 //!    output may be a pipe). Up to [`HIGH_WATER`] bytes are queued for a slow peer before
@@ -91,6 +98,7 @@ use std::time::{Duration, Instant};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::socket::listener::{self, Bound};
+use crate::socket::tls::{ClientOptions, ClientTls, HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
 use crate::socket::unix_path::UnixPathGuard;
 use crate::socket::{AccessList, DatagramSocket, Listener, Shutdown, Stream};
 
@@ -232,7 +240,7 @@ pub struct Link {
 
 #[derive(Debug)]
 enum LinkKind {
-    Stream(Stream),
+    Stream(stream::Io),
     Datagram {
         socket: DatagramSocket,
         // The client's own Unix datagram path, removed with the link.
@@ -242,12 +250,49 @@ enum LinkKind {
 
 /// Connects to any endpoint: TCP (`timeout` bounds the connect), Unix stream, UDP, or
 /// Unix datagram (bound to a temporary path of its own, so replies can reach it, and
-/// removed when the link is dropped).
+/// removed when the link is dropped). A `tls://` endpoint trusts the system's roots; see
+/// [`connect_tls`] for other ways.
 pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> Result<Link> {
+    match endpoint {
+        Endpoint::Tls(_) => connect_tls(
+            endpoint,
+            timeout,
+            &ClientTls::new(&ClientOptions::default())?,
+        ),
+        _ => connect_any(endpoint, timeout, None),
+    }
+}
+
+/// Connects to a `tls://` endpoint with `tls`'s trust and options; the handshake is done
+/// (within `timeout`, or [`HANDSHAKE_TIMEOUT`]) before this returns, so an untrusted
+/// server is an error here, in one sentence.
+pub fn connect_tls(
+    endpoint: &Endpoint,
+    timeout: Option<Duration>,
+    tls: &ClientTls,
+) -> Result<Link> {
+    connect_any(endpoint, timeout, Some(tls))
+}
+
+fn connect_any(
+    endpoint: &Endpoint,
+    timeout: Option<Duration>,
+    tls: Option<&ClientTls>,
+) -> Result<Link> {
     let what = || format!("connect {endpoint}");
     let kind = match endpoint {
         Endpoint::Tcp(_) | Endpoint::Unix(_) => {
-            LinkKind::Stream(Stream::connect(endpoint, timeout)?)
+            LinkKind::Stream(stream::Io::Plain(Stream::connect(endpoint, timeout)?))
+        }
+        Endpoint::Tls(hp) => {
+            let Some(tls) = tls else {
+                return Err(Error::Setting(
+                    "a tls:// endpoint needs TLS settings".into(),
+                ));
+            };
+            let sock = Stream::connect(endpoint, timeout)?;
+            let s = TlsStream::connect(sock, tls, &hp.host, timeout.unwrap_or(HANDSHAKE_TIMEOUT))?;
+            LinkKind::Stream(stream::Io::Tls(Box::new(s)))
         }
         Endpoint::Udp(hp) => {
             let addr = hp.resolve()?[0];
@@ -324,6 +369,8 @@ pub struct Listening {
     local: Endpoint,
     access: AccessList,
     guard: Option<UnixPathGuard>,
+    /// The identity a `tls://` listener presents ([`Listening::with_tls`]).
+    tls: Option<ServerTls>,
 }
 
 #[derive(Debug)]
@@ -359,7 +406,15 @@ impl Listening {
             local,
             access,
             guard,
+            tls: None,
         })
+    }
+
+    /// The certificate and key a `tls://` listener speaks TLS with; without them it
+    /// refuses to relay, rather than fall back to plain text.
+    pub fn with_tls(mut self, tls: ServerTls) -> Listening {
+        self.tls = Some(tls);
+        self
     }
 
     /// The address really bound (the port the OS chose for port 0).
@@ -377,10 +432,19 @@ impl Listening {
         stop: &Shutdown,
     ) -> Result<End> {
         let what = format!("{}", self.local);
+        let tls = match (&self.local, &self.tls) {
+            (Endpoint::Tls(_), None) => {
+                return Err(Error::Setting(format!(
+                    "listening on {what} needs a certificate (Listening::with_tls)"
+                )));
+            }
+            (Endpoint::Tls(_), Some(tls)) => Some(tls),
+            _ => None,
+        };
         match self.kind {
             ListeningKind::Stream(listener) => match accept {
                 Accept::One => {
-                    let Some(conn) = stream::accept_one(&listener, &self.access, stop)
+                    let Some(conn) = stream::accept_one(&listener, &self.access, stop, tls)
                         .map_err(|e| Error::io(format!("accept on {what}"), e))?
                     else {
                         return Ok(End::Stopped);
@@ -397,7 +461,7 @@ impl Listening {
                         .map_err(|e| Error::io(format!("listen on {what}"), e))?;
                     let result = stream::relay(
                         Vec::new(),
-                        Some((&listener, &self.access)),
+                        Some((&listener, &self.access, tls)),
                         input.as_fd(),
                         output,
                         options,

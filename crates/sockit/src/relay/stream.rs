@@ -1,11 +1,12 @@
 //! The stream relay: one poll loop over stdin, the stop handle, an optional listener and
 //! every connection. One connection is `connect` (and `listen` without -k); a listener
-//! and many connections is `listen -k`.
+//! and many connections is `listen -k`. A connection is plain or TLS ([`Io`]); the rules
+//! are the same, TLS's close_notify standing for the socket's half-close.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown as How;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::socket::listener::accept_error_is_transient;
+use crate::socket::tls::{HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
 use crate::socket::{AccessList, Listener, Peer, Shutdown, Stream};
 
 /// How long accepting pauses when the process is out of descriptors or memory.
@@ -26,10 +28,90 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections accepted per wake-up, so a flood cannot starve stdin and the others.
 const ACCEPTS_PER_WAKE: usize = 64;
 
+/// A connection's bytes: as they are, or inside TLS.
+#[derive(Debug)]
+pub(super) enum Io {
+    /// TCP or Unix, as is.
+    Plain(Stream),
+    /// TLS over TCP (`tls://`); boxed, the TLS state is large.
+    Tls(Box<TlsStream>),
+}
+
+impl Io {
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.set_nonblocking(true),
+            Io::Tls(s) => s.set_nonblocking(true),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => (&*s).read(buf),
+            Io::Tls(s) => s.read(buf),
+        }
+    }
+
+    /// The half-close: `shutdown(SHUT_WR)`, or TLS's close_notify (then SHUT_WR).
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.shutdown(How::Write),
+            Io::Tls(s) => s.shutdown_write(),
+        }
+    }
+
+    /// TLS records (or its half-close) wait for room in the socket.
+    fn wants_write(&self) -> bool {
+        matches!(self, Io::Tls(s) if s.wants_write())
+    }
+
+    /// Sends what TLS has queued, as far as the socket takes it now.
+    fn write_pending(&mut self) -> io::Result<()> {
+        match self {
+            Io::Plain(_) => Ok(()),
+            Io::Tls(s) => match s.write_pending() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                other => other,
+            },
+        }
+    }
+
+    /// TLS holds decrypted bytes (or the peer's close_notify) that poll cannot announce.
+    fn buffered(&mut self) -> bool {
+        match self {
+            Io::Plain(_) => false,
+            Io::Tls(s) => s.buffered(),
+        }
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => (&*s).write(buf),
+            Io::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Io {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Io::Plain(s) => s.as_fd(),
+            Io::Tls(s) => s.as_fd(),
+        }
+    }
+}
+
 /// One relayed connection.
 #[derive(Debug)]
 pub(super) struct Conn {
-    stream: Stream,
+    /// The connection, plain or TLS.
+    io: Io,
     /// Who it is, for messages.
     name: String,
     /// stdin bytes not yet taken by the peer.
@@ -87,10 +169,10 @@ enum Gone {
 }
 
 impl Conn {
-    pub(super) fn new(stream: Stream, name: String) -> io::Result<Conn> {
-        stream.set_nonblocking(true)?;
+    pub(super) fn new(io: Io, name: String) -> io::Result<Conn> {
+        io.set_nonblocking()?;
         Ok(Conn {
-            stream,
+            io,
             name,
             outbox: Outbox::default(),
             write: WriteSide::Open,
@@ -109,7 +191,7 @@ impl Conn {
             Direction::SendOnly => PollFlags::RDHUP,
             Direction::Both | Direction::RecvOnly => PollFlags::IN,
         };
-        if !self.outbox.is_empty() {
+        if !self.outbox.is_empty() || self.io.wants_write() {
             flags |= PollFlags::OUT;
         }
         flags
@@ -125,10 +207,10 @@ impl Conn {
 
     /// Writes what the peer will take, then half-closes if that was asked and is due.
     fn flush(&mut self) {
-        let result = self.outbox.flush(&self.stream).and_then(|()| {
+        let result = self.outbox.flush(&mut self.io).and_then(|()| {
             if self.outbox.is_empty() && self.write == WriteSide::CloseWhenFlushed {
                 self.write = WriteSide::Closed;
-                match self.stream.shutdown(How::Write) {
+                match self.io.shutdown_write() {
                     // Already gone: its EOF or error shows up on the next poll.
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
                     other => other,
@@ -137,6 +219,7 @@ impl Conn {
                 Ok(())
             }
         });
+        let result = result.and_then(|()| self.io.write_pending());
         if let Err(e) = result {
             self.gone = Some(Gone::Failed(e));
         }
@@ -172,7 +255,7 @@ impl Conn {
             // Already at EOF, now hung up or failed: the peer is gone for good. A reset
             // says it dropped bytes of ours unread.
             if ready.intersects(trouble) {
-                self.gone = Some(match socket2::SockRef::from(&self.stream).take_error() {
+                self.gone = Some(match socket2::SockRef::from(&self.io).take_error() {
                     Ok(Some(e)) | Err(e) => Gone::Failed(e),
                     Ok(None) => Gone::Closed,
                 });
@@ -180,14 +263,24 @@ impl Conn {
             }
         } else if direction == Direction::SendOnly {
             if ready.intersects(PollFlags::RDHUP | trouble) {
-                match socket2::SockRef::from(&self.stream).take_error() {
+                match socket2::SockRef::from(&self.io).take_error() {
                     Ok(Some(e)) | Err(e) => self.gone = Some(Gone::Failed(e)),
                     Ok(None) => self.peer_eof(many),
                 }
                 return Ok(());
             }
         } else if ready.intersects(PollFlags::IN | trouble) {
-            match (&self.stream).read(buf) {
+            let read = match self.io.read(buf) {
+                // A TLS peer that closed the socket without close_notify: its EOF all
+                // the same (many do; ncat and socat read it so), but nothing proves the
+                // stream was not cut short, which is worth a word.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    tracing::warn!(peer = %self.name, "closed without TLS close_notify");
+                    Ok(0)
+                }
+                other => other,
+            };
+            match read {
                 Ok(0) => {
                     let mut rest = Vec::new();
                     if let Incoming::Frames(frames) = &mut self.incoming
@@ -236,7 +329,7 @@ impl Conn {
             }
         }
         if ready.intersects(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP)
-            && !self.outbox.is_empty()
+            && (!self.outbox.is_empty() || self.io.wants_write())
         {
             self.flush();
         }
@@ -270,7 +363,7 @@ impl Outbox {
     }
 
     /// Writes until the queue is empty or the socket would block.
-    fn flush(&mut self, mut to: impl Write) -> io::Result<()> {
+    fn flush(&mut self, to: &mut impl Write) -> io::Result<()> {
         while let Some(front) = self.queue.front() {
             match to.write(&front[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -291,11 +384,16 @@ impl Outbox {
     }
 }
 
-/// Waits for one admitted connection; `None` if stopped first.
+/// Waits for one admitted connection; `None` if stopped first. With `tls`, the handshake
+/// is made here, within [`HANDSHAKE_TIMEOUT`] (the stop handle still heard), before the
+/// connection counts: a client
+/// that fails it (plain text, say) is refused with a warning and the next one is waited
+/// for, so it cannot take the place of a real TLS client.
 pub(super) fn accept_one(
     listener: &Listener,
     access: &AccessList,
     stop: &Shutdown,
+    tls: Option<&ServerTls>,
 ) -> io::Result<Option<Conn>> {
     loop {
         let stop_fd = stop.fd();
@@ -309,7 +407,23 @@ pub(super) fn accept_one(
         }
         match listener.accept() {
             Ok((stream, peer)) => {
-                if let Some(conn) = admit(stream, &peer, access) {
+                // The access list first: no handshake for a peer that is refused anyway.
+                if !access.permits(peer.ip()) {
+                    tracing::warn!(%peer, "refused: denied by the access list");
+                    continue;
+                }
+                let io = match tls {
+                    None => Io::Plain(stream),
+                    Some(tls) => match handshake(stream, tls, stop) {
+                        Ok(Some(s)) => Io::Tls(Box::new(s)),
+                        Ok(None) => return Ok(None),
+                        Err(e) => {
+                            tracing::warn!(%peer, "refused: {e}");
+                            continue;
+                        }
+                    },
+                };
+                if let Some(conn) = admit(io, &peer, access) {
                     return Ok(Some(conn));
                 }
             }
@@ -321,13 +435,44 @@ pub(super) fn accept_one(
     }
 }
 
+/// Makes the TLS handshake of an accepted connection within [`HANDSHAKE_TIMEOUT`],
+/// watching the stop handle all the while (a silent client must not hold up SIGTERM):
+/// `None` if stopped first.
+fn handshake(stream: Stream, tls: &ServerTls, stop: &Shutdown) -> Result<Option<TlsStream>> {
+    let mut s = TlsStream::server(stream, tls)?;
+    s.set_nonblocking(true)
+        .map_err(|e| Error::io("TLS handshake", e))?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    loop {
+        if s.handshake_step()? {
+            return Ok(Some(s));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Tls(format!(
+                "TLS handshake: timed out after {}s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            )));
+        }
+        let stop_fd = stop.fd();
+        let mut flags = PollFlags::IN;
+        if s.wants_write() {
+            flags |= PollFlags::OUT;
+        }
+        let mut fds = [PollFd::new(&stop_fd, PollFlags::IN), PollFd::new(&s, flags)];
+        wait(&mut fds, Some(deadline)).map_err(|e| Error::io("poll", e))?;
+        if stop.is_triggered() || !fds[0].revents().is_empty() {
+            return Ok(None);
+        }
+    }
+}
+
 /// Checks `--allow/--deny`; a refused peer is closed by dropping its stream.
-fn admit(stream: Stream, peer: &Peer, access: &AccessList) -> Option<Conn> {
+fn admit(io: Io, peer: &Peer, access: &AccessList) -> Option<Conn> {
     if !access.permits(peer.ip()) {
         tracing::warn!(%peer, "refused: denied by the access list");
         return None;
     }
-    match Conn::new(stream, peer.to_string()) {
+    match Conn::new(io, peer.to_string()) {
         Ok(conn) => {
             tracing::info!(%peer, "connected");
             Some(conn)
@@ -343,7 +488,7 @@ fn admit(stream: Stream, peer: &Peer, access: &AccessList) -> Option<Conn> {
 /// relay runs until `stop`; without, it ends with its connection.
 pub(super) fn relay<O: Write>(
     mut conns: Vec<Conn>,
-    listener: Option<(&Listener, &AccessList)>,
+    listener: Option<(&Listener, &AccessList, Option<&ServerTls>)>,
     input: BorrowedFd<'_>,
     mut output: O,
     options: &Options,
@@ -424,15 +569,25 @@ pub(super) fn relay<O: Write>(
             fds.len() - 1
         });
         let listener_at = match listener {
-            Some((l, _)) if accept_paused_until.is_none() => {
+            Some((l, _, _)) if accept_paused_until.is_none() => {
                 fds.push(PollFd::new(l, PollFlags::IN));
                 Some(fds.len() - 1)
             }
             _ => None,
         };
+        // Bytes TLS already decrypted are readable now, whatever the socket says.
+        let buffered: Vec<bool> = conns
+            .iter_mut()
+            .map(|c| !c.read_closed && options.direction != Direction::SendOnly && c.io.buffered())
+            .collect();
+        let deadline = if buffered.contains(&true) {
+            Some(now)
+        } else {
+            deadline
+        };
         let conns_at = fds.len();
         for c in &conns {
-            fds.push(PollFd::new(&c.stream, c.interest(options.direction)));
+            fds.push(PollFd::new(&c.io, c.interest(options.direction)));
         }
         wait(&mut fds, deadline).map_err(|e| Error::io("poll", e))?;
         let ready: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
@@ -444,9 +599,14 @@ pub(super) fn relay<O: Write>(
         let queued: usize = conns.iter().map(|c| c.outbox.len()).sum();
         let was_closed = conns.iter().filter(|c| c.read_closed).count();
         // Peers first: one found gone now is not handed this round's stdin.
-        for (conn, ready) in conns.iter_mut().zip(&ready[conns_at..]) {
+        for ((conn, ready), buffered) in conns.iter_mut().zip(&ready[conns_at..]).zip(buffered) {
+            let ready = if buffered {
+                *ready | PollFlags::IN
+            } else {
+                *ready
+            };
             if !ready.is_empty() {
-                conn.serve(*ready, options.direction, many, &mut buf, &mut output)?;
+                conn.serve(ready, options.direction, many, &mut buf, &mut output)?;
             }
         }
         if conns.iter().filter(|c| c.read_closed).count() != was_closed {
@@ -498,13 +658,37 @@ pub(super) fn relay<O: Write>(
             idle_since = Instant::now();
         }
 
-        if let (Some(at), Some((l, access))) = (listener_at, listener)
+        if let (Some(at), Some((l, access, tls))) = (listener_at, listener)
             && !ready[at].is_empty()
         {
             for _ in 0..ACCEPTS_PER_WAKE {
                 match l.accept() {
                     Ok((stream, peer)) => {
-                        let Some(mut conn) = admit(stream, &peer, access) else {
+                        if !access.permits(peer.ip()) {
+                            tracing::warn!(%peer, "refused: denied by the access list");
+                            continue;
+                        }
+                        // Under -k the handshake is not waited for: it runs in the poll
+                        // loop like the bytes that follow, so one slow client holds up
+                        // nobody; one that fails it is dropped with a warning. Except
+                        // with --send-only, which never reads the socket, so could never
+                        // finish it there: then it is made here (the stop handle heard).
+                        let io = match tls {
+                            None => Io::Plain(stream),
+                            Some(tls) => match if options.direction == Direction::SendOnly {
+                                handshake(stream, tls, stop)
+                            } else {
+                                TlsStream::server(stream, tls).map(Some)
+                            } {
+                                Ok(Some(s)) => Io::Tls(Box::new(s)),
+                                Ok(None) => return Ok(End::Stopped),
+                                Err(e) => {
+                                    tracing::warn!(%peer, "refused: {e}");
+                                    continue;
+                                }
+                            },
+                        };
+                        let Some(mut conn) = admit(io, &peer, access) else {
                             continue;
                         };
                         conn.incoming = Incoming::new(options);

@@ -86,17 +86,23 @@ pub(crate) struct Bound<T> {
 }
 
 /// Binds `count` stream listeners on one address (SO_REUSEPORT when more than one).
+/// A `tls://` address binds TCP: TLS is spoken on the accepted connections, by whoever
+/// accepts them, and the local endpoint keeps saying `tls://`.
 pub(crate) fn bind_stream(endpoint: &Endpoint, count: usize) -> Result<Bound<Listener>> {
     match endpoint {
-        Endpoint::Tcp(hp) => {
+        Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
             let (sockets, addr) = bind_inet(hp, Type::STREAM, count)?;
             let sockets = sockets
                 .into_iter()
                 .map(|s| Listener::Tcp(s.into()))
                 .collect();
+            let local = match endpoint {
+                Endpoint::Tls(_) => Endpoint::Tls(addr.into()),
+                _ => Endpoint::tcp(addr),
+            };
             Ok(Bound {
                 sockets,
-                local: Endpoint::tcp(addr),
+                local,
                 guard: None,
             })
         }
@@ -163,7 +169,7 @@ pub(crate) fn bind_datagram(endpoint: &Endpoint, count: usize) -> Result<Bound<D
                 guard: Some(guard),
             })
         }
-        Endpoint::Tcp(_) | Endpoint::Unix(_) => Err(Error::Unsupported {
+        Endpoint::Tcp(_) | Endpoint::Tls(_) | Endpoint::Unix(_) => Err(Error::Unsupported {
             model: "datagram server",
             what: "stream endpoints",
         }),

@@ -11,6 +11,8 @@
 //! - [`Shutdown`]: one handle that stops a server, observed by every model.
 //! - [`AccessList`]: which client networks may connect.
 //! - `gate`: admission (access list, then the connection limit) shared by every model.
+//! - `tls`: TLS on any stream: [`ServerTls`], [`ClientTls`], [`TlsStream`], and
+//!   [`tls_sentence`] for its errors.
 //! - [`TokioStream`] and `tokio`'s accept loop: the same sockets and rules for the
 //!   drivers on tokio (the `async` model, exec, chat).
 
@@ -21,6 +23,7 @@ pub(crate) mod listener;
 mod peer;
 mod shutdown;
 mod stream;
+pub mod tls;
 pub(crate) mod tokio;
 pub(crate) mod unix_path;
 
@@ -34,6 +37,7 @@ pub use peer::Peer;
 pub use shutdown::Shutdown;
 pub(crate) use shutdown::Wake;
 pub use stream::Stream;
+pub use tls::{ClientOptions, ClientTls, Fingerprint, ServerTls, TlsStream, tls_sentence};
 
 macro_rules! impl_fd {
     ($($ty:ident { $($var:ident),* }),*) => {$(

@@ -19,11 +19,13 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Connects to a stream endpoint (TCP addresses are tried in resolver order).
+    /// Connects to a stream endpoint (TCP addresses are tried in resolver order). For a
+    /// `tls://` endpoint this is the TCP connection under it: the handshake is
+    /// `socket::TlsStream::connect`'s.
     pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> Result<Stream> {
         let what = || format!("connect {endpoint}");
         match endpoint {
-            Endpoint::Tcp(hp) => {
+            Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
                 let mut last = None;
                 for addr in hp.resolve()? {
                     let res = match timeout {

@@ -52,6 +52,9 @@ fn parse_room(s: &str) -> Result<RoomName, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    for addr in &args.addr {
+        crate::args::refuse_tls("bench chat", addr)?;
+    }
     if !(args.secs > 0.0 && args.secs < 86_400.0) {
         return Err(crate::usage("--secs must be between 0 and 86400"));
     }

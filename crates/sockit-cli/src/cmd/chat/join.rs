@@ -67,6 +67,7 @@ const QUIT_WAIT: Duration = Duration::from_secs(2);
 const MAX_SHOWN: usize = 64 * 1024;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("chat join", &args.addr)?;
     if let Some(nick) = &args.nick
         && (nick.is_empty() || nick.chars().any(|c| c.is_control() || c == ' '))
     {

@@ -88,6 +88,7 @@ fn parse_room(s: &str) -> Result<RoomName, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::args::refuse_tls("chat serve", &args.addr)?;
     if args.max_queue < args.max_line {
         return Err(crate::usage("--max-queue must be at least --max-line"));
     }
