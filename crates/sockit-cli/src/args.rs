@@ -49,13 +49,9 @@ impl ServerArgs {
         }
     }
 
-    /// Binds, prints `listening on ...`, and arranges for SIGINT/SIGTERM to stop the server.
-    pub fn bind(&self, endpoint: &Endpoint) -> anyhow::Result<Server> {
-        self.bind_with(endpoint, self.config())
-    }
-
-    /// [`ServerArgs::bind`] with a configuration a command completed (options of its own
-    /// that only it has, such as a header timeout).
+    /// Binds with `config` (these options, completed by the command with what only it
+    /// has, such as a header timeout), prints `listening on ...`, and arranges for
+    /// SIGINT/SIGTERM to stop the server.
     pub fn bind_with(&self, endpoint: &Endpoint, config: Config) -> anyhow::Result<Server> {
         let server = Server::bind(endpoint, config)
             .with_context(|| format!("cannot listen on {endpoint}"))?;

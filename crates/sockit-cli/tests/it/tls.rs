@@ -18,8 +18,7 @@ fn tls_addresses_are_refused_by_commands_that_cannot_speak_tls_yet() {
     std::fs::write(&file, b"x").unwrap();
     let file = file.to_str().unwrap();
     let d = dir.0.to_str().unwrap();
-    let cases: [(&[&str], &str); 9] = [
-        (&["echo", "tls://127.0.0.1:0"], "echo"),
+    let cases: [(&[&str], &str); 8] = [
         (&["http", "serve", d, "tls://127.0.0.1:0"], "http serve"),
         (&["chat", "serve", "tls://127.0.0.1:0"], "chat serve"),
         (
@@ -539,4 +538,102 @@ fn listen_tls_stops_on_sigterm_while_a_client_says_nothing_in_its_handshake() {
         started.elapsed()
     );
     drop(silent);
+}
+
+/// Python's `ssl`: `CONNS` clients at once, each pinned to the fingerprint the server
+/// printed (checked by hand: `ssl` has no pinning), each sending distinct bytes and
+/// reading the echo back; prints "ok N" once all are byte-exact.
+const PY_PINNED_ECHO: &str = r#"
+import hashlib, socket, ssl, sys, threading
+port, pin, conns = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+good = []
+def one(i):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
+    fp = "sha256:" + hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+    assert fp == pin, (fp, pin)
+    data = bytes((i * 7 + k) % 251 for k in range(50000))
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        assert chunk, "closed early"
+        got += chunk
+    assert got == data
+    s.close()
+    good.append(i)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("ok", len(good))
+"#;
+
+/// `echo tls://` under every model: the fingerprint line right after `listening on`,
+/// Python's `ssl` clients at once byte-exact, sockit's own `connect tls:// --pin`, and a
+/// plain-text client refused without harming them.
+#[test]
+fn echo_tls_serves_every_model_to_python_ssl_and_a_pinned_connect() {
+    for model in crate::echo::STREAM_MODELS {
+        let server = crate::util::Server::start(&["echo", "tls://127.0.0.1:0", "--model", model]);
+        assert!(server.endpoint.starts_with("tls://"), "{}", server.endpoint);
+        let line = server.next_line().expect("the fingerprint line");
+        let pin = line
+            .strip_prefix("tls fingerprint ")
+            .unwrap_or_else(|| panic!("{model}: second line {line:?}"))
+            .to_owned();
+        // A plain-text client first: it loses its own connection, nothing more.
+        let mut plain = TcpStream::connect(server.addr()).unwrap();
+        plain.set_read_timeout(Some(WAIT)).unwrap();
+        let _ = plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut junk = Vec::new();
+        let _ = plain.read_to_end(&mut junk);
+        assert!(!contains(&junk, b"GET /"), "{model}: plain text echoed");
+        let conns = if *model == "blocking" { "1" } else { "10" };
+        let mut py = Proc::python(PY_PINNED_ECHO, &[&server.port().to_string(), &pin, conns]);
+        assert_exit_0(&mut py);
+        assert_eq!(
+            String::from_utf8_lossy(&py.stdout()).trim(),
+            format!("ok {conns}"),
+            "{model}"
+        );
+        let mut c = Proc::sockit(&["connect", &server.endpoint, "--pin", &pin]);
+        c.write(b"hello over tls\n");
+        c.wait_stdout_contains("hello over tls\n");
+        c.close_stdin();
+        assert_exit_0(&mut c);
+        let (status, _) = server.stop();
+        assert!(status.success(), "{model}: {status}");
+    }
+}
+
+/// `openssl s_client`, verifying the certificate it was given, against `echo tls://`
+/// with `--cert`/`--key`.
+#[test]
+fn echo_tls_with_cert_and_key_answers_openssl_s_client() {
+    let dir = TempDir::new("echo-tls-s-client");
+    let (cert, key) = openssl_cert(&dir);
+    for model in ["epoll", "threads", "async"] {
+        let server = crate::util::Server::start(&[
+            "echo",
+            "tls://127.0.0.1:0",
+            "--model",
+            model,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ]);
+        let mut client = Proc::spawn({
+            let mut c = Command::new("openssl");
+            c.args(["s_client", "-quiet", "-verify_return_error"])
+                .args(["-CAfile", &cert, "-connect", &server.addr()]);
+            c
+        });
+        client.write(b"ping from openssl\n");
+        client.wait_stdout_contains("ping from openssl\n");
+        drop(client);
+        assert!(server.stop().0.success(), "{model}");
+    }
 }

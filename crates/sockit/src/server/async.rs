@@ -47,8 +47,24 @@ impl Server {
     /// close. On shutdown, tasks see [`Stopping`] and get a few seconds to finish.
     ///
     /// The configured model, idle and header timeouts do not apply: the task decides how it
-    /// waits.
+    /// waits. The tasks get plain streams, so a `tls://` endpoint is refused here.
     pub fn serve_tasks<F, Fut>(self, busy: &[u8], handle: F) -> Result<()>
+    where
+        F: Fn(TokioStream, Peer, Stopping) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if matches!(self.local, crate::addr::Endpoint::Tls(_)) {
+            return Err(Error::Unsupported {
+                model: "tasks",
+                what: "a tls:// endpoint (the tasks would get plain streams)",
+            });
+        }
+        self.serve_tasks_plain(busy, handle)
+    }
+
+    /// [`Server::serve_tasks`] without the `tls://` check, for the async model, whose
+    /// service was checked (and does its TLS inside its handlers).
+    pub(crate) fn serve_tasks_plain<F, Fut>(self, busy: &[u8], handle: F) -> Result<()>
     where
         F: Fn(TokioStream, Peer, Stopping) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -100,7 +116,7 @@ pub(crate) fn serve<S: Service>(server: Server, service: S) -> Result<()> {
     let config = Arc::new(server.config.clone());
     let service = Arc::new(service);
     let busy: Vec<u8> = service.busy_message().to_vec();
-    server.serve_tasks(&busy, move |stream, peer, stopping| {
+    server.serve_tasks_plain(&busy, move |stream, peer, stopping| {
         let handler = service.handler(&peer);
         let config = config.clone();
         async move {

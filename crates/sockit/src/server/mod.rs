@@ -300,6 +300,13 @@ pub trait Service: Send + Sync + 'static {
     fn busy_message(&self) -> &[u8] {
         b""
     }
+
+    /// Whether the service speaks TLS itself ([`TlsService`]). A server bound to a
+    /// `tls://` address refuses to serve one that does not: its clients were told to
+    /// expect TLS, and plain text must never be the silent fallback.
+    fn speaks_tls(&self) -> bool {
+        false
+    }
 }
 
 /// The datagram counterpart of [`Service`]: one datagram in, at most one reply out.
@@ -403,6 +410,12 @@ impl Server {
 
     /// Serves connections until shutdown. The endpoint must be a stream endpoint.
     pub fn serve<S: Service>(self, service: S) -> Result<()> {
+        if matches!(self.local, Endpoint::Tls(_)) && !service.speaks_tls() {
+            return Err(Error::Unsupported {
+                model: self.config.model.name(),
+                what: "a tls:// endpoint with a service that does not speak TLS (wrap it in TlsService)",
+            });
+        }
         if self.config.model == Model::Async {
             return r#async::serve(self, service);
         }

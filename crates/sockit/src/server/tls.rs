@@ -73,6 +73,10 @@ impl<S: Service> Service for TlsService<S> {
     fn busy_message(&self) -> &[u8] {
         b""
     }
+
+    fn speaks_tls(&self) -> bool {
+        true
+    }
 }
 
 /// One TLS connection: the rustls state and the inner handler its plaintext goes to.
