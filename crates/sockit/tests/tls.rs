@@ -373,3 +373,26 @@ fn a_file_range_is_served_over_tls_byte_exact_under_every_model() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A server bound to `tls://` never speaks plain text by mistake: serving a service that
+/// does not do TLS is an error before anything is accepted, under every model, and so
+/// is handing its connections to plain tasks.
+#[test]
+fn a_tls_endpoint_refuses_a_service_that_does_not_speak_tls() {
+    let tls: sockit::Endpoint = "tls://127.0.0.1:0".parse().unwrap();
+    for model in Model::ALL {
+        let config = Config {
+            model,
+            ..Config::default()
+        };
+        let server = Server::bind(&tls, config).unwrap();
+        let err = server.serve(Echo::default()).unwrap_err().to_string();
+        assert!(err.contains("tls://"), "{model}: {err}");
+    }
+    let server = Server::bind(&tls, Config::default()).unwrap();
+    let err = server
+        .serve_tasks(b"", |_, _, _| async {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls://"), "{err}");
+}
