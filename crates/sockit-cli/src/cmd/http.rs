@@ -12,10 +12,12 @@ use sockit::Endpoint;
 use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
 use sockit::proto::http::client::url::Url;
-use sockit::server::Config;
+use sockit::server::{Config, TlsService};
 use sockit::text::terminal_safe;
 
-use crate::args::{ServerArgs, parse_duration, parse_nonzero_duration};
+use crate::args::{
+    ServerArgs, TlsServerArgs, announce_fingerprint, parse_duration, parse_nonzero_duration,
+};
 use crate::usage;
 
 /// HTTP/1.1 on sockit's own sockets: a client and a static file server.
@@ -91,8 +93,15 @@ struct GetArgs {
 /// in; a client that misses it gets 408 Request Timeout (if its socket takes the answer
 /// at once) and is disconnected.
 ///
-/// Example: sockit http serve ./public 127.0.0.1:8000 --model epoll
+/// HTTPS: give a tls:// address. Without --cert/--key a self-signed certificate is made
+/// and its fingerprint printed after the `listening on` line; ALPN offers http/1.1. The
+/// TLS handshake is held to --header-timeout too.
+///
+/// Examples:
+///   sockit http serve ./public 127.0.0.1:8000 --model epoll
+///   sockit http serve ./public tls://0.0.0.0:8443 --cert cert.pem --key key.pem
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 struct ServeArgs {
     /// The directory to serve.
     #[arg(default_value = ".")]
@@ -109,6 +118,8 @@ struct ServeArgs {
     header_timeout: Duration,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: TlsServerArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -210,7 +221,8 @@ impl Write for BodyWriter<'_, '_> {
 const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 
 fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
-    crate::args::refuse_tls("http serve", &args.addr)?;
+    // Before binding: a bad certificate or key is reported with nothing bound.
+    let tls = args.tls.server_tls(&args.addr)?;
     args.server.idle_timeout.get_or_insert(DEFAULT_IDLE);
     let log = if args.quiet { Log::Quiet } else { Log::Stderr };
     let files = FileServer::new(&args.dir, log).map_err(usage)?;
@@ -219,6 +231,15 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..args.server.config()
     };
     let server = args.server.bind_with(&args.addr, config)?;
-    server.serve(files)?;
+    match tls {
+        Some((tls, made)) => {
+            if made {
+                announce_fingerprint(&tls);
+            }
+            let tls = tls.with_alpn(&[b"http/1.1"]);
+            server.serve(TlsService::new(files, tls.config()))?
+        }
+        None => server.serve(files)?,
+    }
     Ok(ExitCode::SUCCESS)
 }

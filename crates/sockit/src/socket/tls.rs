@@ -149,6 +149,15 @@ impl ServerTls {
         self.config.clone()
     }
 
+    /// The same identity offering these ALPN protocols (`http/1.1` for HTTPS), so a
+    /// client that asks for one gets it named in the handshake.
+    pub fn with_alpn(mut self, protocols: &[&[u8]]) -> ServerTls {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+        self.config = Arc::new(config);
+        self
+    }
+
     /// The SHA-256 of the leaf certificate, `sha256:<hex>`, what `--pin` takes.
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
