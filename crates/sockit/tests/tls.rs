@@ -396,3 +396,31 @@ fn a_tls_endpoint_refuses_a_service_that_does_not_speak_tls() {
         .to_string();
     assert!(err.contains("tls://"), "{err}");
 }
+
+/// The same guarantee for services that own their connections: a receiver without TLS is
+/// refused on a `tls://` endpoint; with TLS it is served (and stops when told to).
+#[test]
+fn a_tls_endpoint_refuses_a_stream_service_that_does_not_speak_tls() {
+    use sockit::transfer::{Existing, Receiver, Root};
+    let tls: sockit::Endpoint = "tls://127.0.0.1:0".parse().unwrap();
+    let dir = std::env::temp_dir().join(format!("sockit-tls-streams-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = || Config {
+        model: Model::Threads,
+        ..Config::default()
+    };
+    let plain = Receiver::new(Root::open(&dir).unwrap(), Existing::Keep, |_| {});
+    let server = Server::bind(&tls, config()).unwrap();
+    // Stopped before it starts: without the guard it would return Ok at once, not hang.
+    server.shutdown_handle().trigger();
+    let err = server.serve_streams(plain).unwrap_err().to_string();
+    assert!(err.contains("tls://"), "{err}");
+
+    let identity = sockit::socket::tls::ServerTls::self_signed(&["127.0.0.1".into()]).unwrap();
+    let speaks =
+        Receiver::new(Root::open(&dir).unwrap(), Existing::Keep, |_| {}).with_tls(identity);
+    let server = Server::bind(&tls, config()).unwrap();
+    server.shutdown_handle().trigger();
+    server.serve_streams(speaks).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

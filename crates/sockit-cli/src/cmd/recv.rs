@@ -15,7 +15,9 @@ use sockit::server::{Config, Model, Server};
 use sockit::text::{Escaped, terminal_safe};
 use sockit::transfer::{Existing, Receiver, RecvEvent, Root};
 
-use crate::args::{announce, parse_nonzero_duration, parse_positive};
+use crate::args::{
+    TlsServerArgs, announce, announce_fingerprint, parse_nonzero_duration, parse_positive,
+};
 
 /// Receive files and folders sent with `sockit send`, verified, into DIR.
 ///
@@ -33,10 +35,19 @@ use crate::args::{announce, parse_nonzero_duration, parse_positive};
 /// Prints `listening on <address>` to stderr once ready. Without -k it exits after the
 /// first sender is done (0 if every file arrived verified); stops on SIGINT/SIGTERM.
 ///
-/// Example: sockit recv 0.0.0.0:7001 --dir incoming -k
+/// TLS (tls://HOST:PORT): senders must speak TLS, the handshake held to --header-timeout;
+/// everything else is the same. With --cert and --key that certificate is presented;
+/// without, a self-signed one is made and `tls fingerprint sha256:HEX` printed after
+/// `listening on`, for `sockit send --pin sha256:HEX`. A sender that fails the handshake
+/// (plain text, say) is closed with a warning and the next one is waited for.
+///
+/// Examples:
+///   sockit recv 0.0.0.0:7001 --dir incoming -k
+///   sockit recv tls://0.0.0.0:7443 --dir incoming
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on: HOST:PORT, tcp://, tls://, unix:PATH.
     #[arg(default_value = "127.0.0.1:7001")]
     addr: Endpoint,
     /// Directory to receive into (created if missing).
@@ -64,10 +75,13 @@ pub struct Args {
     /// --idle-timeout alone.
     #[arg(long, default_value = "10s", value_parser = parse_nonzero_duration)]
     header_timeout: Duration,
+    #[command(flatten)]
+    tls: TlsServerArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::args::refuse_tls("recv", &args.addr)?;
+    // Before binding: a bad certificate or key is reported with nothing bound.
+    let tls = args.tls.server_tls(&args.addr)?;
     let root = Root::open(&args.dir)
         .with_context(|| format!("cannot open directory {}", args.dir.display()))?;
     let existing = match (args.overwrite, args.skip_existing) {
@@ -86,6 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let server = Server::bind(&args.addr, config)
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     announce(&server)?;
+    if let Some((tls, true)) = &tls {
+        announce_fingerprint(tls);
+    }
     let shutdown = server.shutdown_handle();
     let failures = Arc::new(AtomicU64::new(0));
     let (keep_open, failed) = (args.keep_open, failures.clone());
@@ -112,6 +129,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("{peer}: skipped {}: it exists", Escaped(path));
         }
         RecvEvent::Link { .. } => {}
+        RecvEvent::Handshake { peer, reason } => {
+            // Its own connection only: the next sender is waited for, even without -k.
+            eprintln!("sockit: warning: {peer}: {}", Escaped(reason));
+        }
         RecvEvent::LinkRefused {
             peer,
             path,
@@ -158,6 +179,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     });
+    let receiver = match tls {
+        Some((tls, _)) => receiver.with_tls(tls),
+        None => receiver,
+    };
     server.serve_streams(receiver)?;
     if !args.keep_open && failures.load(Ordering::Relaxed) > 0 {
         return Ok(ExitCode::FAILURE);

@@ -13,19 +13,12 @@ use crate::util::{
 
 #[test]
 fn tls_addresses_are_refused_by_commands_that_cannot_speak_tls_yet() {
-    let dir = TempDir::new("tls-refused");
-    let file = dir.path("f");
-    std::fs::write(&file, b"x").unwrap();
-    let file = file.to_str().unwrap();
-    let d = dir.0.to_str().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["chat", "serve", "tls://127.0.0.1:0"], "chat serve"),
         (
             &["chat", "join", "--nick", "a", "tls://127.0.0.1:1"],
             "chat join",
         ),
-        (&["recv", "tls://127.0.0.1:0", "--dir", d], "recv"),
-        (&["send", "tls://127.0.0.1:1", file], "send"),
         (&["bench", "echo", "tls://127.0.0.1:1"], "bench echo"),
         (&["bench", "conns", "tls://127.0.0.1:1"], "bench conns"),
         (

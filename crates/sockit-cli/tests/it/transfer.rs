@@ -1,6 +1,6 @@
 //! `sockit send` / `sockit recv`: trees arrive byte-exact with modes and checkable sums,
 //! broken transfers resume, unsafe names and lying or corrupted senders are refused, and
-//! the receiver keeps serving through all of it.
+//! the receiver keeps serving through all of it; over `tls://` too.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,8 +26,25 @@ struct Recv {
 
 impl Recv {
     fn start(dir: &Path, extra: &[&str]) -> Recv {
+        Recv::start_on("127.0.0.1:0", dir, extra)
+    }
+
+    /// A zero-setup `recv tls://` and the fingerprint it printed; `addr` is the whole
+    /// `tls://` endpoint, as `send` takes it.
+    fn start_tls(dir: &Path, extra: &[&str]) -> (Recv, String) {
+        let recv = Recv::start_on("tls://127.0.0.1:0", dir, extra);
+        let line = recv.wait_stderr("tls fingerprint ");
+        let pin = line
+            .strip_prefix("tls fingerprint ")
+            .unwrap_or_else(|| panic!("fingerprint line {line:?}"))
+            .to_owned();
+        (recv, pin)
+    }
+
+    /// `recv ADDR --dir DIR EXTRA...`; `addr` is then what it listens on, without `tcp://`.
+    fn start_on(listen: &str, dir: &Path, extra: &[&str]) -> Recv {
         let mut child = sockit()
-            .args(["recv", "127.0.0.1:0", "--dir"])
+            .args(["recv", listen, "--dir"])
             .arg(dir)
             .args(extra)
             .stdin(Stdio::null())
@@ -50,9 +67,9 @@ impl Recv {
         });
         let first = stderr.recv_timeout(WAIT).expect("recv printed nothing");
         let addr = first
-            .strip_prefix("listening on tcp://")
-            .unwrap_or_else(|| panic!("first line {first:?}"))
-            .to_owned();
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line {first:?}"));
+        let addr = addr.strip_prefix("tcp://").unwrap_or(addr).to_owned();
         Recv {
             child,
             addr,
@@ -1250,4 +1267,148 @@ fn recv_cuts_a_transfer_header_that_trickles() {
     assert!(status.success(), "{err}");
     let (_, printed, _) = recv.stop();
     assert_eq!(printed.lines().count(), 1, "{printed}");
+}
+
+/// A folder of several files, one of 20 MiB, for the TLS tests.
+fn make_tls_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/empty-dir")).unwrap();
+    std::fs::write(root.join("notes.txt"), b"over tls\n").unwrap();
+    std::fs::write(root.join("zero"), b"").unwrap();
+    random_file(&root.join("sub/big.bin"), (20 << 20) + 7);
+    random_file(&root.join("sub/small.bin"), 70_001);
+    set_mode(&root.join("sub/small.bin"), 0o640);
+}
+
+const TLS_TREE_FILES: [&str; 4] = [
+    "tree/notes.txt",
+    "tree/sub/big.bin",
+    "tree/sub/small.bin",
+    "tree/zero",
+];
+
+#[test]
+fn send_recv_over_tls_pinned_zero_setup() {
+    let tmp = TempDir::new("xfer-tls");
+    let tree = tmp.path("tree");
+    make_tls_tree(&tree);
+    let dir = tmp.path("out");
+    let (recv, pin) = Recv::start_tls(&dir, &[]);
+    assert!(recv.addr.starts_with("tls://127.0.0.1:"), "{}", recv.addr);
+    let (status, sent_out, err) = send(&[
+        os("--pin"),
+        os(&pin),
+        os(&recv.addr),
+        tree.as_os_str(),
+        os("--checksum"),
+        os("sha256"),
+    ]);
+    assert!(status.success(), "send over tls: {err}");
+    assert!(err.contains("sent 4 file(s)"), "{err}");
+    let (rstatus, printed, rerr) = recv.wait();
+    assert!(rstatus.success(), "recv: {rerr}");
+    assert_same_tree(&tree, &dir.join("tree"));
+    // Verified: each file's digest, as both sides printed it, is sha256sum's.
+    let printed = sorted_lines(&printed);
+    assert_eq!(
+        sorted_lines(&sent_out),
+        printed,
+        "sender and receiver agree"
+    );
+    assert_eq!(printed, tool_sums("sha256sum", &dir, &TLS_TREE_FILES));
+}
+
+#[test]
+fn send_over_tls_refuses_a_wrong_pin() {
+    let tmp = TempDir::new("xfer-tls-pin");
+    let tree = tmp.path("tree");
+    make_tls_tree(&tree);
+    let dir = tmp.path("out");
+    let (recv, pin) = Recv::start_tls(&dir, &["-k"]);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    assert_ne!(pin, wrong);
+    let (status, out, err) = send(&[os("--pin"), os(&wrong), os(&recv.addr), tree.as_os_str()]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("sockit: ") && err.contains("pin"), "{err}");
+    // The receiver saw the handshake fail, wrote nothing, and is still there.
+    recv.wait_stderr("TLS handshake");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let (status, _, err) = send(&[os("--pin"), os(&pin), os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "the right pin after a wrong one: {err}");
+    assert_same_tree(&tree, &dir.join("tree"));
+    let (status, _, rerr) = recv.stop();
+    assert!(status.success(), "{rerr}");
+}
+
+#[test]
+fn recv_tls_refuses_a_plain_text_sender_and_serves_a_tls_one() {
+    let tmp = TempDir::new("xfer-tls-plain");
+    let tree = tmp.path("tree");
+    make_tls_tree(&tree);
+    let dir = tmp.path("out");
+    // Without -k: a refused handshake is no sender served, so it waits for the next one.
+    let (recv, pin) = Recv::start_tls(&dir, &[]);
+    let host_port = recv.addr.strip_prefix("tls://").unwrap().to_owned();
+    let (status, _, err) = send(&[os(&host_port), tree.as_os_str()]);
+    assert_eq!(status.code(), Some(1), "a plain sender must fail: {err}");
+    let warning = recv.wait_stderr("warning");
+    assert!(warning.contains("does not speak TLS"), "{warning}");
+    // Garbage that is not even the transfer protocol: its connection is closed too.
+    let mut raw = TcpStream::connect(&host_port).unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    raw.write_all(&[0xff; 64]).unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(
+        answer.first().is_none_or(|&b| b == 0x15),
+        "a TLS alert at most: {answer:?}"
+    );
+    recv.wait_stderr("warning");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let (status, _, err) = send(&[os("--pin"), os(&pin), os(&recv.addr), tree.as_os_str()]);
+    assert!(status.success(), "the TLS sender after them: {err}");
+    let (rstatus, _, rerr) = recv.wait();
+    assert!(rstatus.success(), "recv: {rerr}");
+    assert_same_tree(&tree, &dir.join("tree"));
+}
+
+#[test]
+fn a_killed_tls_transfer_resumes_over_tls() {
+    let tmp = TempDir::new("xfer-tls-resume");
+    let dir = tmp.path("out");
+    let (recv, pin) = Recv::start_tls(&dir, &["-k"]);
+    let src = tmp.path("big.bin");
+    random_file(&src, 256 << 20);
+    let mut sender = sockit()
+        .args(["send", "--pin", &pin, &recv.addr])
+        .arg(&src)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("partial data", || {
+        partials(&dir)
+            .first()
+            .is_some_and(|p| std::fs::metadata(p).map_or(0, |m| m.len()) >= 2 << 20)
+    });
+    sender.kill().unwrap();
+    let _ = sender.wait();
+    let (status, _, err) = send(&[os("--pin"), os(&pin), os(&recv.addr), src.as_os_str()]);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("resum"), "no resume: {err}");
+    assert!(
+        std::fs::read(&src).unwrap() == std::fs::read(dir.join("big.bin")).unwrap(),
+        "other bytes"
+    );
+    let (status, _, rerr) = recv.stop();
+    assert!(status.success(), "{rerr}");
 }

@@ -70,6 +70,18 @@ impl HeadClock {
         self.header.is_some()
     }
 
+    /// The idle timeout the socket's reads keep outside heads, for a service that changes
+    /// the read timeout itself (a TLS handshake) and must put it back.
+    pub fn idle(&self) -> Option<Duration> {
+        self.idle
+    }
+
+    /// How long a head may take, for a service whose first head is not its own (a TLS
+    /// handshake before the protocol's greeting).
+    pub fn header(&self) -> Option<Duration> {
+        self.header
+    }
+
     /// Whether the head in progress has used up its time.
     pub fn overdue(&self) -> bool {
         match (self.header, self.since) {

@@ -338,6 +338,13 @@ pub trait StreamService: Send + Sync + 'static {
     /// service's heads (whatever it calls them) to [`Config::header_timeout`], if the
     /// service brackets its reads with it.
     fn handle(&self, stream: Stream, peer: &Peer, heads: HeadClock);
+
+    /// Whether the service does the TLS handshake itself on each connection. As with
+    /// [`Service::speaks_tls`], a server bound to `tls://` refuses one that does not:
+    /// plain text must never be the silent fallback.
+    fn speaks_tls(&self) -> bool {
+        false
+    }
 }
 
 /// A bound server, ready to serve under its model.
@@ -463,6 +470,12 @@ impl Server {
             return Err(Error::Unsupported {
                 model: self.config.model.name(),
                 what: "services that own their connections (use threads)",
+            });
+        }
+        if matches!(self.local, Endpoint::Tls(_)) && !service.speaks_tls() {
+            return Err(Error::Unsupported {
+                model: self.config.model.name(),
+                what: "a tls:// endpoint with a service that does not speak TLS",
             });
         }
         let gate = Gate::new(self.config.access.clone(), self.config.max_conns(), b"");

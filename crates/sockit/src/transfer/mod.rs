@@ -2,19 +2,23 @@
 //! `sockit recv` around the sans-IO protocol in [`crate::proto::transfer`].
 //!
 //! - [`mod@send`]: plans a list of files and folders and sends them over one connection,
-//!   file bytes with `sendfile`, digests computed by a hashing thread.
+//!   file bytes with `sendfile` (read in large chunks over TLS), digests computed by a
+//!   hashing thread.
 //! - [`mod@recv`]: a [`crate::server::StreamService`] that receives into a directory, never
 //!   outside it ([`fs`]), verifying each file before it is renamed into place.
+//! - [`Wire`]: the connection both run on, plain or TLS: the protocol is the same.
 
 pub mod fs;
 mod hash;
 pub mod recv;
 pub mod send;
 
-use std::io;
+use std::io::{self, Read, Write};
 
 use crate::frame::FrameError;
 use crate::proto::transfer::{DecodeError, ProtocolError};
+use crate::socket::Stream;
+use crate::socket::tls::TlsStream;
 
 pub use fs::Root;
 pub use recv::{Existing, Receiver, RecvEvent, Tally};
@@ -59,5 +63,78 @@ pub enum TransferError {
 impl From<DecodeError> for TransferError {
     fn from(e: DecodeError) -> Self {
         TransferError::Protocol(ProtocolError::Decode(e))
+    }
+}
+
+/// The connection a transfer runs on: a plain socket, or TLS over one. The protocol is
+/// the same on both; only how file bytes leave differs (`sendfile` cannot encrypt).
+#[derive(Debug)]
+pub enum Wire {
+    /// TCP or Unix, as it was accepted or connected.
+    Plain(Stream),
+    /// TLS with the handshake done (boxed: rustls's state is large).
+    Tls(Box<TlsStream>),
+}
+
+impl Wire {
+    /// The socket under the connection, for its timeouts: a TLS read waits on it too.
+    pub fn socket(&self) -> &Stream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(t) => t.get_ref(),
+        }
+    }
+
+    /// Ends the sending side cleanly once the conversation is over: close_notify over
+    /// TLS (so the peer can tell the end from a cut), nothing on a plain socket, which
+    /// closing ends well enough.
+    pub fn finish(&mut self) {
+        if let Wire::Tls(t) = self {
+            let _ = t.shutdown_write();
+        }
+    }
+}
+
+impl From<Stream> for Wire {
+    fn from(s: Stream) -> Wire {
+        Wire::Plain(s)
+    }
+}
+
+impl From<TlsStream> for Wire {
+    fn from(t: TlsStream) -> Wire {
+        Wire::Tls(Box::new(t))
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => (&*s).read(buf),
+            Wire::Tls(t) => match t.read(buf) {
+                // A socket closed without close_notify: the protocol's own frames, sizes
+                // and digests tell a cut from a completed transfer, so it is an end of
+                // stream like a plain one (a killed sender's partial file is kept for a
+                // resume, as without TLS).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => (&*s).write(buf),
+            Wire::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => (&*s).flush(),
+            Wire::Tls(t) => t.flush(),
+        }
     }
 }

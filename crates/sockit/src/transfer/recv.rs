@@ -2,7 +2,9 @@
 //! [`crate::server::StreamService`]), driven by the sans-IO [`proto::Receiver`]. Each file
 //! goes to a partial file beside its final name, is hashed as it arrives (the prefix of a
 //! resumed file is re-read and hashed too, so the digest always covers the whole file),
-//! and only a verified file is fsynced and renamed into place.
+//! and only a verified file is fsynced and renamed into place. With TLS
+//! ([`Receiver::with_tls`]) each connection's handshake comes first, held to the header
+//! timeout; the session is the same over it.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -12,14 +14,15 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use rustix::io::Errno;
 
-use super::TransferError;
 use super::fs::{self, Found, FsError, Root};
 use super::hash::HashPipe;
+use super::{TransferError, Wire};
 use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Close, Event, Header, Link, Message, Origin, ProtocolError, RelPath, Want,
 };
 use crate::server::{HeadClock, StreamService};
+use crate::socket::tls::{HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
 use crate::socket::{Peer, Stream};
 
 /// How long a partial file locked by another session is waited for before the sender is
@@ -93,6 +96,14 @@ pub enum RecvEvent<'a> {
         /// Why it was refused.
         reason: &'a str,
     },
+    /// A connection failed the TLS handshake (plain text, garbage, an untrusting client,
+    /// silence past the header timeout): it is closed, and no session began.
+    Handshake {
+        /// Who it was.
+        peer: &'a Peer,
+        /// Why, in one sentence.
+        reason: &'a str,
+    },
     /// A session ended.
     Ended {
         /// Who it was.
@@ -117,9 +128,14 @@ pub struct Tally {
 
 /// The receiver: serves senders into one directory.
 pub struct Receiver {
+    /// The directory everything goes into, and never out of.
     root: Root,
+    /// What to do with names already taken.
     existing: Existing,
+    /// Where files and sessions are reported, for the caller to print.
     events: Box<dyn Fn(RecvEvent<'_>) + Send + Sync>,
+    /// The identity to accept TLS with, when senders must speak TLS (`tls://`).
+    tls: Option<ServerTls>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -127,6 +143,7 @@ impl std::fmt::Debug for Receiver {
         f.debug_struct("Receiver")
             .field("root", &self.root)
             .field("existing", &self.existing)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +160,15 @@ impl Receiver {
             root,
             existing,
             events: Box::new(events),
+            tls: None,
         }
+    }
+
+    /// Senders must speak TLS: each connection is accepted with `tls` (handshake within
+    /// the header timeout) before its session; one that does not is closed on its own.
+    pub fn with_tls(mut self, tls: ServerTls) -> Receiver {
+        self.tls = Some(tls);
+        self
     }
 
     /// Runs one session on `stream` to its end, with what it brought in; every control
@@ -151,14 +176,14 @@ impl Receiver {
     /// timeout of its first byte, while file contents keep to the idle timeout alone.
     pub fn session(
         &self,
-        stream: Stream,
+        stream: impl Into<Wire>,
         peer: &Peer,
         heads: HeadClock,
     ) -> (Result<Close, TransferError>, Tally) {
         let mut s = Session {
             rx: self,
             peer,
-            conn: Conn::new(stream, heads),
+            conn: Conn::new(stream.into(), heads),
             sm: proto::Receiver::new(),
             pipe: None,
             file: None,
@@ -166,6 +191,9 @@ impl Receiver {
             tally: Tally::default(),
         };
         let result = s.run();
+        if let Ok(Close::Complete) = result {
+            s.conn.stream.finish();
+        }
         if let Err(e) = &result {
             // Tell the sender why, if the connection still works; a failed step already did.
             if !matches!(e, TransferError::Refused(_)) {
@@ -178,18 +206,46 @@ impl Receiver {
 
 impl StreamService for Receiver {
     fn handle(&self, stream: Stream, peer: &Peer, heads: HeadClock) {
-        let (result, tally) = self.session(stream, peer, heads);
+        let wire = match &self.tls {
+            None => Wire::Plain(stream),
+            Some(tls) => match accept(stream, tls, &heads) {
+                Ok(tls) => Wire::from(tls),
+                Err(e) => {
+                    (self.events)(RecvEvent::Handshake {
+                        peer,
+                        reason: &e.to_string(),
+                    });
+                    return;
+                }
+            },
+        };
+        let (result, tally) = self.session(wire, peer, heads);
         (self.events)(RecvEvent::Ended {
             peer,
             tally: &tally,
             result: &result,
         });
     }
+
+    fn speaks_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// The TLS handshake of one sender, a head like the others: it must be done within the
+/// header timeout. The socket then gets its idle timeout back (the handshake leaves none).
+fn accept(stream: Stream, tls: &ServerTls, heads: &HeadClock) -> crate::error::Result<TlsStream> {
+    let limit = heads.header().unwrap_or(HANDSHAKE_TIMEOUT);
+    let tls = TlsStream::accept(stream, tls, limit)?;
+    tls.get_ref()
+        .set_read_timeout(heads.idle())
+        .map_err(|e| crate::error::Error::io("set the idle timeout", e))?;
+    Ok(tls)
 }
 
 /// A length-prefixed connection: frames and raw bytes, one read buffer for both.
 struct Conn {
-    stream: Stream,
+    stream: Wire,
     buf: BytesMut,
     codec: LengthCodec,
     /// Holds each control frame to the header timeout: a sender trickling a frame a byte
@@ -198,7 +254,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: Stream, heads: HeadClock) -> Conn {
+    fn new(stream: Wire, heads: HeadClock) -> Conn {
         Conn {
             stream,
             buf: BytesMut::with_capacity(8192),
@@ -214,12 +270,12 @@ impl Conn {
             self.heads.begin();
         }
         let mut reader = HeadReader {
-            stream: &self.stream,
+            stream: &mut self.stream,
             heads: &mut self.heads,
         };
         let frame = self.codec.read_frame(&mut reader, &mut self.buf);
         // Done (or failed): the socket gets its idle timeout back for file contents.
-        if let Err(e) = self.heads.end(&self.stream)
+        if let Err(e) = self.heads.end(self.stream.socket())
             && frame.is_ok()
         {
             return Err(FrameError::Io(e));
@@ -228,7 +284,7 @@ impl Conn {
     }
 
     fn send(&mut self, msg: &Message) -> io::Result<()> {
-        (&self.stream).write_all(&msg.to_frame())
+        self.stream.write_all(&msg.to_frame())
     }
 
     /// Reads up to `dst.len()` raw bytes: first what the frame buffer already holds.
@@ -240,7 +296,7 @@ impl Conn {
             return Ok(n);
         }
         loop {
-            match (&self.stream).read(dst) {
+            match self.stream.read(dst) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
@@ -254,16 +310,16 @@ impl Conn {
 /// The socket as the frame reader sees it: each read is bounded by what the frame in
 /// progress has left of the header timeout, and the first byte starts the clock.
 struct HeadReader<'a> {
-    /// The connection's socket (blocking, with the idle timeout as its read timeout).
-    stream: &'a Stream,
+    /// The connection (its socket blocking, with the idle timeout as its read timeout).
+    stream: &'a mut Wire,
     /// The frame's deadline.
     heads: &'a mut HeadClock,
 }
 
 impl Read for HeadReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.heads.before_read(self.stream)?;
-        match (&*self.stream).read(buf) {
+        self.heads.before_read(self.stream.socket())?;
+        match self.stream.read(buf) {
             Ok(n) => {
                 if n > 0 {
                     self.heads.begin();

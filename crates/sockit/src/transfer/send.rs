@@ -1,7 +1,8 @@
 //! The sending driver: walks the files and folders to send ([`plan`]: symbolic links
 //! inside folders carried as links or followed, special files left out and named), then
 //! runs the protocol over one connection ([`send`]). File bytes go with `sendfile` (page cache to
-//! socket, never through user space); meanwhile a hashing thread reads the whole file for
+//! socket, never through user space), or over TLS read and encrypted in large chunks;
+//! meanwhile a hashing thread reads the whole file for
 //! the digest, so a resumed file is still verified end to end.
 
 use std::fs::File;
@@ -14,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::TransferError;
 use super::hash::{CHUNK, HashPipe};
+use super::{TransferError, Wire};
 use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Algo, Header, Kind, Link, Message, Origin, RelPath, VERSION,
@@ -24,6 +25,10 @@ use crate::socket::Stream;
 
 /// Bytes handed to one `sendfile` call: progress is reported between calls.
 const SENDFILE_CHUNK: usize = 8 << 20;
+
+/// Bytes read from a file and handed to TLS at a time: large enough that system calls and
+/// record overhead stay small, small enough that progress is reported often.
+const TLS_CHUNK: usize = 256 << 10;
 
 /// One directory, file or symbolic link to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,16 +343,17 @@ impl Walk<'_> {
     }
 }
 
-/// Sends `entries` over `stream` with digests of `algo`, file by file, waiting for the
+/// Sends `entries` over `stream` (a [`Stream`], or a [`crate::socket::tls::TlsStream`]
+/// with its handshake done) with digests of `algo`, file by file, waiting for the
 /// receiver to verify each. Fails at the first refusal: the receiver closes then.
 pub fn send(
-    stream: Stream,
+    stream: impl Into<Wire>,
     entries: &[Entry],
     algo: Algo,
     events: &mut dyn FnMut(SendEvent<'_>),
 ) -> Result<SendReport, TransferError> {
     let mut conn = Conn {
-        stream,
+        stream: stream.into(),
         buf: BytesMut::with_capacity(1024),
         codec: proto::codec(),
     };
@@ -407,7 +413,10 @@ pub fn send(
     }
     conn.send(&Message::End)?;
     match conn.recv()? {
-        Message::End => Ok(report),
+        Message::End => {
+            conn.stream.finish();
+            Ok(report)
+        }
         other => Err(unexpected(other)),
     }
 }
@@ -461,7 +470,12 @@ fn send_file(
     // The digest covers the whole file, the part the receiver already has included.
     pipe.begin(algo);
     pipe.file(file.clone(), size);
-    if let Err(e) = copy_to_socket(&file, &conn.stream, offset, size, events) {
+    let copied = match &mut conn.stream {
+        Wire::Plain(stream) => copy_to_socket(&file, stream, offset, size, events),
+        // sendfile cannot encrypt: the bytes go through TLS in user space.
+        wire @ Wire::Tls(_) => copy_by_reads(&file, wire, TLS_CHUNK, offset, size, events),
+    };
+    if let Err(e) = copied {
         return Err(conn.why_closed(TransferError::Io {
             what: format!("send {}", entry.source.display()),
             source: e,
@@ -511,7 +525,7 @@ fn copy_to_socket(
             }
             Err(rustix::io::Errno::INTR) => {}
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if pos == offset => {
-                return copy_by_reads(file, stream, pos, size, events);
+                return copy_by_reads(file, &mut &*stream, CHUNK, pos, size, events);
             }
             Err(e) => return Err(e.into()),
         }
@@ -519,14 +533,16 @@ fn copy_to_socket(
     Ok(())
 }
 
+/// Sends bytes `[pos, size)` of `file` by reading `chunk` bytes at a time into user space.
 fn copy_by_reads(
     file: &File,
-    mut stream: &Stream,
+    stream: &mut impl Write,
+    chunk: usize,
     mut pos: u64,
     size: u64,
     events: &mut dyn FnMut(SendEvent<'_>),
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; chunk];
     while pos < size {
         let want = buf
             .len()
@@ -559,14 +575,14 @@ fn unexpected(msg: Message) -> TransferError {
 }
 
 struct Conn {
-    stream: Stream,
+    stream: Wire,
     buf: BytesMut,
     codec: LengthCodec,
 }
 
 impl Conn {
     fn send(&mut self, msg: &Message) -> Result<(), TransferError> {
-        (&self.stream)
+        self.stream
             .write_all(&msg.to_frame())
             .map_err(|e| TransferError::Io {
                 what: "send to the receiver".into(),
@@ -579,6 +595,7 @@ impl Conn {
     fn why_closed(&mut self, err: TransferError) -> TransferError {
         if self
             .stream
+            .socket()
             .set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .is_err()
         {
@@ -591,7 +608,7 @@ impl Conn {
     }
 
     fn recv(&mut self) -> Result<Message, TransferError> {
-        match self.codec.read_frame(&mut &self.stream, &mut self.buf) {
+        match self.codec.read_frame(&mut self.stream, &mut self.buf) {
             Ok(Some(frame)) => Ok(Message::decode(&frame)?),
             Ok(None) | Err(FrameError::Truncated { .. }) => Err(TransferError::Refused(
                 "the receiver closed the connection".into(),
