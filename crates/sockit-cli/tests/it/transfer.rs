@@ -1356,6 +1356,7 @@ fn recv_tls_refuses_a_plain_text_sender_and_serves_a_tls_one() {
     let host_port = recv.addr.strip_prefix("tls://").unwrap().to_owned();
     let (status, _, err) = send(&[os(&host_port), tree.as_os_str()]);
     assert_eq!(status.code(), Some(1), "a plain sender must fail: {err}");
+    assert!(err.contains("tls://"), "a hint: {err}");
     let warning = recv.wait_stderr("warning");
     assert!(warning.contains("does not speak TLS"), "{warning}");
     // Garbage that is not even the transfer protocol: its connection is closed too.

@@ -617,7 +617,40 @@ impl Conn {
                 what: "receive from the receiver".into(),
                 source: e,
             }),
+            Err(FrameError::TooLong { len, .. }) if looks_like_tls(len) => {
+                Err(TransferError::Refused(
+                    "the receiver answered in TLS: send to its tls:// address".into(),
+                ))
+            }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Whether a frame's 4-byte length is really the start of a TLS record (an alert or a
+/// handshake message, version 3.x): what a plain sender reads from `recv tls://`, which
+/// deserves a hint rather than "frame too long".
+fn looks_like_tls(len: u64) -> bool {
+    let [_, _, _, _, kind, major, _, _] = len.to_be_bytes();
+    matches!(kind, 0x15 | 0x16) && major == 0x03
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_record_header_read_as_a_length_is_recognised() {
+        // An alert record (TLS 1.2 framing), as rustls answers plain text.
+        assert!(looks_like_tls(u64::from(u32::from_be_bytes([
+            0x15, 3, 3, 0
+        ]))));
+        assert!(looks_like_tls(u64::from(u32::from_be_bytes([
+            0x16, 3, 1, 2
+        ]))));
+        assert!(!looks_like_tls(1 << 20));
+        assert!(!looks_like_tls(u64::from(u32::from_be_bytes([
+            0x15, 4, 3, 0
+        ]))));
     }
 }
