@@ -11,9 +11,10 @@ use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sockit::Endpoint;
 use sockit::proto::transfer::{Algo, Origin, RelPath};
 use sockit::socket::Stream;
+use sockit::socket::Wire;
 use sockit::socket::tls::{HANDSHAKE_TIMEOUT, TlsStream};
 use sockit::text::Escaped;
-use sockit::transfer::{EntryKind, Links, SendEvent, Wire, plan, send};
+use sockit::transfer::{EntryKind, Links, SendEvent, plan, send};
 
 use crate::args::{TlsClientArgs, parse_duration};
 use crate::usage;

@@ -100,7 +100,7 @@ use crate::error::{Error, Result};
 use crate::socket::listener::{self, Bound};
 use crate::socket::tls::{ClientOptions, ClientTls, HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
 use crate::socket::unix_path::UnixPathGuard;
-use crate::socket::{AccessList, DatagramSocket, Listener, Shutdown, Stream};
+use crate::socket::{AccessList, DatagramSocket, Listener, Shutdown, Stream, Wire};
 
 /// Bytes queued for one peer before stdin waits (or, under [`Accept::Many`], before the
 /// peer starts counting towards [`STALL_LIMIT`]).
@@ -240,7 +240,7 @@ pub struct Link {
 
 #[derive(Debug)]
 enum LinkKind {
-    Stream(stream::Io),
+    Stream(Wire),
     Datagram {
         socket: DatagramSocket,
         // The client's own Unix datagram path, removed with the link.
@@ -282,7 +282,7 @@ fn connect_any(
     let what = || format!("connect {endpoint}");
     let kind = match endpoint {
         Endpoint::Tcp(_) | Endpoint::Unix(_) => {
-            LinkKind::Stream(stream::Io::Plain(Stream::connect(endpoint, timeout)?))
+            LinkKind::Stream(Wire::Plain(Stream::connect(endpoint, timeout)?))
         }
         Endpoint::Tls(hp) => {
             let Some(tls) = tls else {
@@ -292,7 +292,7 @@ fn connect_any(
             };
             let sock = Stream::connect(endpoint, timeout)?;
             let s = TlsStream::connect(sock, tls, &hp.host, timeout.unwrap_or(HANDSHAKE_TIMEOUT))?;
-            LinkKind::Stream(stream::Io::Tls(Box::new(s)))
+            LinkKind::Stream(Wire::Tls(Box::new(s)))
         }
         Endpoint::Udp(hp) => {
             let addr = hp.resolve()?[0];

@@ -1,12 +1,11 @@
 //! The stream relay: one poll loop over stdin, the stop handle, an optional listener and
 //! every connection. One connection is `connect` (and `listen` without -k); a listener
-//! and many connections is `listen -k`. A connection is plain or TLS ([`Io`]); the rules
+//! and many connections is `listen -k`. A connection is plain or TLS ([`Wire`]); the rules
 //! are the same, TLS's close_notify standing for the socket's half-close.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::Shutdown as How;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::socket::listener::accept_error_is_transient;
 use crate::socket::tls::{HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
-use crate::socket::{AccessList, Listener, Peer, Shutdown, Stream};
+use crate::socket::{AccessList, Listener, Peer, Shutdown, Stream, Wire};
 
 /// How long accepting pauses when the process is out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -28,90 +27,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections accepted per wake-up, so a flood cannot starve stdin and the others.
 const ACCEPTS_PER_WAKE: usize = 64;
 
-/// A connection's bytes: as they are, or inside TLS.
-#[derive(Debug)]
-pub(super) enum Io {
-    /// TCP or Unix, as is.
-    Plain(Stream),
-    /// TLS over TCP (`tls://`); boxed, the TLS state is large.
-    Tls(Box<TlsStream>),
-}
-
-impl Io {
-    fn set_nonblocking(&self) -> io::Result<()> {
-        match self {
-            Io::Plain(s) => s.set_nonblocking(true),
-            Io::Tls(s) => s.set_nonblocking(true),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Io::Plain(s) => (&*s).read(buf),
-            Io::Tls(s) => s.read(buf),
-        }
-    }
-
-    /// The half-close: `shutdown(SHUT_WR)`, or TLS's close_notify (then SHUT_WR).
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        match self {
-            Io::Plain(s) => s.shutdown(How::Write),
-            Io::Tls(s) => s.shutdown_write(),
-        }
-    }
-
-    /// TLS records (or its half-close) wait for room in the socket.
-    fn wants_write(&self) -> bool {
-        matches!(self, Io::Tls(s) if s.wants_write())
-    }
-
-    /// Sends what TLS has queued, as far as the socket takes it now.
-    fn write_pending(&mut self) -> io::Result<()> {
-        match self {
-            Io::Plain(_) => Ok(()),
-            Io::Tls(s) => match s.write_pending() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-                other => other,
-            },
-        }
-    }
-
-    /// TLS holds decrypted bytes (or the peer's close_notify) that poll cannot announce.
-    fn buffered(&mut self) -> bool {
-        match self {
-            Io::Plain(_) => false,
-            Io::Tls(s) => s.buffered(),
-        }
-    }
-}
-
-impl Write for Io {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Io::Plain(s) => (&*s).write(buf),
-            Io::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsFd for Io {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Io::Plain(s) => s.as_fd(),
-            Io::Tls(s) => s.as_fd(),
-        }
-    }
-}
-
 /// One relayed connection.
 #[derive(Debug)]
 pub(super) struct Conn {
     /// The connection, plain or TLS.
-    io: Io,
+    io: Wire,
     /// Who it is, for messages.
     name: String,
     /// stdin bytes not yet taken by the peer.
@@ -169,8 +89,8 @@ enum Gone {
 }
 
 impl Conn {
-    pub(super) fn new(io: Io, name: String) -> io::Result<Conn> {
-        io.set_nonblocking()?;
+    pub(super) fn new(io: Wire, name: String) -> io::Result<Conn> {
+        io.set_nonblocking(true)?;
         Ok(Conn {
             io,
             name,
@@ -219,7 +139,11 @@ impl Conn {
                 Ok(())
             }
         });
-        let result = result.and_then(|()| self.io.write_pending());
+        let result = result.and_then(|()| match self.io.write_pending() {
+            // The socket takes nothing more now: the rest goes when it is writable.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        });
         if let Err(e) = result {
             self.gone = Some(Gone::Failed(e));
         }
@@ -413,9 +337,9 @@ pub(super) fn accept_one(
                     continue;
                 }
                 let io = match tls {
-                    None => Io::Plain(stream),
+                    None => Wire::Plain(stream),
                     Some(tls) => match handshake(stream, tls, stop) {
-                        Ok(Some(s)) => Io::Tls(Box::new(s)),
+                        Ok(Some(s)) => Wire::Tls(Box::new(s)),
                         Ok(None) => return Ok(None),
                         Err(e) => {
                             tracing::warn!(%peer, "refused: {e}");
@@ -467,7 +391,7 @@ fn handshake(stream: Stream, tls: &ServerTls, stop: &Shutdown) -> Result<Option<
 }
 
 /// Checks `--allow/--deny`; a refused peer is closed by dropping its stream.
-fn admit(io: Io, peer: &Peer, access: &AccessList) -> Option<Conn> {
+fn admit(io: Wire, peer: &Peer, access: &AccessList) -> Option<Conn> {
     if !access.permits(peer.ip()) {
         tracing::warn!(%peer, "refused: denied by the access list");
         return None;
@@ -674,13 +598,13 @@ pub(super) fn relay<O: Write>(
                         // with --send-only, which never reads the socket, so could never
                         // finish it there: then it is made here (the stop handle heard).
                         let io = match tls {
-                            None => Io::Plain(stream),
+                            None => Wire::Plain(stream),
                             Some(tls) => match if options.direction == Direction::SendOnly {
                                 handshake(stream, tls, stop)
                             } else {
                                 TlsStream::server(stream, tls).map(Some)
                             } {
-                                Ok(Some(s)) => Io::Tls(Box::new(s)),
+                                Ok(Some(s)) => Wire::Tls(Box::new(s)),
                                 Ok(None) => return Ok(End::Stopped),
                                 Err(e) => {
                                     tracing::warn!(%peer, "refused: {e}");

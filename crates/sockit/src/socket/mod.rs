@@ -13,6 +13,7 @@
 //! - `gate`: admission (access list, then the connection limit) shared by every model.
 //! - `tls`: TLS on any stream: [`ServerTls`], [`ClientTls`], [`TlsStream`], and
 //!   [`tls_sentence`] for its errors.
+//! - [`Wire`]: a connection plain or in TLS, as the relay and the transfer hold it.
 //! - [`TokioStream`] and `tokio`'s accept loop: the same sockets and rules for the
 //!   drivers on tokio (the `async` model, exec, chat).
 
@@ -26,6 +27,7 @@ mod stream;
 pub mod tls;
 pub(crate) mod tokio;
 pub(crate) mod unix_path;
+mod wire;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
@@ -38,6 +40,7 @@ pub use shutdown::Shutdown;
 pub(crate) use shutdown::Wake;
 pub use stream::Stream;
 pub use tls::{ClientOptions, ClientTls, Fingerprint, ServerTls, TlsStream, tls_sentence};
+pub use wire::Wire;
 
 macro_rules! impl_fd {
     ($($ty:ident { $($var:ident),* }),*) => {$(

@@ -13,12 +13,11 @@ mod hash;
 pub mod recv;
 pub mod send;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use crate::frame::FrameError;
 use crate::proto::transfer::{DecodeError, ProtocolError};
-use crate::socket::Stream;
-use crate::socket::tls::TlsStream;
+use crate::socket::Wire;
 
 pub use fs::Root;
 pub use recv::{Existing, Receiver, RecvEvent, Tally};
@@ -66,75 +65,22 @@ impl From<DecodeError> for TransferError {
     }
 }
 
-/// The connection a transfer runs on: a plain socket, or TLS over one. The protocol is
-/// the same on both; only how file bytes leave differs (`sendfile` cannot encrypt).
-#[derive(Debug)]
-pub enum Wire {
-    /// TCP or Unix, as it was accepted or connected.
-    Plain(Stream),
-    /// TLS with the handshake done (boxed: rustls's state is large).
-    Tls(Box<TlsStream>),
-}
-
-impl Wire {
-    /// The socket under the connection, for its timeouts: a TLS read waits on it too.
-    pub fn socket(&self) -> &Stream {
-        match self {
-            Wire::Plain(s) => s,
-            Wire::Tls(t) => t.get_ref(),
-        }
-    }
-
-    /// Ends the sending side cleanly once the conversation is over: close_notify over
-    /// TLS (so the peer can tell the end from a cut), nothing on a plain socket, which
-    /// closing ends well enough.
-    pub fn finish(&mut self) {
-        if let Wire::Tls(t) = self {
-            let _ = t.shutdown_write();
-        }
+/// Reads `wire` for the transfer: a TLS peer that closed its socket without
+/// close_notify is an end of stream like a plain one. The protocol's own frames, sizes
+/// and digests tell a cut from a completed transfer (and a killed sender's partial file
+/// is kept for a resume, as without TLS), so the missing close_notify adds nothing.
+pub(crate) fn read_wire(wire: &mut Wire, buf: &mut [u8]) -> io::Result<usize> {
+    match wire.read(buf) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        other => other,
     }
 }
 
-impl From<Stream> for Wire {
-    fn from(s: Stream) -> Wire {
-        Wire::Plain(s)
-    }
-}
+/// [`Wire`] read with [`read_wire`]'s rule, for readers that take `impl Read`.
+pub(crate) struct WireReader<'a>(pub(crate) &'a mut Wire);
 
-impl From<TlsStream> for Wire {
-    fn from(t: TlsStream) -> Wire {
-        Wire::Tls(Box::new(t))
-    }
-}
-
-impl Read for Wire {
+impl Read for WireReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Wire::Plain(s) => (&*s).read(buf),
-            Wire::Tls(t) => match t.read(buf) {
-                // A socket closed without close_notify: the protocol's own frames, sizes
-                // and digests tell a cut from a completed transfer, so it is an end of
-                // stream like a plain one (a killed sender's partial file is kept for a
-                // resume, as without TLS).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
-        }
-    }
-}
-
-impl Write for Wire {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Wire::Plain(s) => (&*s).write(buf),
-            Wire::Tls(t) => t.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Wire::Plain(s) => (&*s).flush(),
-            Wire::Tls(t) => t.flush(),
-        }
+        read_wire(self.0, buf)
     }
 }

@@ -16,12 +16,13 @@ use rustix::io::Errno;
 
 use super::fs::{self, Found, FsError, Root};
 use super::hash::HashPipe;
-use super::{TransferError, Wire};
+use super::{TransferError, read_wire};
 use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Close, Event, Header, Link, Message, Origin, ProtocolError, RelPath, Want,
 };
 use crate::server::{HeadClock, StreamService};
+use crate::socket::Wire;
 use crate::socket::tls::{HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
 use crate::socket::{Peer, Stream};
 
@@ -192,7 +193,7 @@ impl Receiver {
         };
         let result = s.run();
         if let Ok(Close::Complete) = result {
-            s.conn.stream.finish();
+            s.conn.stream.close_notify();
         }
         if let Err(e) = &result {
             // Tell the sender why, if the connection still works; a failed step already did.
@@ -296,7 +297,7 @@ impl Conn {
             return Ok(n);
         }
         loop {
-            match self.stream.read(dst) {
+            match read_wire(&mut self.stream, dst) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
@@ -319,7 +320,7 @@ struct HeadReader<'a> {
 impl Read for HeadReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.heads.before_read(self.stream.socket())?;
-        match self.stream.read(buf) {
+        match read_wire(self.stream, buf) {
             Ok(n) => {
                 if n > 0 {
                     self.heads.begin();

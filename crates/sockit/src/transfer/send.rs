@@ -16,12 +16,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::hash::{CHUNK, HashPipe};
-use super::{TransferError, Wire};
+use super::{TransferError, WireReader};
 use crate::frame::{FrameError, LengthCodec};
 use crate::proto::transfer::{
     self as proto, Algo, Header, Kind, Link, Message, Origin, RelPath, VERSION,
 };
 use crate::socket::Stream;
+use crate::socket::Wire;
 
 /// Bytes handed to one `sendfile` call: progress is reported between calls.
 const SENDFILE_CHUNK: usize = 8 << 20;
@@ -414,7 +415,7 @@ pub fn send(
     conn.send(&Message::End)?;
     match conn.recv()? {
         Message::End => {
-            conn.stream.finish();
+            conn.stream.close_notify();
             Ok(report)
         }
         other => Err(unexpected(other)),
@@ -608,7 +609,10 @@ impl Conn {
     }
 
     fn recv(&mut self) -> Result<Message, TransferError> {
-        match self.codec.read_frame(&mut self.stream, &mut self.buf) {
+        match self
+            .codec
+            .read_frame(&mut WireReader(&mut self.stream), &mut self.buf)
+        {
             Ok(Some(frame)) => Ok(Message::decode(&frame)?),
             Ok(None) | Err(FrameError::Truncated { .. }) => Err(TransferError::Refused(
                 "the receiver closed the connection".into(),
