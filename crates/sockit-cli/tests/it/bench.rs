@@ -171,11 +171,7 @@ fn conns_counts_connections_the_server_closes() {
 
 #[test]
 fn nobody_listening_is_one_line_and_exit_1() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::util::free_port();
     let out = bench(&["echo", &format!("127.0.0.1:{port}"), "--secs", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

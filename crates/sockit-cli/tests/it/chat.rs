@@ -478,11 +478,7 @@ impl Redis {
                 .is_ok(),
             "redis-server is not installed (./test.sh installs it)"
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::util::free_port();
         let mut r = Redis { child: None, port };
         r.restart();
         r

@@ -5,10 +5,9 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::util::{Proc, Server, TempDir, WAIT, contains, sockit};
+use crate::util::{Proc, Server, TempDir, WAIT, contains, openssl, s_server_www, sockit};
 
 /// `http serve` is a framework `Service`, so it is checked under every model.
 const MODELS: &[&str] = &[
@@ -226,11 +225,7 @@ fn get_errors_are_one_line() {
     assert_eq!(code, 1);
     assert!(err.contains("resolve"), "{err}");
     // A port nothing listens on: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::util::free_port();
     let (code, err) = failure(&[&format!("http://127.0.0.1:{port}/")]);
     assert_eq!(code, 1);
     assert!(err.contains("refused"), "{err}");
@@ -970,46 +965,6 @@ fn http_get_refuses_a_redirect_to_another_scheme() {
     }
 }
 
-/// Runs `openssl ARGS...`, which must succeed.
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `openssl s_server -www` with `cert` and `key` (and `extra`) on a free loopback port,
-/// once it accepts connections.
-fn s_server(cert: &Path, key: &Path, extra: &[&str]) -> (Proc, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
-        .arg("-cert")
-        .arg(cert)
-        .arg("-key")
-        .arg(key)
-        .args(extra);
-    let server = Proc::spawn(cmd);
-    let deadline = std::time::Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "s_server never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    (server, port)
-}
-
 #[test]
 fn http_get_tls_errors_are_one_sentence() {
     let dir = TempDir::new("http-tls-errors");
@@ -1113,7 +1068,7 @@ fn http_get_tls_errors_are_one_sentence() {
         ),
     ];
     for (served, trusted, extra, want) in cases {
-        let (_server, port) = s_server(&cert(served), &key, extra);
+        let (_server, port) = s_server_www(cert(served).to_str().unwrap(), key_s, extra);
         let url = format!("https://127.0.0.1:{port}/");
         let ca = trusted.map(|t| cert(t).to_str().unwrap().to_owned());
         let mut args = Vec::new();
@@ -1130,7 +1085,7 @@ fn http_get_tls_errors_are_one_sentence() {
     }
     // openssl's one-liner certificate (self-signed, CA:TRUE) listed in --cacert is trusted
     // as itself, as curl and Python trust it, though webpki alone refuses a CA as a server.
-    let (_server, port) = s_server(&cert("ca"), &key, &[]);
+    let (_server, port) = s_server_www(cert("ca").to_str().unwrap(), key_s, &[]);
     let url = format!("https://127.0.0.1:{port}/");
     let page = ok_body(&["--cacert", cert("ca").to_str().unwrap(), &url]);
     assert!(

@@ -38,36 +38,9 @@ fn tls_addresses_are_refused_by_commands_that_cannot_speak_tls_yet() {
     }
 }
 
-/// openssl's one-liner self-signed certificate (RSA, CA:TRUE, names localhost and
-/// 127.0.0.1) and its key, in `dir`.
+/// openssl's one-liner self-signed certificate for localhost, and its key, in `dir`.
 fn openssl_cert(dir: &TempDir) -> (String, String) {
-    openssl_cert_named(dir, "localhost")
-}
-
-/// [`openssl_cert`] with another common name (the alternative names stay).
-fn openssl_cert_named(dir: &TempDir, cn: &str) -> (String, String) {
-    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", &format!("/CN={cn}")])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        cert.to_str().unwrap().to_owned(),
-        key.to_str().unwrap().to_owned(),
-    )
+    crate::util::openssl_cert(dir, "localhost")
 }
 
 /// `sha256:<hex>` of a PEM certificate, computed by openssl.
@@ -79,25 +52,6 @@ fn openssl_fingerprint(cert: &str) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     let hex = text.trim().rsplit('=').next().unwrap().replace(':', "");
     format!("sha256:{}", hex.to_lowercase())
-}
-
-/// `openssl s_server -www` on a free loopback port, once it accepts connections.
-fn s_server_www(cert: &str, key: &str) -> (Proc, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
-        .args(["-cert", cert, "-key", key]);
-    let server = Proc::spawn(cmd);
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "s_server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (server, port)
 }
 
 /// `sockit connect FLAGS... ADDR` sending an HTTP/1.0 request, as s_server -www wants.
@@ -114,7 +68,7 @@ fn get(addr: &str, flags: &[&str]) -> Proc {
 fn connect_tls_trusts_openssl_s_server_by_cacert_pin_or_insecure() {
     let dir = TempDir::new("tls-s-server");
     let (cert, key) = openssl_cert(&dir);
-    let (_server, port) = s_server_www(&cert, &key);
+    let (_server, port) = crate::util::s_server_www(&cert, &key, &[]);
     let ip = format!("tls://127.0.0.1:{port}");
     let name = format!("tls://localhost:{port}");
     let pin = openssl_fingerprint(&cert);
@@ -149,7 +103,7 @@ fn connect_tls_trusts_openssl_s_server_by_cacert_pin_or_insecure() {
     // Trusting another self-signed certificate is not trusting this one, and that is
     // what is said, not webpki's first objection (that it is a CA's certificate).
     let other_dir = TempDir::new("tls-s-server-other");
-    let (other, _) = openssl_cert_named(&other_dir, "someone-else");
+    let (other, _) = crate::util::openssl_cert(&other_dir, "someone-else");
     let mut p = get(&ip, &["--cacert", &other]);
     assert_fails_with(&mut p, "unknown issuer");
     // The system's roots do not know it either (what they say depends on the machine's

@@ -437,3 +437,72 @@ pub fn json_number(json: &str, key: &str) -> f64 {
         .parse()
         .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
 }
+
+/// A loopback port nobody listens on right now (for peers that cannot bind port 0 and say
+/// which port they got).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `openssl ARGS...`, which must succeed.
+pub fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// openssl's one-liner self-signed certificate (RSA, CA:TRUE, alternative names
+/// localhost and 127.0.0.1) with common name `cn`, and its key, in `dir`.
+pub fn openssl_cert(dir: &TempDir, cn: &str) -> (String, String) {
+    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let subject = format!("/CN={cn}");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &subject,
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+    ]);
+    (cert.to_owned(), key.to_owned())
+}
+
+/// `openssl s_server -www` with `cert` and `key` (and `extra`) on a free loopback port,
+/// once it accepts connections.
+pub fn s_server_www(cert: &str, key: &str, extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", cert, "-key", key])
+        .args(extra);
+    let server = Proc::spawn(cmd);
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (server, port)
+}
