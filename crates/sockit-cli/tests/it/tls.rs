@@ -253,15 +253,7 @@ fn listen_tls_zero_setup_against_python_ssl_3_mib_each_way_with_half_close() {
     let addr = listen.listening_on();
     assert!(addr.starts_with("tls://127.0.0.1:"), "{addr}");
     let port = addr.rsplit(':').next().unwrap().to_owned();
-    let err = listen.wait_for_stderr_lines(2);
-    let pin = err
-        .lines()
-        .nth(1)
-        .unwrap()
-        .strip_prefix("tls fingerprint ")
-        .unwrap()
-        .to_owned();
-    assert!(pin.starts_with("sha256:") && pin.len() == 7 + 64, "{pin}");
+    let pin = listen.tls_pin();
 
     let sent = payload(3 << 20, 41);
     let size = (3 << 20) + 17;
@@ -299,14 +291,7 @@ fn listen_tls_refuses_a_plain_text_client_and_then_serves_a_tls_one() {
     let mut listen = Proc::sockit(&["listen", "tls://127.0.0.1:0"]);
     let addr = listen.listening_on();
     let port = addr.rsplit(':').next().unwrap().to_owned();
-    let err = listen.wait_for_stderr_lines(2);
-    let pin = err
-        .lines()
-        .nth(1)
-        .unwrap()
-        .strip_prefix("tls fingerprint ")
-        .unwrap()
-        .to_owned();
+    let pin = listen.tls_pin();
 
     let mut plain = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
     plain.set_read_timeout(Some(WAIT)).unwrap();
@@ -336,14 +321,7 @@ fn listen_k_tls_serves_two_clients_and_drops_a_plain_text_one() {
     let mut listen = Proc::sockit(&["listen", "-k", "tls://127.0.0.1:0"]);
     let addr = listen.listening_on();
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let err = listen.wait_for_stderr_lines(2);
-    let pin = err
-        .lines()
-        .nth(1)
-        .unwrap()
-        .strip_prefix("tls fingerprint ")
-        .unwrap()
-        .to_owned();
+    let pin = listen.tls_pin();
     let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
     plain.write_all(b"plain text\n").unwrap();
     let mut a = Proc::sockit(&["connect", "--pin", &pin, &addr]);
@@ -366,14 +344,7 @@ fn listen_k_tls_serves_two_clients_and_drops_a_plain_text_one() {
 fn listen_k_tls_send_only_completes_the_handshake_it_never_reads() {
     let mut listen = Proc::sockit(&["listen", "-k", "--send-only", "tls://127.0.0.1:0"]);
     let addr = listen.listening_on();
-    let err = listen.wait_for_stderr_lines(2);
-    let pin = err
-        .lines()
-        .nth(1)
-        .unwrap()
-        .strip_prefix("tls fingerprint ")
-        .unwrap()
-        .to_owned();
+    let pin = listen.tls_pin();
     let mut client = Proc::sockit(&["connect", "--recv-only", "--pin", &pin, &addr]);
     // stdin is read only once a client is there: this waits for it.
     listen.write(b"pushed\n");
@@ -442,14 +413,7 @@ fn listen_tls_deny_refuses_before_any_handshake() {
         args.push("tls://127.0.0.1:0");
         let mut listen = Proc::sockit(&args);
         let addr = listen.listening_on();
-        let err = listen.wait_for_stderr_lines(2);
-        let pin = err
-            .lines()
-            .nth(1)
-            .unwrap()
-            .strip_prefix("tls fingerprint ")
-            .unwrap()
-            .to_owned();
+        let pin = listen.tls_pin();
         let mut client = Proc::sockit(&["connect", "--pin", &pin, &addr]);
         // Closed before a word of TLS: the client's handshake fails (a reset when its
         // ClientHello was already there, unread).
@@ -524,11 +488,7 @@ fn echo_tls_serves_every_model_to_python_ssl_and_a_pinned_connect() {
     for model in crate::echo::STREAM_MODELS {
         let server = crate::util::Server::start(&["echo", "tls://127.0.0.1:0", "--model", model]);
         assert!(server.endpoint.starts_with("tls://"), "{}", server.endpoint);
-        let line = server.next_line().expect("the fingerprint line");
-        let pin = line
-            .strip_prefix("tls fingerprint ")
-            .unwrap_or_else(|| panic!("{model}: second line {line:?}"))
-            .to_owned();
+        let pin = server.tls_pin();
         // A plain-text client first: it loses its own connection, nothing more.
         let mut plain = TcpStream::connect(server.addr()).unwrap();
         plain.set_read_timeout(Some(WAIT)).unwrap();

@@ -33,11 +33,7 @@ impl Recv {
     /// `tls://` endpoint, as `send` takes it.
     fn start_tls(dir: &Path, extra: &[&str]) -> (Recv, String) {
         let recv = Recv::start_on("tls://127.0.0.1:0", dir, extra);
-        let line = recv.wait_stderr("tls fingerprint ");
-        let pin = line
-            .strip_prefix("tls fingerprint ")
-            .unwrap_or_else(|| panic!("fingerprint line {line:?}"))
-            .to_owned();
+        let pin = crate::util::tls_pin_of(&recv.wait_stderr("tls fingerprint "));
         (recv, pin)
     }
 

@@ -66,6 +66,11 @@ impl Server {
         self.addr().rsplit_once(':').unwrap().1.parse().unwrap()
     }
 
+    /// The fingerprint a zero-setup `tls://` server prints right after `listening on`.
+    pub fn tls_pin(&self) -> String {
+        tls_pin_of(&self.next_line().expect("the tls fingerprint line"))
+    }
+
     /// The next line the server writes to stderr after `listening on`, waiting at most `WAIT`.
     pub fn next_line(&self) -> Option<String> {
         self.stderr_rest.recv_timeout(WAIT).ok()
@@ -313,6 +318,13 @@ impl Proc {
     }
 
     /// Waits (at most [`WAIT`]) until stderr holds `n` complete lines; returns it.
+    /// The fingerprint a zero-setup `tls://` listener prints on its second stderr line
+    /// (`tls fingerprint sha256:HEX`), as `--pin` takes it.
+    pub fn tls_pin(&self) -> String {
+        let err = self.wait_for_stderr_lines(2);
+        tls_pin_of(err.lines().nth(1).unwrap_or_default())
+    }
+
     pub fn wait_for_stderr_lines(&self, n: usize) -> String {
         let err = self.wait_for(&self.stderr, "stderr", |b| {
             b.iter().filter(|&&c| c == b'\n').count() >= n
@@ -505,4 +517,13 @@ pub fn s_server_www(cert: &str, key: &str, extra: &[&str]) -> (Proc, u16) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     (server, port)
+}
+
+/// `sha256:HEX` from a `tls fingerprint sha256:HEX` line (a 64-digit hex digest).
+pub fn tls_pin_of(line: &str) -> String {
+    let pin = line
+        .strip_prefix("tls fingerprint ")
+        .unwrap_or_else(|| panic!("not a fingerprint line: {line:?}"));
+    assert!(pin.starts_with("sha256:") && pin.len() == 7 + 64, "{pin}");
+    pin.to_owned()
 }
