@@ -621,15 +621,22 @@ fn two_nodes_share_rooms_messages_who_and_nicks_through_redis() {
     drop(redis);
 }
 
-#[test]
-fn nodes_keep_serving_when_redis_dies_and_join_up_again_when_it_returns() {
-    let mut redis = Redis::start();
+/// Two chat servers on `redis`, alice on the first and bob on the second, once a line
+/// from alice has reached bob (so both nodes are on the backplane).
+fn two_nodes(redis: &Redis) -> (Server, Server, Client, Client) {
     let url = redis.url();
     let one = serve(&["--redis", &url]);
     let two = serve(&["--redis", &url]);
     let mut alice = Client::join(&one, "alice");
     let mut bob = Client::join(&two, "bob");
     until_delivered(&mut alice, &mut bob, "before");
+    (one, two, alice, bob)
+}
+
+#[test]
+fn nodes_keep_serving_when_redis_dies_and_join_up_again_when_it_returns() {
+    let mut redis = Redis::start();
+    let (one, two, mut alice, mut bob) = two_nodes(&redis);
     let mut carol = Client::join(&one, "carol");
     alice.expect("* carol joined #lobby");
 
@@ -669,12 +676,7 @@ fn nodes_keep_serving_when_redis_dies_and_join_up_again_when_it_returns() {
 #[test]
 fn chat_across_redis_tells_members_of_a_split_and_loses_nothing_once_whole_again() {
     let mut redis = Redis::start();
-    let url = redis.url();
-    let one = serve(&["--redis", &url]);
-    let two = serve(&["--redis", &url]);
-    let mut alice = Client::join(&one, "alice");
-    let mut bob = Client::join(&two, "bob");
-    until_delivered(&mut alice, &mut bob, "before");
+    let (_one, _two, mut alice, mut bob) = two_nodes(&redis);
 
     redis.kill();
     alice.expect("* #lobby is split: ");
