@@ -481,7 +481,7 @@ print("ok", len(good))
 "#;
 
 /// `echo tls://` under every model: the fingerprint line right after `listening on`,
-/// Python's `ssl` clients at once byte-exact, sockit's own `connect tls:// --pin`, and a
+/// 100 Python `ssl` clients at once byte-exact, sockit's own `connect tls:// --pin`, and a
 /// plain-text client refused without harming them.
 #[test]
 fn echo_tls_serves_every_model_to_python_ssl_and_a_pinned_connect() {
@@ -496,7 +496,8 @@ fn echo_tls_serves_every_model_to_python_ssl_and_a_pinned_connect() {
         let mut junk = Vec::new();
         let _ = plain.read_to_end(&mut junk);
         assert!(!contains(&junk, b"GET /"), "{model}: plain text echoed");
-        let conns = if *model == "blocking" { "1" } else { "10" };
+        // 100 at once under every model; `blocking` serves them one after another.
+        let conns = "100";
         let mut py = Proc::python(PY_PINNED_ECHO, &[&server.port().to_string(), &pin, conns]);
         assert_exit_0(&mut py);
         assert_eq!(
@@ -638,4 +639,79 @@ fn http_serve_tls_answers_curl_with_cacert_listing_range_304_and_a_large_file() 
         );
         assert!(server.stop().0.success(), "{model}");
     }
+}
+
+/// `ncat --ssl ARGS...` with piped stdio, verbose so that it says when it listens.
+fn ncat_ssl(args: &[&str]) -> Proc {
+    let mut c = Command::new("ncat");
+    c.args(["-v", "--ssl"]).args(args);
+    Proc::spawn(c)
+}
+
+/// Both ends' output, byte-exact, without printing 100 MiB when they differ.
+fn assert_same(what: &str, got: &[u8], want: &[u8]) {
+    assert!(
+        got == want,
+        "{what}: got {} bytes, sent {} (first difference at {:?})",
+        got.len(),
+        want.len(),
+        got.iter().zip(want).position(|(a, b)| a != b)
+    );
+}
+
+/// `connect tls://` and `listen tls://` against `ncat --ssl` in both roles: 100 MiB of
+/// binary one way and 1 MiB the other, byte-exact. Each side's input ends long before the
+/// other's: half-closing its sending side, neither stops reading. (ncat closes without a
+/// close_notify: sockit warns, it does not fail.)
+#[test]
+fn connect_and_listen_tls_carry_100_mib_each_way_with_ncat_ssl() {
+    let dir = TempDir::new("tls-ncat");
+    let (cert, key) = openssl_cert(&dir);
+    let big = payload(100 << 20, 61);
+    let small = payload(1 << 20, 62);
+
+    // ncat listens, sockit connects and verifies it by --cacert.
+    let port = crate::util::free_port().to_string();
+    let mut ncat = ncat_ssl(&[
+        "--ssl-cert",
+        &cert,
+        "--ssl-key",
+        &key,
+        "-l",
+        "127.0.0.1",
+        &port,
+    ]);
+    ncat.wait_stderr_contains("Listening on");
+    ncat.feed_and_close(small.clone());
+    let mut connect = Proc::sockit(&[
+        "connect",
+        &format!("tls://localhost:{port}"),
+        "--cacert",
+        &cert,
+    ]);
+    connect.feed_and_close(big.clone());
+    assert_exit_0(&mut connect);
+    let status = ncat.wait_exit(WAIT);
+    assert!(status.success(), "ncat: {status}: {}", ncat.stderr());
+    assert_same("ncat got from connect", &ncat.stdout(), &big);
+    assert_same("connect got from ncat", &connect.stdout(), &small);
+
+    // sockit listens with the same certificate, ncat connects and verifies it.
+    let mut listen = Proc::sockit(&[
+        "listen",
+        "tls://127.0.0.1:0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    let port = listen.listening_on().rsplit(':').next().unwrap().to_owned();
+    listen.feed_and_close(small.clone());
+    let mut ncat = ncat_ssl(&["--ssl-verify", "--ssl-trustfile", &cert, "localhost", &port]);
+    ncat.feed_and_close(big.clone());
+    let status = ncat.wait_exit(WAIT);
+    assert!(status.success(), "ncat: {status}: {}", ncat.stderr());
+    assert_exit_0(&mut listen);
+    assert_same("listen got from ncat", &listen.stdout(), &big);
+    assert_same("ncat got from listen", &ncat.stdout(), &small);
 }

@@ -317,7 +317,6 @@ impl Proc {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
-    /// Waits (at most [`WAIT`]) until stderr holds `n` complete lines; returns it.
     /// The fingerprint a zero-setup `tls://` listener prints on its second stderr line
     /// (`tls fingerprint sha256:HEX`), as `--pin` takes it.
     pub fn tls_pin(&self) -> String {
@@ -325,6 +324,14 @@ impl Proc {
         tls_pin_of(err.lines().nth(1).unwrap_or_default())
     }
 
+    /// Waits (at most [`WAIT`]) until stderr contains `needle`: a peer nobody here wrote
+    /// saying it is ready (ncat's "Listening on").
+    pub fn wait_stderr_contains(&self, needle: &str) -> String {
+        let err = self.wait_for(&self.stderr, "stderr", |b| contains(b, needle.as_bytes()));
+        String::from_utf8_lossy(&err).into_owned()
+    }
+
+    /// Waits (at most [`WAIT`]) until stderr holds `n` complete lines; returns it.
     pub fn wait_for_stderr_lines(&self, n: usize) -> String {
         let err = self.wait_for(&self.stderr, "stderr", |b| {
             b.iter().filter(|&&c| c == b'\n').count() >= n
