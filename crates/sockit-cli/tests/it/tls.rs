@@ -481,8 +481,8 @@ print("ok", len(good))
 "#;
 
 /// `echo tls://` under every model: the fingerprint line right after `listening on`,
-/// 100 Python `ssl` clients at once byte-exact, sockit's own `connect tls:// --pin`, and a
-/// plain-text client refused without harming them.
+/// 100 Python `ssl` clients at once byte-exact, sockit's own `connect tls:// --pin`, a
+/// plain-text client refused and a silent one held open without harming them.
 #[test]
 fn echo_tls_serves_every_model_to_python_ssl_and_a_pinned_connect() {
     for model in crate::echo::STREAM_MODELS {
@@ -496,10 +496,15 @@ fn echo_tls_serves_every_model_to_python_ssl_and_a_pinned_connect() {
         let mut junk = Vec::new();
         let _ = plain.read_to_end(&mut junk);
         assert!(!contains(&junk, b"GET /"), "{model}: plain text echoed");
+        // A client that stalls before its handshake stays connected while the others are
+        // served (except under `blocking`, which serves one connection at a time and so
+        // waits for the handshake deadline: that is what the model is).
+        let stalled = (*model != "blocking").then(|| TcpStream::connect(server.addr()).unwrap());
         // 100 at once under every model; `blocking` serves them one after another.
         let conns = "100";
         let mut py = Proc::python(PY_PINNED_ECHO, &[&server.port().to_string(), &pin, conns]);
         assert_exit_0(&mut py);
+        drop(stalled);
         assert_eq!(
             String::from_utf8_lossy(&py.stdout()).trim(),
             format!("ok {conns}"),
