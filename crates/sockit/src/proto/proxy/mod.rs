@@ -1,5 +1,5 @@
 //! What is said on a connection before it becomes a relay: the proxy protocols a client
-//! speaks to get through a proxy and a proxy speaks to its clients ([`socks5`]), and the
+//! speaks to get through a proxy and a proxy speaks to its clients ([`socks5`], HTTP [`connect`]), and the
 //! header a relay puts in front of the relayed bytes so the server behind it knows who the
 //! client is ([`header`], HAProxy's PROXY protocol).
 //!
@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+pub mod connect;
 pub mod header;
 pub mod socks5;
 
@@ -35,6 +36,9 @@ pub enum ProxyError {
     /// A SOCKS5 peer broke the protocol, or a proxy refused (the reason says which).
     #[error("socks5: {0}")]
     Socks(String),
+    /// An HTTP proxy refused a tunnel, or a CONNECT exchange broke HTTP.
+    #[error("http proxy: {0}")]
+    Connect(String),
     /// A connection that should start with a PROXY protocol header does not.
     #[error("proxy protocol: {0}")]
     Header(&'static str),
