@@ -993,3 +993,47 @@ fn http_serve_tls_client_ca_answers_curl_with_a_client_certificate_only() {
     );
     assert!(server.stop().0.success());
 }
+
+/// sockit on both ends: `listen -k tls:// --client-ca` relays for a `connect` with
+/// `--client-cert`, refuses one without and one with a certificate from another CA (each
+/// in one line on both sides), and the first client stays connected through it.
+#[test]
+fn listen_tls_client_ca_admits_connect_with_a_client_cert_only() {
+    let ca_dir = TempDir::new("mtls-listen-ca");
+    let ca = crate::util::openssl_cert(&ca_dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&ca_dir, &ca, "alice");
+    let other_dir = TempDir::new("mtls-listen-other");
+    let other_ca = crate::util::openssl_cert(&other_dir, "another CA");
+    let mallory = crate::util::openssl_signed(&other_dir, &other_ca, "mallory");
+    let mut listen = Proc::sockit(&["listen", "-k", "tls://127.0.0.1:0", "--client-ca", &ca.0]);
+    let addr = listen.listening_on();
+    let pin = listen.tls_pin();
+    let connect = |cert: Option<&(String, String)>| {
+        let mut args = vec!["connect", "--pin", &pin];
+        if let Some((c, k)) = cert {
+            args.extend(["--client-cert", c.as_str(), "--client-key", k.as_str()]);
+        }
+        args.push(&addr);
+        Proc::sockit(&args)
+    };
+    let mut a = connect(Some(&alice));
+    a.write(b"from alice\n");
+    listen.wait_stdout_contains("from alice\n");
+
+    let mut refused = connect(None);
+    assert_fails_with(&mut refused, "the server requires a client certificate");
+    let mut refused = connect(Some(&mallory));
+    assert_fails_with(&mut refused, "the server refused our certificate");
+    let err = listen.wait_for_stderr_lines(4);
+    assert!(err.contains("the client presented no certificate"), "{err}");
+    assert!(err.contains("unknown issuer"), "{err}");
+
+    a.write(b"still here\n");
+    listen.wait_stdout_contains("still here\n");
+    listen.write(b"to alice\n");
+    a.wait_stdout_contains("to alice\n");
+    a.close_stdin();
+    listen.close_stdin();
+    assert_exit_0(&mut a);
+    assert_eq!(listen.stdout(), b"from alice\nstill here\n");
+}
