@@ -306,6 +306,20 @@ impl ClientTls {
     /// Reads the CA file (or the system's roots) and builds the configuration.
     pub fn new(options: &ClientOptions) -> Result<ClientTls> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let identity = options
+            .identity
+            .as_ref()
+            .map(|id| read_identity(&provider, &id.cert, &id.key))
+            .transpose()?;
+        Self::with_identity(provider, options, identity)
+    }
+
+    /// [`ClientTls::new`] with the identity already loaded.
+    fn with_identity(
+        provider: Arc<CryptoProvider>,
+        options: &ClientOptions,
+        identity: Option<CertifiedKey>,
+    ) -> Result<ClientTls> {
         let need_roots = !options.insecure && options.pin.is_none();
         let trusted = match &options.cacert {
             Some(path) => read_trusted(path, "CA file")?,
@@ -334,11 +348,6 @@ impl ClientTls {
             trust,
             insecure: options.insecure,
         };
-        let identity = options
-            .identity
-            .as_ref()
-            .map(|id| read_identity(&provider, &id.cert, &id.key))
-            .transpose()?;
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?
@@ -1383,6 +1392,87 @@ mod tests {
             "{theirs}"
         );
         thread.join().unwrap();
+    }
+
+    /// Mutual TLS in-process: a server pinning one client certificate serves it, and
+    /// refuses another and none at all, each side saying why in one sentence.
+    #[test]
+    fn client_certificates_are_required_and_checked() {
+        let made = rcgen::generate_simple_self_signed(vec!["client".to_owned()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let identity = || {
+            let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+            certified_key(&provider, vec![made.cert.der().clone()], key, &|e| e.into()).unwrap()
+        };
+        let pinned = Fingerprint::of(made.cert.der());
+        let cases = [
+            (pinned, true, None),
+            (
+                Fingerprint([1; 32]),
+                true,
+                Some((
+                    "pin mismatch: it is sha256:",
+                    "the server refused our certificate",
+                )),
+            ),
+            (
+                pinned,
+                false,
+                Some((
+                    "the client presented no certificate",
+                    "the server requires a client certificate",
+                )),
+            ),
+        ];
+        for (pin, show, refusal) in cases {
+            let tls = ServerTls::self_signed(&["localhost".into()])
+                .unwrap()
+                .with_client_auth(&ClientAuth {
+                    ca: None,
+                    pins: vec![pin],
+                })
+                .unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let theirs = tls.clone();
+            let thread = std::thread::spawn(move || {
+                let (sock, _) = listener.accept().unwrap();
+                let mut s = TlsStream::accept(Stream::Tcp(sock), &theirs, Duration::from_secs(5))?;
+                s.write_all(b"welcome")
+                    .and_then(|()| s.shutdown_write())
+                    .map_err(|e| Error::Tls(e.to_string()))
+            });
+            let options = ClientOptions {
+                pin: Some(tls.fingerprint()),
+                ..ClientOptions::default()
+            };
+            let ours =
+                ClientTls::with_identity(provider.clone(), &options, show.then(identity)).unwrap();
+            let endpoint: crate::Endpoint = format!("tls://127.0.0.1:{port}").parse().unwrap();
+            let sock = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+            // TLS 1.3: the client's handshake ends before the server has judged its
+            // certificate; the verdict is its first read.
+            let got = TlsStream::connect(sock, &ours, "localhost", Duration::from_secs(5))
+                .and_then(|mut c| {
+                    let mut back = Vec::new();
+                    c.read_to_end(&mut back)
+                        .map_err(|e| Error::Tls(e.to_string()))?;
+                    Ok(back)
+                });
+            let served = thread.join().unwrap();
+            match refusal {
+                None => {
+                    assert_eq!(got.unwrap(), b"welcome");
+                    served.unwrap();
+                }
+                Some((server_says, client_says)) => {
+                    let ours = got.unwrap_err().to_string();
+                    assert!(ours.contains(client_says), "{ours}");
+                    let theirs = served.unwrap_err().to_string();
+                    assert!(theirs.contains(server_says), "{theirs}");
+                }
+            }
+        }
     }
 
     #[test]
