@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::server::{Config, Model, Server};
-use sockit::socket::tls::{ClientOptions, ClientTls, Fingerprint, ServerTls};
+use sockit::socket::tls::{ClientAuth, ClientOptions, ClientTls, Fingerprint, Identity, ServerTls};
 use sockit::socket::{AccessList, Network, Shutdown};
 
 /// Server options: model, workers, limits, access lists.
@@ -83,6 +83,13 @@ pub struct TlsClientArgs {
     /// tls://: offer this protocol by ALPN (repeatable), e.g. h2, http/1.1.
     #[arg(long, value_name = "PROTO")]
     pub alpn: Vec<String>,
+    /// tls://: the certificate to show a server that requires one (mutual TLS; PEM,
+    /// leaf first).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// tls://: the private key of --client-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 impl TlsClientArgs {
@@ -94,11 +101,12 @@ impl TlsClientArgs {
             || self.pin.is_some()
             || self.insecure
             || self.servername.is_some()
-            || !self.alpn.is_empty();
+            || !self.alpn.is_empty()
+            || self.client_cert.is_some();
         if !matches!(endpoint, Endpoint::Tls(_)) {
             if given {
                 return Err(crate::usage(
-                    "--cacert, --pin, --insecure, --servername and --alpn need a tls:// address",
+                    "--cacert, --pin, --insecure, --servername, --alpn and --client-cert need a tls:// address",
                 ));
             }
             return Ok(None);
@@ -109,6 +117,13 @@ impl TlsClientArgs {
             insecure: self.insecure,
             servername: self.servername.clone(),
             alpn: self.alpn.clone(),
+            identity: match (&self.client_cert, &self.client_key) {
+                (Some(cert), Some(key)) => Some(Identity {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         })?;
         if self.insecure {
             eprintln!(
@@ -130,6 +145,15 @@ pub struct TlsServerArgs {
     /// tls://: the private key of --cert (PEM: PKCS#8, RSA or EC).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
+    /// tls://: require a client certificate signed by a CA in this PEM file (a
+    /// self-signed client certificate listed there is trusted as itself); clients
+    /// without one are refused at the handshake (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<std::path::PathBuf>,
+    /// tls://: require a client certificate, accepting the one with this fingerprint
+    /// (sha256:HEX; repeatable, one per client; with --client-ca, either passes).
+    #[arg(long, value_name = "sha256:HEX", value_parser = parse_pin)]
+    pub client_pin: Vec<Fingerprint>,
 }
 
 impl TlsServerArgs {
@@ -138,28 +162,43 @@ impl TlsServerArgs {
     /// here and its fingerprint must be printed for clients to trust it.
     pub fn server_tls(&self, endpoint: &Endpoint) -> anyhow::Result<Option<(ServerTls, bool)>> {
         let Endpoint::Tls(hp) = endpoint else {
-            if self.cert.is_some() {
-                return Err(crate::usage("--cert and --key need a tls:// address"));
+            if self.cert.is_some() || self.client_ca.is_some() || !self.client_pin.is_empty() {
+                return Err(crate::usage(
+                    "--cert, --key, --client-ca and --client-pin need a tls:// address",
+                ));
             }
             return Ok(None);
         };
-        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
-            return Ok(Some((ServerTls::from_files(cert, key)?, false)));
+        let (tls, made) = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => (ServerTls::from_files(cert, key)?, false),
+            _ => (ServerTls::self_signed(&self_signed_names(&hp.host))?, true),
+        };
+        if self.client_ca.is_none() && self.client_pin.is_empty() {
+            return Ok(Some((tls, made)));
         }
-        let unspecified = hp
-            .host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_unspecified());
-        let mut names = vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-        ];
-        if !unspecified && !names.contains(&hp.host) {
-            names.insert(0, hp.host.clone());
-        }
-        Ok(Some((ServerTls::self_signed(&names)?, true)))
+        let auth = ClientAuth {
+            ca: self.client_ca.clone(),
+            pins: self.client_pin.clone(),
+        };
+        Ok(Some((tls.with_client_auth(&auth)?, made)))
     }
+}
+
+/// The names a self-made certificate is valid for: loopback, and the host listened on
+/// unless it is the unspecified address.
+fn self_signed_names(host: &str) -> Vec<String> {
+    let unspecified = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !unspecified && !names.iter().any(|n| n == host) {
+        names.insert(0, host.to_owned());
+    }
+    names
 }
 
 /// Prints the fingerprint line of a self-made certificate, right after `listening on`.

@@ -46,6 +46,8 @@ use crate::args::{TlsClientArgs, parse_duration, stop_on_signals};
 /// certificate), or by --pin sha256:HEX (exactly that certificate, as `sockit listen
 /// tls://` prints it); -k/--insecure checks nothing (with a warning). An untrusted
 /// certificate is one line saying why, exit 1. The handshake has --timeout (default 10s).
+/// A server that requires a client certificate (mutual TLS) gets the one of
+/// --client-cert FILE --client-key FILE; without it, or if refused, one line, exit 1.
 ///
 /// Rules for datagrams (udp, unix-dgram):
 ///   - Each stdin line is one datagram, without its newline (with --crlf: ending in CRLF).

@@ -36,6 +36,8 @@ use crate::args::{TlsServerArgs, announce_fingerprint, stop_on_signals};
 /// makes a self-signed one and prints `tls fingerprint sha256:HEX` on the line after
 /// `listening on`, for `sockit connect --pin sha256:HEX`. A client that fails the
 /// handshake (plain text, say) is refused with a warning and the next one is waited for.
+/// --client-ca FILE or --client-pin sha256:HEX require a client certificate (mutual TLS):
+/// a client without an acceptable one is refused at the handshake, with a warning.
 ///
 /// Datagrams (udp, unix-dgram): peers are told apart by their address. Every datagram is
 /// printed (plus a newline when it has none); stdin is read once some peer has spoken, and

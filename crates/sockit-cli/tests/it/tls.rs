@@ -720,3 +720,401 @@ fn connect_and_listen_tls_carry_100_mib_each_way_with_ncat_ssl() {
     assert_same("listen got from ncat", &listen.stdout(), &big);
     assert_same("ncat got from listen", &ncat.stdout(), &small);
 }
+
+/// A Python `ssl` client for mutual TLS: shows the certificate argv[3] with key argv[4]
+/// (none without them), sends the first half of argv[2] deterministic bytes, reads their
+/// echo, prints `half N`, waits for a line on stdin (so other clients can be refused
+/// while it is connected), sends the rest and prints `ok N` once all came back
+/// byte-exact. A refusal at any point prints `refused <reason>`.
+const PY_MTLS_CLIENT: &str = r#"
+import socket, ssl, sys
+port, size = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+if len(sys.argv) > 4:
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+data = bytes((i * 7 + i // 251) % 256 for i in range(size))
+got = b''
+def read_to(n):
+    global got
+    while len(got) < n:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+try:
+    raw = socket.create_connection(('127.0.0.1', port), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname='localhost')
+    half = size // 2
+    s.sendall(data[:half])
+    read_to(half)
+    print('half', len(got), flush=True)
+    sys.stdin.readline()
+    s.sendall(data[half:])
+    read_to(size)
+    print('ok' if got == data else 'differ', len(got), flush=True)
+except (ssl.SSLError, OSError) as e:
+    print('refused', e, flush=True)
+"#;
+
+/// `PY_MTLS_CLIENT` against `port` with `size` bytes and this certificate, if any.
+fn mtls_client(port: u16, size: usize, cert: Option<&(String, String)>) -> Proc {
+    let port = port.to_string();
+    let size = size.to_string();
+    let mut args = vec![port.as_str(), size.as_str()];
+    if let Some((c, k)) = cert {
+        args.extend([c.as_str(), k.as_str()]);
+    }
+    Proc::python(PY_MTLS_CLIENT, &args)
+}
+
+/// Lets a `PY_MTLS_CLIENT` past its first half and waits for all `size` bytes to come
+/// back byte-exact.
+fn finish(p: &mut Proc, size: usize) {
+    p.write(b"go on\n");
+    p.wait_stdout_contains(&format!("ok {size}\n"));
+    p.close_stdin();
+    assert_exit_0(p);
+}
+
+/// A mutual-TLS client that must be refused: prints `refused ...` and ends.
+fn assert_refused(mut p: Proc, what: &str) -> String {
+    p.close_stdin();
+    assert_exit_0(&mut p);
+    let out = String::from_utf8_lossy(&p.stdout()).into_owned();
+    assert!(out.starts_with("refused "), "{what}: {out} {}", p.stderr());
+    out
+}
+
+/// `echo tls:// --client-ca`: Python clients with a certificate signed by that CA, or a
+/// self-signed one listed in the file, are echoed byte-exact; one with no certificate and
+/// one signed by another CA are refused at the handshake, each logged in one line with
+/// its reason, while a good client stays connected through it, under every model.
+#[test]
+fn echo_tls_client_ca_serves_certified_clients_and_refuses_the_rest() {
+    let ca_dir = TempDir::new("mtls-ca");
+    let ca = crate::util::openssl_cert(&ca_dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&ca_dir, &ca, "alice");
+    let other_dir = TempDir::new("mtls-other-ca");
+    let other_ca = crate::util::openssl_cert(&other_dir, "another CA");
+    let mallory = crate::util::openssl_signed(&other_dir, &other_ca, "mallory");
+    let self_dir = TempDir::new("mtls-self");
+    let bob = crate::util::openssl_cert(&self_dir, "bob");
+    // The trust file: the CA, and bob's self-signed certificate trusted as itself.
+    let trust = ca_dir.path("trust.pem");
+    let pem = [
+        std::fs::read(&ca.0).unwrap(),
+        std::fs::read(&bob.0).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&trust, pem).unwrap();
+    let trust = trust.to_str().unwrap();
+    for model in crate::echo::STREAM_MODELS {
+        let server = crate::util::Server::start(&[
+            "echo",
+            "tls://127.0.0.1:0",
+            "--model",
+            model,
+            "--client-ca",
+            trust,
+        ]);
+        let _pin = server.tls_pin();
+        let port = server.port();
+        let mut good = mtls_client(port, 256 * 1024, Some(&alice));
+        good.wait_stdout_contains("half 131072\n");
+        // The blocking model serves one connection at a time: the others would wait.
+        let concurrent = *model != "blocking";
+        if !concurrent {
+            finish(&mut good, 262_144);
+        }
+
+        let none = assert_refused(mtls_client(port, 1000, None), model);
+        assert!(none.contains("CERTIFICATE_REQUIRED"), "{model}: {none}");
+        let line = server.next_line().expect("a log line for the refusal");
+        assert!(
+            line.contains("refused") && line.contains("the client presented no certificate"),
+            "{model}: {line}"
+        );
+        let other = assert_refused(mtls_client(port, 1000, Some(&mallory)), model);
+        assert!(other.contains("UNKNOWN_CA"), "{model}: {other}");
+        let line = server.next_line().expect("a log line for the refusal");
+        assert!(
+            line.contains("refused")
+                && line.contains(
+                    "the client's certificate is not signed by a trusted certificate authority"
+                ),
+            "{model}: {line}"
+        );
+
+        if concurrent {
+            finish(&mut good, 262_144);
+        }
+        let mut self_signed = mtls_client(port, 10_000, Some(&bob));
+        self_signed.wait_stdout_contains("half 5000\n");
+        finish(&mut self_signed, 10_000);
+        let (status, rest) = server.stop();
+        assert!(status.success(), "{model}: {rest}");
+    }
+}
+
+/// `echo tls:// --client-pin`: the pinned client certificates (two pins) are served, any
+/// other (even one signed by a CA) and none at all are refused.
+#[test]
+fn echo_tls_client_pin_accepts_exactly_the_pinned_certificates() {
+    let a_dir = TempDir::new("mtls-pin-a");
+    let a = crate::util::openssl_cert(&a_dir, "pinned-a");
+    let b_dir = TempDir::new("mtls-pin-b");
+    let b = crate::util::openssl_cert(&b_dir, "pinned-b");
+    let c_dir = TempDir::new("mtls-pin-c");
+    let c = crate::util::openssl_cert(&c_dir, "not-pinned");
+    let server = crate::util::Server::start(&[
+        "echo",
+        "tls://127.0.0.1:0",
+        "--client-pin",
+        &openssl_fingerprint(&a.0),
+        "--client-pin",
+        &openssl_fingerprint(&b.0),
+    ]);
+    let _pin = server.tls_pin();
+    let port = server.port();
+    for cert in [&a, &b] {
+        let mut p = mtls_client(port, 4000, Some(cert));
+        p.wait_stdout_contains("half 2000\n");
+        finish(&mut p, 4000);
+    }
+    assert_refused(mtls_client(port, 1000, Some(&c)), "not pinned");
+    let line = server.next_line().expect("a log line for the refusal");
+    let want = format!("pin mismatch: it is {}", openssl_fingerprint(&c.0));
+    assert!(line.contains(&want), "{line}");
+    assert_refused(mtls_client(port, 1000, None), "no certificate");
+    let line = server.next_line().expect("a log line for the refusal");
+    assert!(line.contains("no certificate"), "{line}");
+    assert!(server.stop().0.success());
+}
+
+/// A Python `ssl` server requiring a client certificate from the CA argv[3]
+/// (CERT_REQUIRED), with its own certificate argv[1] and key argv[2]: prints its port,
+/// then for each of argv[4] connections prints the client's common name and echoes
+/// everything upper-cased after the client's close_notify, or prints `refused <reason>`.
+const PY_MTLS_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ctx.load_verify_locations(sys.argv[3])
+ctx.verify_mode = ssl.CERT_REQUIRED
+l = socket.socket()
+l.bind(('127.0.0.1', 0))
+l.listen(4)
+print(l.getsockname()[1], flush=True)
+for _ in range(int(sys.argv[4])):
+    c, _ = l.accept()
+    c.settimeout(20)
+    try:
+        s = ctx.wrap_socket(c, server_side=True)
+        cn = dict(x[0] for x in s.getpeercert()['subject'])['commonName']
+        print('client', cn, flush=True)
+        data = b''
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        s.sendall(data.upper())
+        s.unwrap()
+    except (ssl.SSLError, OSError) as e:
+        print('refused', e, flush=True)
+"#;
+
+/// `connect tls:// --client-cert --client-key` to a Python server that requires a
+/// client certificate: the bytes round-trip; without --client-cert the connection fails
+/// in one line saying the server wants a certificate, exit 1; a certificate from another
+/// CA is refused by the server, in one line too.
+#[test]
+fn connect_tls_client_cert_against_python_ssl_requiring_one() {
+    let ca_dir = TempDir::new("mtls-connect-ca");
+    let ca = crate::util::openssl_cert(&ca_dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&ca_dir, &ca, "alice");
+    let srv_dir = TempDir::new("mtls-connect-server");
+    let (srv_cert, srv_key) = openssl_cert(&srv_dir);
+    let other_dir = TempDir::new("mtls-connect-other");
+    let mallory = crate::util::openssl_cert(&other_dir, "mallory");
+    let server = Proc::python(PY_MTLS_SERVER, &[&srv_cert, &srv_key, &ca.0, "3"]);
+    let port = String::from_utf8_lossy(&server.wait_stdout_contains("\n"))
+        .trim()
+        .to_owned();
+    let addr = format!("tls://127.0.0.1:{port}");
+    let trust = ["--cacert", srv_cert.as_str()];
+
+    let mut args = vec!["connect"];
+    args.extend(trust);
+    args.extend(["--client-cert", &alice.0, "--client-key", &alice.1, &addr]);
+    let mut p = Proc::sockit(&args);
+    p.feed_and_close(b"mutual tls\n".to_vec());
+    assert_exit_0(&mut p);
+    assert_eq!(p.stdout(), b"MUTUAL TLS\n");
+    server.wait_stdout_contains("client alice\n");
+
+    // No certificate: stdin stays open, so it is the server's refusal that ends it.
+    let mut args = vec!["connect"];
+    args.extend(trust);
+    args.push(&addr);
+    let mut p = Proc::sockit(&args);
+    assert_fails_with(&mut p, "the server requires a client certificate");
+    assert!(p.stdout().is_empty());
+    server.wait_stdout_contains("refused");
+
+    let mut args = vec!["connect"];
+    args.extend(trust);
+    args.extend([
+        "--client-cert",
+        &mallory.0,
+        "--client-key",
+        &mallory.1,
+        &addr,
+    ]);
+    let mut p = Proc::sockit(&args);
+    assert_fails_with(&mut p, "the server refused our certificate");
+    let mut server = server;
+    assert_exit_0(&mut server);
+}
+
+#[test]
+fn mutual_tls_bad_usage_is_exit_2_and_a_bad_key_is_one_line_before_connecting() {
+    let pin = format!("sha256:{}", "00".repeat(32));
+    for args in [
+        &[
+            "connect",
+            "--client-cert",
+            "c.pem",
+            "--client-key",
+            "k.pem",
+            "127.0.0.1:1",
+        ][..],
+        &["connect", "--client-cert", "c.pem", "tls://127.0.0.1:1"],
+        &["echo", "--client-ca", "ca.pem", "127.0.0.1:0"],
+        &["echo", "--client-pin", &pin, "127.0.0.1:0"],
+        &["listen", "--client-pin", "sha256:00", "tls://127.0.0.1:0"],
+    ] {
+        let out = sockit().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // The key of another certificate: refused before any connection (nobody listens).
+    let a_dir = TempDir::new("mtls-key-a");
+    let (cert, _) = openssl_cert(&a_dir);
+    let b_dir = TempDir::new("mtls-key-b");
+    let (_, key) = openssl_cert(&b_dir);
+    let port = crate::util::free_port().to_string();
+    let addr = format!("tls://127.0.0.1:{port}");
+    let mut p = Proc::sockit(&[
+        "connect",
+        "-k",
+        "--client-cert",
+        &cert,
+        "--client-key",
+        &key,
+        &addr,
+    ]);
+    assert_fails_with(&mut p, "does not go with the certificate");
+    // A server's --client-ca that is not a certificate file: before binding.
+    let mut p = Proc::sockit(&["echo", "--client-ca", &key, "tls://127.0.0.1:0"]);
+    assert_fails_with(&mut p, "no certificates in client CA file");
+}
+
+/// `http serve tls:// --client-ca` with curl: `--cert/--key` from that CA gets the file,
+/// without them curl fails and gets nothing; the server logs why.
+#[test]
+fn http_serve_tls_client_ca_answers_curl_with_a_client_certificate_only() {
+    let dir = TempDir::new("https-mtls");
+    let ca = crate::util::openssl_cert(&dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&dir, &ca, "alice");
+    let root = dir.path("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let body = payload(100_000, 3);
+    std::fs::write(root.join("data.bin"), &body).unwrap();
+    let server = crate::util::Server::start(&[
+        "http",
+        "serve",
+        root.to_str().unwrap(),
+        "tls://127.0.0.1:0",
+        "--client-ca",
+        &ca.0,
+    ]);
+    let _pin = server.tls_pin();
+    let url = format!("https://127.0.0.1:{}/data.bin", server.port());
+    let curl = |extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "-k", "--max-time", "20"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run curl")
+    };
+    let out = curl(&["--cert", &alice.0, "--key", &alice.1]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == body, "{} bytes differ", out.stdout.len());
+    let request = server.next_line().expect("the request's log line");
+    assert!(request.contains("/data.bin"), "{request}");
+
+    let out = curl(&[]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout.len());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate required"), "{err}");
+    let line = server.next_line().expect("the refusal's log line");
+    assert!(
+        line.contains("the client presented no certificate"),
+        "{line}"
+    );
+    assert!(server.stop().0.success());
+}
+
+/// sockit on both ends: `listen -k tls:// --client-ca` relays for a `connect` with
+/// `--client-cert`, refuses one without and one with a certificate from another CA (each
+/// in one line on both sides), and the first client stays connected through it.
+#[test]
+fn listen_tls_client_ca_admits_connect_with_a_client_cert_only() {
+    let ca_dir = TempDir::new("mtls-listen-ca");
+    let ca = crate::util::openssl_cert(&ca_dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&ca_dir, &ca, "alice");
+    let other_dir = TempDir::new("mtls-listen-other");
+    let other_ca = crate::util::openssl_cert(&other_dir, "another CA");
+    let mallory = crate::util::openssl_signed(&other_dir, &other_ca, "mallory");
+    let mut listen = Proc::sockit(&["listen", "-k", "tls://127.0.0.1:0", "--client-ca", &ca.0]);
+    let addr = listen.listening_on();
+    let pin = listen.tls_pin();
+    let connect = |cert: Option<&(String, String)>| {
+        let mut args = vec!["connect", "--pin", &pin];
+        if let Some((c, k)) = cert {
+            args.extend(["--client-cert", c.as_str(), "--client-key", k.as_str()]);
+        }
+        args.push(&addr);
+        Proc::sockit(&args)
+    };
+    let mut a = connect(Some(&alice));
+    a.write(b"from alice\n");
+    listen.wait_stdout_contains("from alice\n");
+
+    let mut refused = connect(None);
+    assert_fails_with(&mut refused, "the server requires a client certificate");
+    let mut refused = connect(Some(&mallory));
+    assert_fails_with(&mut refused, "the server refused our certificate");
+    let err = listen.wait_for_stderr_lines(4);
+    assert!(err.contains("the client presented no certificate"), "{err}");
+    assert!(err.contains("unknown issuer"), "{err}");
+
+    a.write(b"still here\n");
+    listen.wait_stdout_contains("still here\n");
+    listen.write(b"to alice\n");
+    a.wait_stdout_contains("to alice\n");
+    a.close_stdin();
+    listen.close_stdin();
+    assert_exit_0(&mut a);
+    assert_eq!(listen.stdout(), b"from alice\nstill here\n");
+}

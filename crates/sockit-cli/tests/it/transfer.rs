@@ -1313,6 +1313,53 @@ fn send_recv_over_tls_pinned_zero_setup() {
     assert_eq!(printed, tool_sums("sha256sum", &dir, &TLS_TREE_FILES));
 }
 
+/// `recv tls:// --client-ca` takes files only from a `send` with `--client-cert` (mutual
+/// TLS); a sender without one is refused in one line, and so is the receiver's log line.
+#[test]
+fn send_recv_over_mutual_tls_needs_the_client_certificate() {
+    let tmp = TempDir::new("xfer-mtls");
+    let tree = tmp.path("tree");
+    make_tls_tree(&tree);
+    let ca = crate::util::openssl_cert(&tmp, "sockit test CA");
+    let alice = crate::util::openssl_signed(&tmp, &ca, "alice");
+    let dir = tmp.path("out");
+    let (recv, pin) = Recv::start_tls(&dir, &["-k", "--client-ca", &ca.0]);
+    let (status, out, err) = send(&[os("--pin"), os(&pin), os(&recv.addr), tree.as_os_str()]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("the server requires a client certificate"),
+        "{err}"
+    );
+    let line = recv.wait_stderr("TLS handshake");
+    assert!(
+        line.contains("the client presented no certificate"),
+        "{line}"
+    );
+    assert!(
+        !dir.join("tree").exists(),
+        "nothing received without a certificate"
+    );
+
+    let (status, _, err) = send(&[
+        os("--pin"),
+        os(&pin),
+        os("--client-cert"),
+        os(&alice.0),
+        os("--client-key"),
+        os(&alice.1),
+        os(&recv.addr),
+        tree.as_os_str(),
+    ]);
+    assert!(status.success(), "send with a client certificate: {err}");
+    assert!(err.contains("sent 4 file(s)"), "{err}");
+    assert_same_tree(&tree, &dir.join("tree"));
+    let (rstatus, printed, rerr) = recv.stop();
+    assert!(rstatus.success(), "recv: {rerr}");
+    assert_eq!(printed.lines().count(), 4, "{printed}");
+}
+
 #[test]
 fn send_over_tls_refuses_a_wrong_pin() {
     let tmp = TempDir::new("xfer-tls-pin");

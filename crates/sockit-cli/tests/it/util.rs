@@ -506,6 +506,50 @@ pub fn openssl_cert(dir: &TempDir, cn: &str) -> (String, String) {
     (cert.to_owned(), key.to_owned())
 }
 
+/// A certificate for common name `cn` signed by the CA `ca` (an [`openssl_cert`] pair:
+/// its certificate and key), and its key, in `dir` as `<cn>.pem` and `<cn>.key`: an end
+/// entity (CA:FALSE) for TLS clients and servers, naming localhost and 127.0.0.1.
+pub fn openssl_signed(dir: &TempDir, ca: &(String, String), cn: &str) -> (String, String) {
+    let path = |ext: &str| {
+        dir.path(&format!("{cn}.{ext}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (cert, key, csr, ext) = (path("pem"), path("key"), path("csr"), path("ext"));
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\n\
+         extendedKeyUsage=clientAuth,serverAuth\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let subject = format!("/CN={cn}");
+    openssl(&[
+        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-keyout", &key, "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca.0,
+        "-CAkey",
+        &ca.1,
+        "-set_serial",
+        "2",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    (cert, key)
+}
+
 /// `openssl s_server -www` with `cert` and `key` (and `extra`) on a free loopback port,
 /// once it accepts connections.
 pub fn s_server_www(cert: &str, key: &str, extra: &[&str]) -> (Proc, u16) {

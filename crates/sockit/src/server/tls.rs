@@ -27,6 +27,7 @@ use rustls::{ServerConfig, ServerConnection};
 use super::output::Front;
 use super::{Flow, Handler, Output, Service};
 use crate::socket::Peer;
+use crate::socket::tls::{Fingerprint, Role, tls_sentence};
 
 /// Most plaintext encrypted per handler call (and the size of the buffer a file range is
 /// read through): large enough that records are full and calls few, small enough to bound
@@ -166,6 +167,10 @@ impl<H: Handler> TlsHandler<H> {
             peer_closed |= state.peer_has_closed();
             if !self.connected && !conn.is_handshaking() {
                 self.connected = true;
+                if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {
+                    // Mutual TLS: which client this is, for SOCKIT_LOG=info.
+                    tracing::info!(peer = %self.peer, client = %Fingerprint::of(leaf), "TLS client certificate accepted");
+                }
                 let flow = self.inner.on_connect(&mut self.plain);
                 self.inner_closed |= flow == Flow::Close;
                 self.owed_drain |= !self.plain.is_empty();
@@ -305,7 +310,13 @@ impl<H: Handler> TlsHandler<H> {
     /// Ends the connection for `reason`, logged once; rustls's alert (if it queued one)
     /// goes out first.
     fn fail(&mut self, reason: &Failure, out: &mut Output) -> Flow {
-        tracing::info!(peer = %self.peer, %reason, "TLS connection refused");
+        if reason.is_client_certificate() {
+            // Mutual TLS turned someone away: the operator should see who and why.
+            tracing::warn!(peer = %self.peer, %reason, "TLS connection refused");
+        } else {
+            // Scanners and plain-text clients are routine, not worth a warning.
+            tracing::info!(peer = %self.peer, %reason, "TLS connection refused");
+        }
         self.finished = true;
         self.flush_tls(out);
         Flow::Close
@@ -389,8 +400,8 @@ enum Failure {
     #[error("no TLS connection (the configuration was refused)")]
     NoConnection,
     /// The peer's bytes are not TLS, fail the handshake (verification, versions, ciphers)
-    /// or break the record layer; the reason is rustls's.
-    #[error("{0}")]
+    /// or break the record layer; the reason is rustls's, in words.
+    #[error("{}", tls_sentence(.0, Role::Client))]
     Tls(#[from] rustls::Error),
     /// rustls refused the ciphertext (its buffer is full).
     #[error("reading TLS records: {0}")]
@@ -407,6 +418,18 @@ enum Failure {
     /// A file range's file ended before the range did, after its length was announced.
     #[error("file shrank while being sent")]
     FileShrank,
+}
+
+impl Failure {
+    /// The client's certificate was missing or refused (mutual TLS).
+    fn is_client_certificate(&self) -> bool {
+        matches!(
+            self,
+            Failure::Tls(
+                rustls::Error::NoCertificatesPresented | rustls::Error::InvalidCertificate(_)
+            )
+        )
+    }
 }
 
 /// Hands `data` to rustls to encrypt, moving the records into `out` as rustls's own

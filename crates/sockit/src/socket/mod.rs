@@ -39,7 +39,9 @@ pub use peer::Peer;
 pub use shutdown::Shutdown;
 pub(crate) use shutdown::Wake;
 pub use stream::Stream;
-pub use tls::{ClientOptions, ClientTls, Fingerprint, ServerTls, TlsStream, tls_sentence};
+pub use tls::{
+    ClientAuth, ClientOptions, ClientTls, Fingerprint, Identity, ServerTls, TlsStream, tls_sentence,
+};
 pub use wire::Wire;
 
 macro_rules! impl_fd {

@@ -4,10 +4,13 @@
 //! - [`ServerTls`]: a server's certificate and key, from PEM files (checked to belong
 //!   together before anything is bound) or made on the spot ([`ServerTls::self_signed`],
 //!   zero setup: clients trust it by its [`Fingerprint`]).
+//!   With [`ServerTls::with_client_auth`] it requires a certificate of every client
+//!   ([`ClientAuth`]: signed by a `--client-ca`, or pinned), refused at the handshake.
 //! - [`ClientTls`]: how a client decides to trust a server ([`ClientOptions`]): the
 //!   system's roots, the certificates of a `--cacert` file (a self-signed server
 //!   certificate listed there is trusted as itself, as curl and Python do), one pinned
-//!   fingerprint, or nothing at all (`--insecure`).
+//!   fingerprint, or nothing at all (`--insecure`); and the [`Identity`] it shows a
+//!   server that asks for one. Both sides trust certificates the same way (`Trust`).
 //! - [`TlsStream`]: a [`Stream`] with TLS on it, blocking or non-blocking; its handshake
 //!   has a deadline and [`TlsStream::shutdown_write`] is TLS's half-close (close_notify).
 //! - [`tls_sentence`]: every rustls error as one sentence for a person.
@@ -26,8 +29,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use super::Stream;
@@ -102,34 +107,9 @@ impl ServerTls {
     /// SEC1). A key that does not belong to the certificate is refused here, so a server
     /// never binds with an identity no client could verify.
     pub fn from_files(cert: &Path, key: &Path) -> Result<ServerTls> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| {
-                Error::Tls(format!(
-                    "cannot read certificate file {}: {e}",
-                    cert.display()
-                ))
-            })?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::Tls(format!("bad certificate file {}: {e}", cert.display())))?;
-        if chain.is_empty() {
-            return Err(Error::Tls(format!(
-                "no certificate in {} (expected PEM: -----BEGIN CERTIFICATE-----)",
-                cert.display()
-            )));
-        }
-        let der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-            Error::Tls(format!(
-                "no usable private key in {} (expected PEM: PKCS#8, RSA or EC): {e}",
-                key.display()
-            ))
-        })?;
-        Self::from_parts(chain, der, &|e| {
-            format!(
-                "the key in {} does not go with the certificate in {}: {e}",
-                key.display(),
-                cert.display()
-            )
-        })
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certified = read_identity(&provider, cert, key)?;
+        Self::from_certified(provider, certified)
     }
 
     /// Makes a self-signed certificate in memory for `names` (DNS names or IP addresses:
@@ -140,7 +120,11 @@ impl ServerTls {
             .map_err(|e| Error::Tls(format!("cannot make a self-signed certificate: {e}")))?;
         let chain = vec![made.cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
-        Self::from_parts(chain, key, &|e| format!("self-signed certificate: {e}"))
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certified = certified_key(&provider, chain, key, &|e| {
+            format!("self-signed certificate: {e}")
+        })?;
+        Self::from_certified(provider, certified)
     }
 
     /// The rustls configuration, for whatever drives the connections (the relay, the
@@ -163,24 +147,24 @@ impl ServerTls {
         self.fingerprint
     }
 
-    fn from_parts(
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-        mismatch: &dyn Fn(&str) -> String,
-    ) -> Result<ServerTls> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let signing = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| Error::Tls(mismatch(&format!("unusable key ({e})"))))?;
-        let fingerprint = Fingerprint::of(&chain[0]);
-        let certified = CertifiedKey::new(chain, signing);
-        certified.keys_match().map_err(|e| {
-            Error::Tls(mismatch(match e {
-                rustls::Error::InconsistentKeys(_) => "the public keys differ",
-                _ => "the certificate does not parse",
-            }))
-        })?;
+    /// The same identity, asking every client for a certificate and refusing, at the
+    /// handshake, those that present none or one `auth` does not trust (mutual TLS). The
+    /// CA file is read here, so a bad one is reported before anything is bound.
+    pub fn with_client_auth(mut self, auth: &ClientAuth) -> Result<ServerTls> {
+        let provider = self.config.crypto_provider().clone();
+        let verifier = ClientVerifier::new(provider.clone(), auth)?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_cert_resolver(self.config.cert_resolver.clone());
+        config.alpn_protocols = self.config.alpn_protocols.clone();
+        self.config = Arc::new(config);
+        Ok(self)
+    }
+
+    fn from_certified(provider: Arc<CryptoProvider>, certified: CertifiedKey) -> Result<ServerTls> {
+        let fingerprint = Fingerprint::of(&certified.cert[0]);
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?
@@ -191,6 +175,100 @@ impl ServerTls {
             fingerprint,
         })
     }
+}
+
+/// Which client certificates a server accepts (`--client-ca`, `--client-pin`): one
+/// signed by a CA of `ca` (or listed there itself), or one whose fingerprint is pinned.
+/// Either passes; a client with neither is refused at the handshake.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAuth {
+    /// A PEM file of the CAs that sign client certificates; a self-signed client
+    /// certificate listed there is trusted as itself, as `--cacert` does for servers.
+    pub ca: Option<PathBuf>,
+    /// Client certificates trusted by their SHA-256 alone: for a few known clients with
+    /// self-made certificates, no CA needed.
+    pub pins: Vec<Fingerprint>,
+}
+
+/// A certificate and its private key, as PEM files: a client's identity for servers that
+/// ask for one (`--client-cert`, `--client-key`).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key (PKCS#8, RSA or SEC1).
+    pub key: PathBuf,
+}
+
+/// Reads a certificate chain and its key, checked to belong together: the one loader for
+/// a server's identity and a client's, so both refuse a mismatch with the same words.
+fn read_identity(provider: &Arc<CryptoProvider>, cert: &Path, key: &Path) -> Result<CertifiedKey> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| {
+            Error::Tls(format!(
+                "cannot read certificate file {}: {e}",
+                cert.display()
+            ))
+        })?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Tls(format!("bad certificate file {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(Error::Tls(format!(
+            "no certificate in {} (expected PEM: -----BEGIN CERTIFICATE-----)",
+            cert.display()
+        )));
+    }
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        Error::Tls(format!(
+            "no usable private key in {} (expected PEM: PKCS#8, RSA or EC): {e}",
+            key.display()
+        ))
+    })?;
+    certified_key(provider, chain, der, &|e| {
+        format!(
+            "the key in {} does not go with the certificate in {}: {e}",
+            key.display(),
+            cert.display()
+        )
+    })
+}
+
+/// A chain and its key as rustls signs with them; a key that is not the leaf's is an
+/// error worded by `mismatch`.
+fn certified_key(
+    provider: &Arc<CryptoProvider>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    mismatch: &dyn Fn(&str) -> String,
+) -> Result<CertifiedKey> {
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| Error::Tls(mismatch(&format!("unusable key ({e})"))))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        Error::Tls(mismatch(match e {
+            rustls::Error::InconsistentKeys(_) => "the public keys differ",
+            _ => "the certificate does not parse",
+        }))
+    })?;
+    Ok(certified)
+}
+
+/// Reads the certificates of a trust file (`--cacert`, `--client-ca`); `what` names it
+/// in errors.
+fn read_trusted(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", path.display())))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Tls(format!("bad {what} {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!(
+            "no certificates in {what} {}",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 /// What a client trusts and asks for; the command-line flags of every TLS client.
@@ -209,6 +287,9 @@ pub struct ClientOptions {
     pub servername: Option<String>,
     /// Protocols offered by ALPN (`--alpn h2`), for servers that insist on one.
     pub alpn: Vec<String>,
+    /// The certificate and key shown to a server that asks for one (mutual TLS); read
+    /// and checked to match before any connection is made.
+    pub identity: Option<Identity>,
 }
 
 /// A client's TLS configuration, built once from [`ClientOptions`]: the CA file read, the
@@ -225,43 +306,33 @@ impl ClientTls {
     /// Reads the CA file (or the system's roots) and builds the configuration.
     pub fn new(options: &ClientOptions) -> Result<ClientTls> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        let mut exact = Vec::new();
+        let identity = options
+            .identity
+            .as_ref()
+            .map(|id| read_identity(&provider, &id.cert, &id.key))
+            .transpose()?;
+        Self::with_identity(provider, options, identity)
+    }
+
+    /// [`ClientTls::new`] with the identity already loaded.
+    fn with_identity(
+        provider: Arc<CryptoProvider>,
+        options: &ClientOptions,
+        identity: Option<CertifiedKey>,
+    ) -> Result<ClientTls> {
         let need_roots = !options.insecure && options.pin.is_none();
-        match &options.cacert {
-            Some(path) => {
-                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| {
-                        Error::Tls(format!("cannot read CA file {}: {e}", path.display()))
-                    })?
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| Error::Tls(format!("bad CA file {}: {e}", path.display())))?;
-                if certs.is_empty() {
-                    return Err(Error::Tls(format!(
-                        "no certificates in CA file {}",
-                        path.display()
-                    )));
-                }
-                for c in certs {
-                    roots.add(c.clone()).map_err(|e| {
-                        Error::Tls(format!("bad certificate in {}: {e}", path.display()))
-                    })?;
-                    exact.push(c);
-                }
-            }
-            None if need_roots => {
-                for c in rustls_native_certs::load_native_certs().certs {
-                    // Stores carry odd certificates; one that does not parse is skipped.
-                    let _ = roots.add(c);
-                }
-            }
-            None => {}
-        }
-        let anchors = roots
-            .roots
-            .iter()
-            .map(|a| a.subject.as_ref().to_vec())
-            .collect();
+        let trusted = match &options.cacert {
+            Some(path) => read_trusted(path, "CA file")?,
+            None if need_roots => rustls_native_certs::load_native_certs().certs,
+            None => Vec::new(),
+        };
+        // A --cacert certificate that does not parse is an error; the system's stores
+        // carry odd ones, which are skipped.
+        let (roots, trust) = Trust::new(
+            trusted,
+            options.cacert.as_deref(),
+            options.pin.into_iter().collect(),
+        )?;
         let webpki = if roots.is_empty() {
             None
         } else {
@@ -274,17 +345,20 @@ impl ClientTls {
         let verifier = Verifier {
             provider: provider.clone(),
             webpki,
-            anchors,
-            exact,
-            pin: options.pin,
+            trust,
             insecure: options.insecure,
         };
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match identity {
+            Some(certified) => builder.with_client_cert_resolver(Arc::new(
+                rustls::sign::SingleCertAndKey::from(certified),
+            )),
+            None => builder.with_no_client_auth(),
+        };
         config.alpn_protocols = options.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         let servername = options.servername.as_deref().map(server_name).transpose()?;
         Ok(ClientTls {
@@ -673,10 +747,27 @@ pub fn tls_sentence(e: &rustls::Error, peer: Role) -> String {
             _ => cert("was refused"),
         },
         E::NoCertificatesPresented => format!("the {who} presented no certificate"),
-        E::AlertReceived(alert) => format!(
-            "the {who} broke off the handshake ({} alert)",
-            words(&format!("{alert:?}"))
-        ),
+        E::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            let named = words(&format!("{alert:?}"));
+            match (peer, alert) {
+                // A server sends these about the client's certificate only: ours.
+                (Role::Server, A::CertificateRequired) => {
+                    format!("the server requires a client certificate ({named} alert)")
+                }
+                (
+                    Role::Server,
+                    A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::UnknownCA
+                    | A::AccessDenied,
+                ) => format!("the server refused our certificate ({named} alert)"),
+                _ => format!("the {who} broke off the handshake ({named} alert)"),
+            }
+        }
         E::PeerIncompatible(_) => format!(
             "handshake failure: the {who} offers no TLS version or cipher suite sockit supports"
         ),
@@ -702,10 +793,13 @@ pub fn tls_sentence(e: &rustls::Error, peer: Role) -> String {
 /// `HandshakeFailure` as `handshake failure`: an enum name as words.
 fn words(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
+    let mut after_lower = false;
+    for c in name.chars() {
+        // `UnknownCA` is `unknown ca`: an acronym is one word.
+        if c.is_ascii_uppercase() && after_lower {
             out.push(' ');
         }
+        after_lower = c.is_ascii_lowercase();
         out.push(c.to_ascii_lowercase());
     }
     out
@@ -724,6 +818,123 @@ impl fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
+/// What a certificate may be trusted by, whichever side presents it: pinned
+/// fingerprints, certificates trusted as themselves, and the names of the trusted roots.
+/// The server-certificate [`Verifier`] and the client-certificate [`ClientVerifier`]
+/// share it, so both sides trust the same way.
+#[derive(Debug)]
+struct Trust {
+    /// The subjects of the trusted roots, to tell "a CA certificate where an end
+    /// entity's should be" from "nothing here trusts it" (webpki says the first for both).
+    anchors: Vec<Vec<u8>>,
+    /// The certificates of the trust file: one presented byte for byte as the peer's own
+    /// is trusted as itself. webpki refuses that (a self-signed certificate carries
+    /// `CA:TRUE`, and a CA may not be an end entity), but curl and Python accept it, and it
+    /// is what `openssl req -x509` makes.
+    exact: Vec<CertificateDer<'static>>,
+    /// `--pin`, `--client-pin`: these leaves pass on their fingerprint alone.
+    pins: Vec<Fingerprint>,
+}
+
+impl Trust {
+    /// The roots for webpki and the rest. Certificates of a trust `file` must all parse
+    /// (and are also trusted as themselves); the system's are skipped when they do not.
+    fn new(
+        certs: Vec<CertificateDer<'static>>,
+        file: Option<&Path>,
+        pins: Vec<Fingerprint>,
+    ) -> Result<(rustls::RootCertStore, Trust)> {
+        let mut roots = rustls::RootCertStore::empty();
+        let mut exact = Vec::new();
+        for c in certs {
+            match (roots.add(c.clone()), file) {
+                (Ok(()), Some(_)) => exact.push(c),
+                (Ok(()), None) => {}
+                (Err(e), Some(path)) => {
+                    return Err(Error::Tls(format!(
+                        "bad certificate in {}: {e}",
+                        path.display()
+                    )));
+                }
+                (Err(_), None) => {}
+            }
+        }
+        let anchors = roots
+            .roots
+            .iter()
+            .map(|a| a.subject.as_ref().to_vec())
+            .collect();
+        Ok((
+            roots,
+            Trust {
+                anchors,
+                exact,
+                pins,
+            },
+        ))
+    }
+
+    /// The verdict on a certificate trusted by itself (pinned, or listed as itself),
+    /// `None` if it is neither and must have a path to a root.
+    fn by_itself(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        now: UnixTime,
+    ) -> Option<std::result::Result<(), rustls::Error>> {
+        use rustls::CertificateError as Cert;
+        if self.pins.contains(&Fingerprint::of(end_entity)) {
+            return Some(Ok(()));
+        }
+        if !self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return None;
+        }
+        // Trusted as itself: its dates still count.
+        let Some((not_before, not_after)) = validity(end_entity) else {
+            return Some(Err(rustls::Error::InvalidCertificate(Cert::BadEncoding)));
+        };
+        let now = now.as_secs();
+        Some(if now < not_before {
+            Err(rustls::Error::InvalidCertificate(Cert::NotValidYet))
+        } else if now > not_after {
+            Err(rustls::Error::InvalidCertificate(Cert::Expired))
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Why a certificate with no path to check (no roots) is refused: it is not the
+    /// pinned one, or nothing trusts it.
+    fn untrusted(&self, end_entity: &CertificateDer<'_>) -> rustls::Error {
+        use rustls::CertificateError as Cert;
+        if self.pins.is_empty() {
+            rustls::Error::InvalidCertificate(Cert::UnknownIssuer)
+        } else {
+            rustls::Error::InvalidCertificate(Cert::Other(rustls::OtherError(Arc::new(
+                PinMismatch(Fingerprint::of(end_entity)),
+            ))))
+        }
+    }
+
+    /// webpki objects that a CA certificate cannot be an end entity's before it looks for
+    /// who signed it, so a self-signed CA certificate nobody trusts (openssl's one-liner)
+    /// would be refused for the wrong reason; when no trusted root has its issuer's name,
+    /// the first thing to say is that nothing trusts it.
+    fn first_objection(&self, end_entity: &[u8], e: rustls::Error) -> rustls::Error {
+        use rustls::CertificateError as Cert;
+        let ca_as_end_entity = matches!(
+            &e,
+            rustls::Error::InvalidCertificate(Cert::Other(o))
+                if matches!(o.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
+        );
+        match issuer(end_entity) {
+            Some(issuer) if ca_as_end_entity && !self.anchors.iter().any(|a| a == issuer) => {
+                rustls::Error::InvalidCertificate(Cert::UnknownIssuer)
+            }
+            _ => e,
+        }
+    }
+}
+
 /// The one place a client decides whether to trust a server certificate (the handshake
 /// signature is always checked against it, whatever was decided).
 #[derive(Debug)]
@@ -731,18 +942,10 @@ struct Verifier {
     /// The algorithms handshake signatures are checked with.
     provider: Arc<CryptoProvider>,
     /// The path check against the trusted roots; `None` when there are none (then only
-    /// `exact` certificates, a pin or `insecure` can pass).
+    /// certificates trusted by themselves, or `insecure`, can pass).
     webpki: Option<Arc<WebPkiServerVerifier>>,
-    /// The subjects of the trusted roots, to tell "a CA certificate where a server's
-    /// should be" from "nothing here trusts it" (webpki says the first for both).
-    anchors: Vec<Vec<u8>>,
-    /// The certificates of `--cacert`: one presented byte for byte as the server's own is
-    /// trusted as itself. webpki refuses that (a self-signed certificate carries
-    /// `CA:TRUE`, and a CA may not be an end entity), but curl and Python accept it, and it
-    /// is what `openssl req -x509` makes.
-    exact: Vec<CertificateDer<'static>>,
-    /// `--pin`: this leaf and nothing else.
-    pin: Option<Fingerprint>,
+    /// The pins, the certificates trusted as themselves, the roots' names.
+    trust: Trust,
     /// `--insecure`: no check.
     insecure: bool,
 }
@@ -760,38 +963,26 @@ impl ServerCertVerifier for Verifier {
         if self.insecure {
             return Ok(ServerCertVerified::assertion());
         }
-        if let Some(pin) = self.pin {
-            let got = Fingerprint::of(end_entity);
-            return if got == pin {
-                Ok(ServerCertVerified::assertion())
-            } else {
-                Err(rustls::Error::InvalidCertificate(Cert::Other(
-                    rustls::OtherError(Arc::new(PinMismatch(got))),
-                )))
-            };
-        }
-        if self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
-            // Trusted as itself: its dates and names still count.
-            let (not_before, not_after) =
-                validity(end_entity).ok_or(rustls::Error::InvalidCertificate(Cert::BadEncoding))?;
-            let now = now.as_secs();
-            if now < not_before {
-                return Err(rustls::Error::InvalidCertificate(Cert::NotValidYet));
+        let pinned = self.trust.pins.contains(&Fingerprint::of(end_entity));
+        match self.trust.by_itself(end_entity, now) {
+            Some(Ok(())) if pinned => return Ok(ServerCertVerified::assertion()),
+            Some(Ok(())) => {
+                // Listed as itself: its names still count (a pin is for exactly that
+                // certificate, whatever it names).
+                let ee = webpki::EndEntityCert::try_from(end_entity)
+                    .map_err(|_| rustls::Error::InvalidCertificate(Cert::BadEncoding))?;
+                ee.verify_is_valid_for_subject_name(server_name)
+                    .map_err(|_| rustls::Error::InvalidCertificate(Cert::NotValidForName))?;
+                return Ok(ServerCertVerified::assertion());
             }
-            if now > not_after {
-                return Err(rustls::Error::InvalidCertificate(Cert::Expired));
-            }
-            let ee = webpki::EndEntityCert::try_from(end_entity)
-                .map_err(|_| rustls::Error::InvalidCertificate(Cert::BadEncoding))?;
-            ee.verify_is_valid_for_subject_name(server_name)
-                .map_err(|_| rustls::Error::InvalidCertificate(Cert::NotValidForName))?;
-            return Ok(ServerCertVerified::assertion());
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
         match &self.webpki {
             Some(webpki) => webpki
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map_err(|e| self.first_objection(end_entity, e)),
-            None => Err(rustls::Error::InvalidCertificate(Cert::UnknownIssuer)),
+                .map_err(|e| self.trust.first_objection(end_entity, e)),
+            None => Err(self.trust.untrusted(end_entity)),
         }
     }
 
@@ -830,24 +1021,110 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-impl Verifier {
-    /// webpki objects that a CA certificate cannot be a server's before it looks for who
-    /// signed it, so a self-signed CA certificate nobody trusts (openssl's one-liner)
-    /// would be refused for the wrong reason; when no trusted root has its issuer's name,
-    /// the first thing to say is that nothing trusts it.
-    fn first_objection(&self, end_entity: &[u8], e: rustls::Error) -> rustls::Error {
-        use rustls::CertificateError as Cert;
-        let ca_as_server = matches!(
-            &e,
-            rustls::Error::InvalidCertificate(Cert::Other(o))
-                if matches!(o.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
-        );
-        match issuer(end_entity) {
-            Some(issuer) if ca_as_server && !self.anchors.iter().any(|a| a == issuer) => {
-                rustls::Error::InvalidCertificate(Cert::UnknownIssuer)
-            }
-            _ => e,
+/// The one place a server decides whether to accept a client certificate (mutual TLS):
+/// pinned, listed as itself, or with a path to a `--client-ca` root. A client with no
+/// certificate is refused (`client_auth_mandatory`).
+#[derive(Debug)]
+struct ClientVerifier {
+    /// The algorithms handshake signatures are checked with.
+    provider: Arc<CryptoProvider>,
+    /// The path check against the `--client-ca` roots (including the clientAuth purpose
+    /// where a certificate names its purposes); `None` with pins only.
+    webpki: Option<Arc<dyn ClientCertVerifier>>,
+    /// The roots' names, sent in the certificate request so a client holding several
+    /// certificates can pick the right one.
+    hints: Vec<DistinguishedName>,
+    /// The pins, the certificates trusted as themselves, the roots' names.
+    trust: Trust,
+}
+
+impl ClientVerifier {
+    fn new(provider: Arc<CryptoProvider>, auth: &ClientAuth) -> Result<ClientVerifier> {
+        if auth.ca.is_none() && auth.pins.is_empty() {
+            return Err(Error::Tls(
+                "client certificates required, but neither a CA file nor a pin trusts any".into(),
+            ));
         }
+        let certs = match &auth.ca {
+            Some(path) => read_trusted(path, "client CA file")?,
+            None => Vec::new(),
+        };
+        let (roots, trust) = Trust::new(certs, auth.ca.as_deref(), auth.pins.clone())?;
+        let hints = roots.subjects();
+        let webpki = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| Error::Tls(format!("TLS setup: {e}")))?,
+            )
+        };
+        Ok(ClientVerifier {
+            provider,
+            webpki,
+            hints,
+            trust,
+        })
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        match self.trust.by_itself(end_entity, now) {
+            Some(Ok(())) => return Ok(ClientCertVerified::assertion()),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+        match &self.webpki {
+            Some(webpki) => webpki
+                .verify_client_cert(end_entity, intermediates, now)
+                .map_err(|e| self.trust.first_objection(end_entity, e)),
+            None => Err(self.trust.untrusted(end_entity)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -976,6 +1253,14 @@ mod tests {
                 "(handshake failure alert)",
             ),
             (E::NoCertificatesPresented, "no certificate"),
+            (
+                E::AlertReceived(rustls::AlertDescription::CertificateRequired),
+                "the server requires a client certificate",
+            ),
+            (
+                E::AlertReceived(rustls::AlertDescription::UnknownCA),
+                "the server refused our certificate (unknown ca alert)",
+            ),
             (E::General("x".into()), "handshake failure"),
         ];
         for (e, want) in cases {
@@ -1107,6 +1392,87 @@ mod tests {
             "{theirs}"
         );
         thread.join().unwrap();
+    }
+
+    /// Mutual TLS in-process: a server pinning one client certificate serves it, and
+    /// refuses another and none at all, each side saying why in one sentence.
+    #[test]
+    fn client_certificates_are_required_and_checked() {
+        let made = rcgen::generate_simple_self_signed(vec!["client".to_owned()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let identity = || {
+            let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+            certified_key(&provider, vec![made.cert.der().clone()], key, &|e| e.into()).unwrap()
+        };
+        let pinned = Fingerprint::of(made.cert.der());
+        let cases = [
+            (pinned, true, None),
+            (
+                Fingerprint([1; 32]),
+                true,
+                Some((
+                    "pin mismatch: it is sha256:",
+                    "the server refused our certificate",
+                )),
+            ),
+            (
+                pinned,
+                false,
+                Some((
+                    "the client presented no certificate",
+                    "the server requires a client certificate",
+                )),
+            ),
+        ];
+        for (pin, show, refusal) in cases {
+            let tls = ServerTls::self_signed(&["localhost".into()])
+                .unwrap()
+                .with_client_auth(&ClientAuth {
+                    ca: None,
+                    pins: vec![pin],
+                })
+                .unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let theirs = tls.clone();
+            let thread = std::thread::spawn(move || {
+                let (sock, _) = listener.accept().unwrap();
+                let mut s = TlsStream::accept(Stream::Tcp(sock), &theirs, Duration::from_secs(5))?;
+                s.write_all(b"welcome")
+                    .and_then(|()| s.shutdown_write())
+                    .map_err(|e| Error::Tls(e.to_string()))
+            });
+            let options = ClientOptions {
+                pin: Some(tls.fingerprint()),
+                ..ClientOptions::default()
+            };
+            let ours =
+                ClientTls::with_identity(provider.clone(), &options, show.then(identity)).unwrap();
+            let endpoint: crate::Endpoint = format!("tls://127.0.0.1:{port}").parse().unwrap();
+            let sock = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+            // TLS 1.3: the client's handshake ends before the server has judged its
+            // certificate; the verdict is its first read.
+            let got = TlsStream::connect(sock, &ours, "localhost", Duration::from_secs(5))
+                .and_then(|mut c| {
+                    let mut back = Vec::new();
+                    c.read_to_end(&mut back)
+                        .map_err(|e| Error::Tls(e.to_string()))?;
+                    Ok(back)
+                });
+            let served = thread.join().unwrap();
+            match refusal {
+                None => {
+                    assert_eq!(got.unwrap(), b"welcome");
+                    served.unwrap();
+                }
+                Some((server_says, client_says)) => {
+                    let ours = got.unwrap_err().to_string();
+                    assert!(ours.contains(client_says), "{ours}");
+                    let theirs = served.unwrap_err().to_string();
+                    assert!(theirs.contains(server_says), "{theirs}");
+                }
+            }
+        }
     }
 
     #[test]
