@@ -21,6 +21,10 @@ peers=(
   "script bsdutils"
   "sha256sum coreutils"
   "mount mount"
+  "groff groff"
+  "man man-db"
+  "zsh zsh"
+  "fish fish"
 )
 need=()
 for p in "${peers[@]}"; do

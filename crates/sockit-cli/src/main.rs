@@ -13,10 +13,24 @@ use sockit::text::Escaped;
 ///
 /// Addresses: HOST:PORT or tcp://HOST:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:PATH,
 /// unix-dgram:PATH; IPv6 as [::1]:PORT; port 0 picks a free port. Durations: 500ms, 5s, 2m.
+///
+/// Exit status: 0 success, 1 failure, 2 bad usage; some commands say more in their help.
+///
+/// Examples:
+///   sockit echo 127.0.0.1:7000
+///   sockit connect 127.0.0.1:7000
+///   sockit subnet 10.0.0.0/8 --split 12
+///   source <(sockit completions bash)
+///   sockit man | man -l -
 // The doc comment is clap's help text, where `[::1]` is an address, not a rustdoc link.
 #[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Parser)]
-#[command(name = "sockit", version, propagate_version = true)]
+#[command(
+    name = "sockit",
+    version,
+    propagate_version = true,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +51,8 @@ enum Command {
     Send(cmd::send::Args),
     Recv(cmd::recv::Args),
     Chat(cmd::chat::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +75,8 @@ fn main() -> ExitCode {
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
         Command::Chat(args) => cmd::chat::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
     };
     match result {
         Ok(code) => code,
@@ -73,6 +91,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The whole command line as clap sees it, for the completion scripts and manual pages.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
 }
 
 /// Help and version go to stdout with exit 0; any other parse error is one line, exit 2.

@@ -16,7 +16,12 @@ pub mod chat;
 /// They verify what comes back, are bounded in time, and print a report (or one JSON
 /// object with --json). The exit code of echo and conns is 1 when any error was counted;
 /// the report is printed all the same. Aim them at servers of your own, on loopback.
+///
+/// Examples:
+///   sockit bench echo 127.0.0.1:7000 --conns 50 --secs 3
+///   sockit bench conns 127.0.0.1:7000 --conns 10000 --hold 10s
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
     command: Bench,
@@ -29,14 +34,16 @@ enum Bench {
     Chat(chat::Args),
 }
 
-/// Closed-loop echo load: every connection keeps --pipeline messages in flight, sending
-/// the next when one has come back; every echoed byte is checked.
+/// Closed-loop echo load: every connection keeps --pipeline messages in flight.
 ///
-/// Reports messages/s, MB/s (payload, one direction), latency p50/p99/p99.9 (from queuing
+/// Each connection sends the next message when one has come back; every echoed byte is
+/// checked. Reports messages/s, MB/s (payload, one direction), latency p50/p99/p99.9 (from queuing
 /// a message to its last echoed byte) and errors by kind.
 ///
-/// Example: sockit bench echo 127.0.0.1:7000 --conns 50 --size 64 --secs 3 --pipeline 16
+/// Examples:
+///   sockit bench echo 127.0.0.1:7000 --conns 50 --size 64 --secs 3 --pipeline 16
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 struct EchoArgs {
     /// The echo server (HOST:PORT, tcp://..., unix:PATH).
     addr: Endpoint,
@@ -66,13 +73,15 @@ struct EchoArgs {
     json: bool,
 }
 
-/// Opens --conns connections, holds them idle for --hold, then pings each (8 bytes that
-/// must come back) and reports how many opened, stayed open and answered.
+/// Many idle connections: opens --conns, holds them for --hold, then pings each.
 ///
-/// Raises the open-file limit as far as the hard limit allows.
+/// Each ping is 8 bytes that must come back; the report says how many connections opened,
+/// stayed open and answered. Raises the open-file limit as far as the hard limit allows.
 ///
-/// Example: sockit bench conns 127.0.0.1:7000 --conns 10000 --hold 10s
+/// Examples:
+///   sockit bench conns 127.0.0.1:7000 --conns 10000 --hold 10s
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 struct ConnsArgs {
     /// The echo server (HOST:PORT, tcp://..., unix:PATH).
     addr: Endpoint,

@@ -26,6 +26,7 @@ use crate::args::parse_duration;
 ///   sockit check localhost 1-65535 --json
 ///   sudo sockit check 127.0.0.1 1-65535 --syn
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Host name or address (IPv6 with or without brackets).
     #[arg(value_parser = crate::args::parse_host)]

@@ -35,7 +35,11 @@ use crate::args::{announce, parse_duration, parse_positive, parse_size};
 /// Exit status: the remote program's (128+N when signal N killed it); 255 when it did not
 /// run to the end (refused, timed out, connection failed); 2 for bad usage.
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
     #[command(subcommand)]
     serve: Option<Sub>,
@@ -58,8 +62,10 @@ enum Sub {
 /// Security: HMAC proves who asks but does not hide the output: over an untrusted network,
 /// commands and output travel in the clear. Keep the token file private (mode 0600).
 ///
-/// Example: sockit exec serve 127.0.0.1:7070 --permit uptime --permit cat --timeout 30s
+/// Examples:
+///   sockit exec serve 127.0.0.1:7070 --permit uptime --permit cat --timeout 30s
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(default_value = "127.0.0.1:7070")]

@@ -21,7 +21,14 @@ use crate::args::{
 use crate::usage;
 
 /// HTTP/1.1 on sockit's own sockets: a client and a static file server.
+///
+/// Examples:
+///   sockit http get -L https://example.com/
+///   sockit http serve ./public 127.0.0.1:8000
+// Clap's help text: the URL is text, not a rustdoc link.
+#[allow(rustdoc::bare_urls)]
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
     command: Sub,
@@ -43,10 +50,12 @@ enum Sub {
 /// Exit codes: 0 success, 1 failure (DNS, refused, TLS, timeout, malformed response),
 /// 2 bad usage, 22 with --fail when the status is 400 or more.
 ///
-/// Example: sockit http get -L -o page.html https://example.com/
+/// Examples:
+///   sockit http get -L -o page.html https://example.com/
 // Clap's help text: `[::1]` and the URLs are text, not rustdoc links.
 #[allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 struct GetArgs {
     /// The URL; IPv6 literals as http://[::1]:8000/.
     url: String,

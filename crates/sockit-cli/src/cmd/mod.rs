@@ -3,11 +3,13 @@
 pub mod bench;
 pub mod chat;
 pub mod check;
+pub mod completions;
 pub mod connect;
 pub mod echo;
 pub mod exec;
 pub mod http;
 pub mod listen;
+pub mod man;
 pub mod ping;
 pub mod ports;
 pub mod recv;

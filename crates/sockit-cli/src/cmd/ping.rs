@@ -24,6 +24,7 @@ use crate::args::parse_seconds;
 ///   sockit ping ::1 -c 5 -i 200ms -s 1000
 ///   sockit ping localhost -6 -c 1 --json
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Host name or address.
     #[arg(value_parser = crate::args::parse_host)]

@@ -18,6 +18,7 @@ use crate::usage;
 /// Exit 0 when something matched, 1 when nothing did. The table is Debian netbase's
 /// /etc/services (from the IANA registry), built into the binary.
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// A port (22), a range (20-25) or a service name (http); none lists everything.
     query: Option<String>,

@@ -18,6 +18,7 @@ use crate::usage;
 /// Usable hosts: IPv4 /31 has 2 (RFC 3021), /32 one; IPv6 skips the Subnet-Router anycast
 /// address except on /127 (RFC 6164) and /128.
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// ADDR/PREFIX, or an address followed by MASK.
     cidr: String,

@@ -3,6 +3,7 @@
 mod bench;
 mod chat;
 mod check;
+mod cli;
 mod connect;
 mod echo;
 mod exec;
