@@ -25,6 +25,8 @@ peers=(
   "man man-db"
   "zsh zsh"
   "fish fish"
+  "microsocks microsocks"
+  "tinyproxy tinyproxy"
 )
 need=()
 for p in "${peers[@]}"; do

@@ -55,6 +55,10 @@ pub enum Error {
     /// A peer broke HTTP/1.1, or a URL cannot be fetched.
     #[error(transparent)]
     Http(#[from] crate::proto::http::HttpError),
+    /// A proxy refused, or broke its protocol (SOCKS5, HTTP CONNECT), or a connection
+    /// lacked its PROXY protocol header.
+    #[error(transparent)]
+    Proxy(#[from] crate::proto::proxy::ProxyError),
     /// A TLS handshake or record failed (an untrusted certificate, say), or a CA file is bad.
     #[error("{0}")]
     Tls(String),

@@ -21,6 +21,8 @@
 //!   cluster view of the multi-user chat).
 //! - [`http`](mod@http): `http get`'s client (plain and TLS) and `http serve`'s static file
 //!   service, around [`proto::http`].
+//! - [`proxy`](mod@proxy): connecting through a SOCKS5 or HTTP proxy (`--proxy`), around
+//!   [`proto::proxy`].
 //! - [`exec`]: authenticated remote command execution: the tokio server driver and the
 //!   blocking client around [`proto::exec`].
 //! - [`chat`]: the chat server's tokio driver (per-client bounded queues, coalesced
@@ -52,6 +54,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod net;
 pub mod proto;
+pub mod proxy;
 pub mod relay;
 pub mod server;
 pub mod socket;

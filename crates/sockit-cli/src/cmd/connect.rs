@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
+use sockit::proxy::Proxy;
 use sockit::relay::{self, Direction, Dump, Framing, InputEof, LineEndings, Options};
 use sockit::socket::Shutdown;
 
@@ -49,6 +50,10 @@ use crate::args::{TlsClientArgs, parse_duration, stop_on_signals};
 /// A server that requires a client certificate (mutual TLS) gets the one of
 /// --client-cert FILE --client-key FILE; without it, or if refused, one line, exit 1.
 ///
+/// Through a proxy (--proxy URL, tcp:// and tls:// only): SOCKS5 or HTTP CONNECT, with a
+/// user and password if the URL has them; the proxy's refusal is one line naming it
+/// (credentials refused, destination refused or unreachable), exit 1.
+///
 /// Rules for datagrams (udp, unix-dgram):
 ///   - Each stdin line is one datagram, without its newline (with --crlf: ending in CRLF).
 ///     Each datagram received is printed, plus a newline when it does not end in one.
@@ -68,6 +73,7 @@ use crate::args::{TlsClientArgs, parse_duration, stop_on_signals};
 ///   printf 'ping\npong\n' | sockit connect --frame --hex 127.0.0.1:9000
 ///   printf 'GET / HTTP/1.0\r\nHost: example.com\r\n\r\n' | sockit connect --crlf tls://example.com:443
 ///   sockit connect --pin sha256:5f0c...e1 tls://127.0.0.1:8443
+///   sockit connect --proxy socks5h://127.0.0.1:1080 tls://example.com:443
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -80,6 +86,11 @@ pub struct Args {
     /// Datagrams: after stdin EOF, wait this long for more replies (each reply restarts it).
     #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
     reply_wait: Duration,
+    /// Connect through this proxy (tcp:// and tls:// addresses): socks5://[USER:PASS@]HOST:PORT
+    /// (the name resolved here), socks5h://... (resolved by the proxy) or
+    /// http://[USER:PASS@]HOST:PORT (HTTP CONNECT). TLS runs end to end through it.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<Proxy>,
     #[command(flatten)]
     relay: RelayArgs,
     #[command(flatten)]
@@ -170,10 +181,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reply_wait: args.reply_wait,
         ..args.relay.options(&args.addr)?
     };
-    let link = match args.tls.client_tls(&args.addr)? {
-        Some(tls) => relay::connect_tls(&args.addr, args.timeout, &tls)?,
-        None => relay::connect(&args.addr, args.timeout)?,
-    };
+    if args.proxy.is_some() && !matches!(args.addr, Endpoint::Tcp(_) | Endpoint::Tls(_)) {
+        return Err(crate::usage(format!(
+            "--proxy needs a tcp:// or tls:// address, not {}",
+            args.addr
+        )));
+    }
+    let tls = args.tls.client_tls(&args.addr)?;
+    let link = relay::connect_with(&args.addr, args.timeout, tls.as_ref(), args.proxy.as_ref())?;
     // Only now: until connected, SIGINT's default (exit at once) is what a user wants.
     let stop = Shutdown::new().context("cannot create the stop handle")?;
     stop_on_signals(stop.clone())?;

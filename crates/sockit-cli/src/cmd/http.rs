@@ -52,6 +52,7 @@ enum Sub {
 ///
 /// Examples:
 ///   sockit http get -L -o page.html https://example.com/
+///   sockit http get --proxy socks5h://127.0.0.1:1080 https://example.com/
 // Clap's help text: `[::1]` and the URLs are text, not rustdoc links.
 #[allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 #[derive(Debug, clap::Args)]
@@ -87,6 +88,11 @@ struct GetArgs {
     /// Trust the CA certificates in this PEM file instead of the system's.
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Fetch through this proxy: socks5://[USER:PASS@]HOST:PORT, socks5h://... (names
+    /// resolved by the proxy) or http://[USER:PASS@]HOST:PORT (a CONNECT tunnel, for
+    /// http:// URLs too). Every request, redirects included, goes through it.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<sockit::proxy::Proxy>,
     /// Exit 22 without printing the body when the status is 400 or more.
     #[arg(short = 'f', long = "fail")]
     fail: bool,
@@ -163,6 +169,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         cacert: args.cacert.clone(),
         location_trusted: args.location_trusted,
+        proxy: args.proxy.clone(),
     };
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(

@@ -11,6 +11,7 @@ mod frame;
 mod http;
 mod limits;
 mod ports;
+mod proxy;
 mod raw;
 mod subnet;
 mod tls;

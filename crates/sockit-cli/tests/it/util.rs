@@ -558,16 +558,25 @@ pub fn s_server_www(cert: &str, key: &str, extra: &[&str]) -> (Proc, u16) {
     cmd.args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
         .args(["-cert", cert, "-key", key])
         .args(extra);
-    let server = Proc::spawn(cmd);
+    (spawn_listening(cmd, port), port)
+}
+
+/// Spawns a peer nobody here wrote that says nothing when it is ready (openssl
+/// s_server, microsocks, tinyproxy) and waits until it accepts on 127.0.0.1:`port`. The
+/// probe connects and closes: only for peers that take more than one connection.
+pub fn spawn_listening(cmd: Command, port: u16) -> Proc {
+    let mut peer = Proc::spawn(cmd);
     let deadline = std::time::Instant::now() + WAIT;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            std::time::Instant::now() < deadline,
-            "s_server never listened"
+            peer.running() && std::time::Instant::now() < deadline,
+            "{} never listened on port {port}: {}",
+            peer.what,
+            peer.stderr()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    (server, port)
+    peer
 }
 
 /// `sha256:HEX` from a `tls fingerprint sha256:HEX` line (a 64-digit hex digest).

@@ -16,6 +16,7 @@ use crate::proto::http::HttpError;
 use crate::proto::http::client::chunked::ChunkedDecoder;
 use crate::proto::http::client::response::{BodyFraming, Head, parse_head};
 use crate::proto::http::client::url::{Scheme, Url};
+use crate::proxy::Proxy;
 use crate::socket::Stream;
 use crate::socket::tls::{ClientOptions, ClientTls, Role, tls_sentence};
 
@@ -55,6 +56,9 @@ pub struct Options {
     /// too (curl's `--location-trusted`); by default they go only where they were given
     /// for, so a redirect cannot hand them to someone else.
     pub location_trusted: bool,
+    /// Connect through this proxy (`--proxy`): every request, redirects included, goes
+    /// through a tunnel it opens (HTTP CONNECT for http:// URLs too).
+    pub proxy: Option<Proxy>,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             timeout: None,
             cacert: None,
             location_trusted: false,
+            proxy: None,
         }
     }
 }
@@ -233,7 +238,17 @@ fn connect(
         ),
         None => None,
     };
-    let stream = Stream::connect(&endpoint, left).map_err(|e| match e {
+    let stream = match &options.proxy {
+        Some(proxy) => proxy.dial(
+            &HostPort {
+                host: url.host.clone(),
+                port: url.port,
+            },
+            left,
+        ),
+        None => Stream::connect(&endpoint, left),
+    };
+    let stream = stream.map_err(|e| match e {
         Error::Io { what, source } if source.kind() == io::ErrorKind::TimedOut => {
             let _ = source;
             Error::io(

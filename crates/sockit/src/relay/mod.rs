@@ -97,6 +97,7 @@ use std::time::{Duration, Instant};
 
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
+use crate::proxy::Proxy;
 use crate::socket::listener::{self, Bound};
 use crate::socket::tls::{ClientOptions, ClientTls, HANDSHAKE_TIMEOUT, ServerTls, TlsStream};
 use crate::socket::unix_path::UnixPathGuard;
@@ -251,46 +252,50 @@ enum LinkKind {
 /// Connects to any endpoint: TCP (`timeout` bounds the connect), Unix stream, UDP, or
 /// Unix datagram (bound to a temporary path of its own, so replies can reach it, and
 /// removed when the link is dropped). A `tls://` endpoint trusts the system's roots; see
-/// [`connect_tls`] for other ways.
+/// [`connect_with`] for other ways.
 pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> Result<Link> {
     match endpoint {
-        Endpoint::Tls(_) => connect_tls(
+        Endpoint::Tls(_) => connect_with(
             endpoint,
             timeout,
-            &ClientTls::new(&ClientOptions::default())?,
+            Some(&ClientTls::new(&ClientOptions::default())?),
+            None,
         ),
-        _ => connect_any(endpoint, timeout, None),
+        _ => connect_with(endpoint, timeout, None, None),
     }
 }
 
-/// Connects to a `tls://` endpoint with `tls`'s trust and options; the handshake is done
-/// (within `timeout`, or [`HANDSHAKE_TIMEOUT`]) before this returns, so an untrusted
-/// server is an error here, in one sentence.
-pub fn connect_tls(
-    endpoint: &Endpoint,
-    timeout: Option<Duration>,
-    tls: &ClientTls,
-) -> Result<Link> {
-    connect_any(endpoint, timeout, Some(tls))
-}
-
-fn connect_any(
+/// Connects to any endpoint as [`connect`] does, with `tls`'s trust and options for a
+/// `tls://` endpoint (the handshake is done, within `timeout` or [`HANDSHAKE_TIMEOUT`],
+/// before this returns, so an untrusted server is an error here, in one sentence), and
+/// through `proxy` for a `tcp://` or `tls://` one (TLS then runs end to end, through the
+/// tunnel).
+pub fn connect_with(
     endpoint: &Endpoint,
     timeout: Option<Duration>,
     tls: Option<&ClientTls>,
+    proxy: Option<&Proxy>,
 ) -> Result<Link> {
+    if proxy.is_some() && !matches!(endpoint, Endpoint::Tcp(_) | Endpoint::Tls(_)) {
+        return Err(Error::Setting(
+            "a proxy carries tcp:// and tls:// connections only".into(),
+        ));
+    }
+    let dial = |hp: &crate::addr::HostPort| match proxy {
+        Some(p) => p.dial(hp, timeout),
+        None => Stream::connect(endpoint, timeout),
+    };
     let what = || format!("connect {endpoint}");
     let kind = match endpoint {
-        Endpoint::Tcp(_) | Endpoint::Unix(_) => {
-            LinkKind::Stream(Wire::Plain(Stream::connect(endpoint, timeout)?))
-        }
+        Endpoint::Tcp(hp) => LinkKind::Stream(Wire::Plain(dial(hp)?)),
+        Endpoint::Unix(_) => LinkKind::Stream(Wire::Plain(Stream::connect(endpoint, timeout)?)),
         Endpoint::Tls(hp) => {
             let Some(tls) = tls else {
                 return Err(Error::Setting(
                     "a tls:// endpoint needs TLS settings".into(),
                 ));
             };
-            let sock = Stream::connect(endpoint, timeout)?;
+            let sock = dial(hp)?;
             let s = TlsStream::connect(sock, tls, &hp.host, timeout.unwrap_or(HANDSHAKE_TIMEOUT))?;
             LinkKind::Stream(Wire::Tls(Box::new(s)))
         }

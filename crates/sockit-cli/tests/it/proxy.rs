@@ -1,0 +1,219 @@
+//! `--proxy`: `connect` and `http get` through proxies nobody here wrote: microsocks
+//! (SOCKS5, with and without a user), tinyproxy and ncat's HTTP proxy (HTTP CONNECT,
+//! with and without a user); TLS end to end through a tunnel; every refusal named in one
+//! line.
+
+use std::process::Command;
+
+use crate::util::{
+    Proc, Server, TempDir, assert_exit_0, assert_fails_with, free_port, spawn_listening,
+};
+
+/// microsocks on a free port, with a user and password if given.
+fn microsocks(auth: Option<(&str, &str)>) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new("microsocks");
+    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some((user, password)) = auth {
+        cmd.args(["-u", user, "-P", password]);
+    }
+    (spawn_listening(cmd, port), port)
+}
+
+/// tinyproxy in the foreground on a free port, every CONNECT port allowed (its default
+/// configuration allows 443 and 563 only; with no ConnectPort line, all are).
+fn tinyproxy(dir: &TempDir) -> (Proc, u16) {
+    let port = free_port();
+    let conf = dir.path("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\n"),
+    )
+    .unwrap();
+    let mut cmd = Command::new("tinyproxy");
+    cmd.arg("-d").arg("-c").arg(&conf);
+    (spawn_listening(cmd, port), port)
+}
+
+/// ncat as an HTTP proxy (`--proxy-type http`), asking for `user:password` if given.
+fn ncat_proxy(auth: Option<&str>) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new("ncat");
+    cmd.args([
+        "-l",
+        "-k",
+        "127.0.0.1",
+        &port.to_string(),
+        "--proxy-type",
+        "http",
+    ]);
+    if let Some(a) = auth {
+        cmd.args(["--proxy-auth", a]);
+    }
+    (spawn_listening(cmd, port), port)
+}
+
+/// `sockit connect --proxy PROXY ADDR [FLAGS]`: a line there and its echo back. Not a
+/// half-close before the echo: microsocks closes both ways at the first EOF.
+fn round_trip(proxy: &str, addr: &str, flags: &[&str]) {
+    let mut args = vec!["connect", "--proxy", proxy, addr];
+    args.extend_from_slice(flags);
+    let mut c = Proc::sockit(&args);
+    let line = format!("through {proxy}\n");
+    c.write(line.as_bytes());
+    c.wait_stdout_contains(&line);
+    c.close_stdin();
+    assert_exit_0(&mut c);
+}
+
+/// `sockit connect --proxy PROXY ADDR` failing with one line containing `needle`.
+fn refused(proxy: &str, addr: &str, needle: &str) {
+    let mut c = Proc::sockit(&["connect", "--proxy", proxy, addr]);
+    c.close_stdin();
+    assert_fails_with(&mut c, needle);
+}
+
+#[test]
+fn connect_through_microsocks_with_and_without_a_user() {
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    let target = echo.addr();
+    let named = format!("localhost:{}", echo.port());
+    let (_open, open) = microsocks(None);
+    let (_locked, locked) = microsocks(Some(("bob", "s3cret")));
+
+    round_trip(&format!("socks5://127.0.0.1:{open}"), &target, &[]);
+    // socks5h: the proxy resolves the name; socks5: sockit does.
+    round_trip(&format!("socks5h://127.0.0.1:{open}"), &named, &[]);
+    round_trip(&format!("socks5://127.0.0.1:{open}"), &named, &[]);
+    round_trip(
+        &format!("socks5://bob:s3cret@127.0.0.1:{locked}"),
+        &target,
+        &[],
+    );
+
+    refused(
+        &format!("socks5://bob:wrong@127.0.0.1:{locked}"),
+        &target,
+        "refused the user name or password",
+    );
+    refused(
+        &format!("socks5://127.0.0.1:{locked}"),
+        &target,
+        "requires a user and password",
+    );
+    let closed = format!("127.0.0.1:{}", free_port());
+    refused(&format!("socks5://127.0.0.1:{open}"), &closed, "refused");
+    refused(
+        &format!("socks5://127.0.0.1:{}", free_port()),
+        &target,
+        "connect to proxy",
+    );
+    echo.stop();
+}
+
+#[test]
+fn connect_through_http_proxies_and_tls_end_to_end() {
+    let dir = TempDir::new("proxy-http");
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    let target = echo.addr();
+    let (_tiny, tiny) = tinyproxy(&dir);
+    let (_ncat, ncat) = ncat_proxy(Some("bob:s3cret"));
+
+    round_trip(&format!("http://127.0.0.1:{tiny}"), &target, &[]);
+    round_trip(&format!("http://bob:s3cret@127.0.0.1:{ncat}"), &target, &[]);
+
+    // TLS runs end to end: the proxy sees ciphertext, the pin is checked through it.
+    let tls = Server::start(&["echo", "tls://127.0.0.1:0"]);
+    let pin = tls.tls_pin();
+    round_trip(
+        &format!("http://127.0.0.1:{tiny}"),
+        &tls.endpoint,
+        &["--pin", &pin],
+    );
+    let (_socks, socks) = microsocks(None);
+    round_trip(
+        &format!("socks5h://127.0.0.1:{socks}"),
+        &tls.endpoint,
+        &["--pin", &pin],
+    );
+
+    refused(
+        &format!("http://bob:wrong@127.0.0.1:{ncat}"),
+        &target,
+        "refused the user name or password",
+    );
+    refused(
+        &format!("http://127.0.0.1:{ncat}"),
+        &target,
+        "requires a user and password",
+    );
+    // tinyproxy cannot reach a closed port: its status line, named.
+    let closed = format!("127.0.0.1:{}", free_port());
+    refused(
+        &format!("http://127.0.0.1:{tiny}"),
+        &closed,
+        "the proxy answered 5",
+    );
+    echo.stop();
+    tls.stop();
+}
+
+#[test]
+fn http_get_through_socks5_and_http_proxies() {
+    let dir = TempDir::new("proxy-get");
+    std::fs::write(dir.path("hello.txt"), b"hello through a proxy\n").unwrap();
+    let site = Server::start(&[
+        "http",
+        "serve",
+        dir.path("").to_str().unwrap(),
+        "127.0.0.1:0",
+    ]);
+    let url = format!("http://127.0.0.1:{}/hello.txt", site.port());
+    let (_socks, socks) = microsocks(None);
+    let (_tiny, tiny) = tinyproxy(&dir);
+    for proxy in [
+        format!("socks5://127.0.0.1:{socks}"),
+        format!("socks5h://127.0.0.1:{socks}"),
+        format!("http://127.0.0.1:{tiny}"),
+    ] {
+        let mut get = Proc::sockit(&["http", "get", "--proxy", &proxy, &url]);
+        assert_exit_0(&mut get);
+        assert_eq!(get.stdout(), b"hello through a proxy\n", "{proxy}");
+    }
+    // The proxy is really in the way: none there, no page.
+    let mut get = Proc::sockit(&[
+        "http",
+        "get",
+        "--proxy",
+        &format!("socks5://127.0.0.1:{}", free_port()),
+        &url,
+    ]);
+    assert_fails_with(&mut get, "connect to proxy");
+    // A bad proxy URL is a usage error.
+    let out = crate::util::sockit()
+        .args(["http", "get", "--proxy", "socks4://127.0.0.1:1", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    site.stop();
+}
+
+#[test]
+fn proxy_usage_errors_are_exit_2() {
+    for args in [
+        &["connect", "--proxy", "socks5://127.0.0.1:1", "unix:/tmp/x"][..],
+        &[
+            "connect",
+            "--proxy",
+            "socks5://127.0.0.1:1",
+            "udp://127.0.0.1:1",
+        ],
+        &["connect", "--proxy", "ftp://127.0.0.1:1", "127.0.0.1:1"],
+        &["connect", "--proxy", "socks5://127.0.0.1:0", "127.0.0.1:1"],
+    ] {
+        let out = crate::util::sockit().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
