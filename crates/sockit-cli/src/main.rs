@@ -116,8 +116,20 @@ fn usage_error(e: clap::Error) -> ExitCode {
         };
     }
     let rendered = e.render().to_string();
-    let line = rendered.lines().next().unwrap_or("invalid arguments");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // The message is the first paragraph: clap lists missing arguments on the lines after
+    // "...were not provided:", which belong on the one line too.
+    let line = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    let line = if line.is_empty() {
+        "invalid arguments"
+    } else {
+        line
+    };
     eprintln!("sockit: {} (see --help)", clip_arguments(line));
     ExitCode::from(2)
 }
