@@ -161,8 +161,15 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_target(false)
         // Colour codes only for a person at a terminal, not in logs or pipes.
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .init();
+}
+
+/// Whether to colour output going to a stream: only on a terminal, and never when the
+/// NO_COLOR environment variable is set and not empty (<https://no-color.org>). clap's
+/// help follows the same rule on its own (anstream).
+pub fn colour(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The error and its causes on one line, `a: b: c`. A cause whose text the previous message
