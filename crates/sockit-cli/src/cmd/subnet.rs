@@ -78,7 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for arg in &args.aggregate {
             if arg == "-" {
                 for line in std::io::stdin().lock().lines() {
-                    let line = line?;
+                    // Text that is not UTF-8 is bad input (exit 2); a failed read is not.
+                    let line = line.map_err(|e| match e.kind() {
+                        std::io::ErrorKind::InvalidData => usage(format!("stdin: {e}")),
+                        _ => anyhow::Error::from(e).context("stdin"),
+                    })?;
                     let text = line.split('#').next().unwrap_or_default();
                     for word in text.split(|c: char| c.is_whitespace() || c == ',') {
                         if !word.is_empty() {

@@ -308,6 +308,25 @@ fn aggregate_reads_stdin_with_comments_and_prints_text() {
         String::from_utf8(out.stdout).unwrap(),
         "192.168.0.0/22\n2001:db8::/48\n"
     );
+    // A bad word on stdin, or bytes that are not text: one line, exit 2.
+    for input in [
+        &b"10.0.0.0/24\n10.0.0.0/40\n"[..],
+        b"10.0.0.0/24\n\xff\xfe\n",
+    ] {
+        let mut child = crate::util::sockit()
+            .args(["subnet", "--aggregate", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 #[test]
