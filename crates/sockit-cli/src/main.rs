@@ -116,8 +116,20 @@ fn usage_error(e: clap::Error) -> ExitCode {
         };
     }
     let rendered = e.render().to_string();
-    let line = rendered.lines().next().unwrap_or("invalid arguments");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // The message is the first paragraph: clap lists missing arguments on the lines after
+    // "...were not provided:", which belong on the one line too.
+    let line = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    let line = if line.is_empty() {
+        "invalid arguments"
+    } else {
+        line
+    };
     eprintln!("sockit: {} (see --help)", clip_arguments(line));
     ExitCode::from(2)
 }
@@ -149,8 +161,15 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_target(false)
         // Colour codes only for a person at a terminal, not in logs or pipes.
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .init();
+}
+
+/// Whether to colour output going to a stream: only on a terminal, and never when the
+/// NO_COLOR environment variable is set and not empty (<https://no-color.org>). clap's
+/// help follows the same rule on its own (anstream).
+pub fn colour(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The error and its causes on one line, `a: b: c`. A cause whose text the previous message

@@ -10,7 +10,8 @@
 //!   [`socket::TokioStream`] with the one tokio accept loop.
 //! - [`server`]: the server framework: [`server::Handler`] / [`server::Service`], a
 //!   [`server::Server`] bound to an endpoint, served under a [`server::Model`].
-//! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::ports`] table,
+//! - [`net`]: network utilities: [`net::subnet`] arithmetic, [`net::cidr`] sets
+//!   (aggregate, deaggregate, variable-length subnetting), [`net::ports`] table,
 //!   [`net::check`] port scans (connect), and on raw sockets: [`net::packet`] (sans-IO
 //!   IPv4, IPv6, ICMP, ICMPv6 and TCP headers with their checksums), [`net::ping`] (ICMP
 //!   echo) and [`net::syn`] (half-open SYN scan).

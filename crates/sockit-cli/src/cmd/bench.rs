@@ -25,6 +25,10 @@ pub mod chat;
 pub struct Args {
     #[command(subcommand)]
     command: Bench,
+    /// No progress on stderr (the status line on a terminal, the phases of bench chat);
+    /// the report and errors still print.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -106,7 +110,7 @@ struct ConnsArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut line = ProgressLine::new();
+    let mut line = ProgressLine::new(args.quiet);
     let (text, errors) = match args.command {
         Bench::Echo(a) => {
             crate::args::refuse_tls("bench echo", &a.addr)?;
@@ -150,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             (text, report.failures.total())
         }
-        Bench::Chat(a) => return chat::run(a),
+        Bench::Chat(a) => return chat::run(a, args.quiet),
     };
     writeln!(std::io::stdout(), "{text}")?;
     Ok(if errors == 0 {
@@ -160,16 +164,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A `\r`-rewritten status line on stderr, only when stderr is a terminal.
+/// A `\r`-rewritten status line on stderr, only when stderr is a terminal and not --quiet.
 struct ProgressLine {
     on: bool,
     last: Option<Instant>,
 }
 
 impl ProgressLine {
-    fn new() -> ProgressLine {
+    fn new(quiet: bool) -> ProgressLine {
         ProgressLine {
-            on: std::io::stderr().is_terminal(),
+            on: !quiet && std::io::stderr().is_terminal(),
             last: None,
         }
     }

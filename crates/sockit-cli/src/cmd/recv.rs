@@ -63,6 +63,10 @@ pub struct Args {
     /// Skip files that already exist.
     #[arg(long)]
     skip_existing: bool,
+    /// No notes on stderr (a file already here, a resume, a sender's tally); warnings,
+    /// errors and the `listening on` line still print, and the digests on stdout.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Senders served at once, with -k (at least 1).
     #[arg(long, default_value = "64", value_parser = parse_positive)]
     max_conns: usize,
@@ -105,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let shutdown = server.shutdown_handle();
     let failures = Arc::new(AtomicU64::new(0));
-    let (keep_open, failed) = (args.keep_open, failures.clone());
+    let (keep_open, failed, quiet) = (args.keep_open, failures.clone(), args.quiet);
     let receiver = Receiver::new(root, existing, move |event| match event {
         RecvEvent::Verified {
             peer,
@@ -119,9 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let _ = out.write_all(&safe_sum_line(digest, path));
             let _ = out.flush();
             let path = Escaped(path);
-            if unchanged {
+            if unchanged && !quiet {
                 eprintln!("{peer}: {path} was already here, identical");
-            } else if resumed > 0 {
+            } else if resumed > 0 && !quiet {
                 eprintln!("{peer}: {path}: resumed after {resumed} bytes");
             }
         }
@@ -152,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             match result {
                 Ok(Close::Complete) => {
-                    if tally.links > 0 || tally.skipped > 0 {
+                    if !quiet && (tally.links > 0 || tally.skipped > 0) {
                         eprintln!(
                             "{peer}: received {} file(s), {} link(s); skipped {}",
                             tally.files, tally.links, tally.skipped

@@ -60,6 +60,10 @@ pub struct Args {
     /// Give up connecting after this long (with tls://, the handshake gets as long again).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// No progress bar, notes or summary on stderr; what is skipped and errors still print,
+    /// and the digests on stdout.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     #[command(flatten)]
     tls: TlsClientArgs,
 }
@@ -114,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => stream.into(),
     };
-    let bar = progress_bar(total);
+    let bar = progress_bar(total, args.quiet);
     let started = Instant::now();
     let report = send(wire, &entries, args.checksum, &mut |event| match event {
         SendEvent::Start {
@@ -124,6 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             origin,
         } => {
             match origin {
+                _ if args.quiet => {}
                 Origin::Partial => bar.suspend(|| {
                     eprintln!(
                         "{path}: resuming: the receiver has {} of {} ({offset} bytes)",
@@ -179,13 +184,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary += &format!(" and {} more", skipped.len() - SHOWN);
         }
     }
-    eprintln!("{summary}");
+    if !args.quiet {
+        eprintln!("{summary}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A bar with rate and ETA on a terminal; hidden (and free) otherwise.
-fn progress_bar(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+/// A bar with rate and ETA on a terminal; hidden (and free) otherwise, or with --quiet.
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);

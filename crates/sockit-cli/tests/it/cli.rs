@@ -331,3 +331,101 @@ fn man_l_reads_the_page_from_a_pipe() {
     assert!(stdout.contains("SYNOPSIS"), "{stdout}");
     assert!(stdout.contains("sockit-exec(1)"), "{stdout}");
 }
+
+/// `sockit ARGS...` on a pseudo-terminal of its own (`script`), stdout and stderr both on
+/// it, with `env` set: everything it wrote.
+fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "script(1) is not installed (./test.sh installs it)"
+    );
+    let command = std::iter::once(env!("CARGO_BIN_EXE_sockit"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        // A colour-capable terminal unless the test says otherwise.
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("SOCKIT_LOG");
+    for (k, v) in env {
+        script.env(k, v);
+    }
+    let out = script.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    // A token file others may read: `sockit exec` logs a warning (coloured on a terminal)
+    // before it finds nobody listening.
+    let dir = TempDir::new("no-color");
+    let token = dir.path("token");
+    std::fs::write(&token, "secret").unwrap();
+    let port = crate::util::free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let exec = [
+        "exec",
+        &addr,
+        "--token-file",
+        token.to_str().unwrap(),
+        "--",
+        "true",
+    ];
+    let help = ["subnet", "--help"];
+    for args in [&exec[..], &help] {
+        let coloured = on_a_terminal(args, &[]);
+        assert!(
+            coloured.contains("\x1b["),
+            "{args:?}: no colour on a terminal: {coloured:?}"
+        );
+        let no_color = on_a_terminal(args, &[("NO_COLOR", "1")]);
+        assert!(
+            !no_color.contains('\x1b'),
+            "{args:?}: colour despite NO_COLOR: {no_color:?}"
+        );
+        // The same text, only plain.
+        assert!(
+            no_color.contains("chmod 600 it") || no_color.contains("Usage: sockit subnet"),
+            "{args:?}: {no_color:?}"
+        );
+        // Into pipes: never.
+        let out = sockit()
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .output()
+            .unwrap();
+        let all = [out.stdout, out.stderr].concat();
+        assert!(
+            !all.contains(&0x1b),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&all)
+        );
+    }
+    // An empty NO_COLOR does not count (no-color.org).
+    let empty = on_a_terminal(&exec, &[("NO_COLOR", "")]);
+    assert!(empty.contains("\x1b["), "{empty:?}");
+}
+
+#[test]
+fn bench_quiet_drops_the_progress_line_but_not_the_report() {
+    let server = crate::util::Server::start(&["echo", "127.0.0.1:0"]);
+    let addr = server.addr();
+    let args = ["bench", "echo", &addr, "--secs", "0.3"];
+    let loud = on_a_terminal(&args, &[]);
+    assert!(
+        loud.contains("\x1b[K"),
+        "no progress line on a terminal: {loud:?}"
+    );
+    let quiet = on_a_terminal(&[&args[..], &["-q"]].concat(), &[]);
+    assert!(!quiet.contains('\x1b'), "progress despite -q: {quiet:?}");
+    assert!(quiet.contains("\n  messages "), "{quiet:?}");
+    assert!(quiet.contains("\n  errors    0"), "{quiet:?}");
+}

@@ -1456,3 +1456,39 @@ fn a_killed_tls_transfer_resumes_over_tls() {
     let (status, _, rerr) = recv.stop();
     assert!(status.success(), "{rerr}");
 }
+
+#[test]
+fn quiet_send_and_recv_print_only_digests_and_problems() {
+    let tmp = TempDir::new("quiet");
+    let (src, dst) = (tmp.path("src"), tmp.path("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    let file = src.join("a.bin");
+    random_file(&file, 100_000);
+    for quiet in [false, true] {
+        let q: &[&str] = if quiet { &["-q"] } else { &[] };
+        let recv = Recv::start(&dst, &[&["-k"], q].concat());
+        // The second time the file is already there: recv notes it unless -q.
+        let mut sends = Vec::new();
+        for _ in 0..2 {
+            let mut args = vec![os(&recv.addr), file.as_os_str()];
+            args.extend(q.iter().map(|a| os(a)));
+            let (status, out, err) = send(&args);
+            assert!(status.success(), "{err}");
+            assert_eq!(out.lines().count(), 1, "one digest line: {out}");
+            sends.push(err);
+        }
+        if !quiet {
+            recv.wait_stderr("a.bin was already here, identical");
+        }
+        let (_, out, err) = recv.stop();
+        assert_eq!(out.lines().count(), 2, "recv's digest lines: {out}");
+        if quiet {
+            assert_eq!(sends, ["", ""], "send -q said something");
+            assert!(!err.contains("already here"), "recv -q noted: {err}");
+        } else {
+            assert!(sends[0].contains("sent 1 file(s)"), "{}", sends[0]);
+            assert!(sends[1].contains("already on the receiver"), "{}", sends[1]);
+        }
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+}

@@ -42,6 +42,12 @@ pub enum SubnetError {
     /// A split prefix shorter than the network's, or one that lists too many subnets.
     #[error("{0}")]
     Split(String),
+    /// An address range that is not FIRST-LAST of one family in order.
+    #[error("{0}")]
+    Range(String),
+    /// Host counts whose subnets do not fit in the network (or a count of 0).
+    #[error("{0}")]
+    Fit(String),
 }
 
 /// An address within a network of a given prefix length.

@@ -51,7 +51,8 @@ fn parse_room(s: &str) -> Result<RoomName, String> {
     RoomName::parse(s)
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+/// `quiet`: no phase lines on stderr (`bench -q`).
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     for addr in &args.addr {
         crate::args::refuse_tls("bench chat", addr)?;
     }
@@ -69,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         duration: Duration::from_secs_f64(args.secs),
         size: args.size.clamp(32, 60_000),
         room: args.room,
-        progress: Some(|phase| match phase {
+        progress: (!quiet).then_some(|phase| match phase {
             Phase::Sending => eprintln!("bench chat: all clients joined; sending"),
             Phase::Drained => eprintln!("bench chat: done"),
         }),
