@@ -24,8 +24,15 @@ pub struct Server {
 impl Server {
     /// Starts `sockit ARGS...` and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// [`Server::start`] with environment variables set (`SOCKIT_LOG`, to read the log
+    /// lines after `listening on` with [`Server::next_line`]).
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = sockit()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
