@@ -1007,14 +1007,14 @@ fn exec_tls_refuses_plain_text_and_a_stalled_handshake_without_harming_a_tls_cli
     cat.wait_stdout_contains("before\n");
 
     let port = exec.server.port().to_string();
-    let mut plain = Proc::python(PY_PLAIN, &[&port]);
+    let mut plain = Proc::python(crate::util::PY_PLAIN_TO_TLS, &[&port]);
     assert_eq!(plain.wait_exit(WAIT).code(), Some(0), "{}", plain.stderr());
     assert_eq!(text(&plain.stdout()).trim(), "closed");
     let line = tls_refusal(&exec);
     assert!(line.contains("does not speak TLS"), "{line}");
 
     let started = Instant::now();
-    let mut stalled = Proc::python(PY_STALLED, &[&port]);
+    let mut stalled = Proc::python(crate::util::PY_STALLED_HANDSHAKE, &[&port]);
     assert_eq!(
         stalled.wait_exit(WAIT).code(),
         Some(0),
@@ -1043,30 +1043,3 @@ fn tls_refusal(exec: &Exec) -> String {
         }
     }
 }
-
-/// Plain text to a TLS port: prints `closed` once the server has closed the connection
-/// without echoing or answering in plain text.
-const PY_PLAIN: &str = r#"
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
-s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-got = b""
-while True:
-    b = s.recv(4096)
-    if not b:
-        break
-    got += b
-assert b"HTTP" not in got and b"GET" not in got, got
-print("closed")
-"#;
-
-/// A TLS record header announcing a ClientHello, then nothing: prints `closed` once the
-/// server gives up on it.
-const PY_STALLED: &str = r#"
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
-s.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")
-while s.recv(4096):
-    pass
-print("closed")
-"#;

@@ -13,12 +13,7 @@ use crate::util::{
 
 #[test]
 fn tls_addresses_are_refused_by_commands_that_cannot_speak_tls_yet() {
-    let cases: [(&[&str], &str); 4] = [
-        (&["chat", "serve", "tls://127.0.0.1:0"], "chat serve"),
-        (
-            &["chat", "join", "--nick", "a", "tls://127.0.0.1:1"],
-            "chat join",
-        ),
+    let cases: [(&[&str], &str); 2] = [
         (&["bench", "echo", "tls://127.0.0.1:1"], "bench echo"),
         (&["bench", "conns", "tls://127.0.0.1:1"], "bench conns"),
     ];
