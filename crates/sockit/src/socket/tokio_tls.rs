@@ -452,3 +452,101 @@ fn peer_role(conn: &rustls::Connection) -> Role {
         rustls::Connection::Server(_) => Role::Client,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::ClientOptions;
+    use tokio::io::AsyncReadExt;
+
+    /// A TLS pair over a Unix socketpair, both handshakes made: (server, client).
+    async fn pair() -> (TokioStream, TokioStream) {
+        let tls = ServerTls::self_signed(&["localhost".into()]).unwrap();
+        let trust = ClientTls::new(&ClientOptions {
+            pin: Some(tls.fingerprint()),
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let server = TokioStream::Unix(a).tls_server(&tls).unwrap();
+        let client = TokioStream::Unix(b)
+            .tls_client(&trust, "localhost")
+            .unwrap();
+        let wait = Duration::from_secs(5);
+        let (s, c) = tokio::join!(server.handshake(wait), client.handshake(wait));
+        s.unwrap();
+        c.unwrap();
+        (server, client)
+    }
+
+    fn run(test: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test);
+    }
+
+    /// What chat's hub relies on: non-blocking writes to a peer that does not read stop
+    /// with `WouldBlock` after a bounded amount, and once the peer reads, flushing sends
+    /// every byte taken, in order, and close_notify after them.
+    #[test]
+    fn writes_to_a_stalled_reader_are_bounded_and_arrive_whole_after_flushes() {
+        run(async {
+            let (server, mut client) = pair().await;
+            let mut sent = Vec::new();
+            let chunk: Vec<u8> = (0..16_384u32).map(|i| (i % 251) as u8).collect();
+            loop {
+                match server.try_write(&chunk) {
+                    Ok(n) => sent.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(sent.len() < 16 << 20, "never blocked");
+            }
+            // The kernel's buffers and BACKLOG, not the whole stream.
+            assert!(sent.len() > BACKLOG, "{}", sent.len());
+            let flush = async {
+                loop {
+                    server.writable().await.unwrap();
+                    match server.try_flush() {
+                        Ok(()) => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                server.shutdown_write().unwrap();
+                while server.try_flush().is_err() {
+                    server.writable().await.unwrap();
+                }
+            };
+            let read = async {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.unwrap();
+                got
+            };
+            let ((), got) = tokio::join!(flush, read);
+            assert!(got == sent, "{} bytes sent, {} read", sent.len(), got.len());
+        });
+    }
+
+    /// Plain text where a handshake is expected is an error in one sentence.
+    #[test]
+    fn plain_text_to_a_tls_server_is_refused_in_one_sentence() {
+        run(async {
+            let tls = ServerTls::self_signed(&["localhost".into()]).unwrap();
+            let (a, b) = tokio::net::UnixStream::pair().unwrap();
+            let server = TokioStream::Unix(a).tls_server(&tls).unwrap();
+            let plain = TokioStream::Unix(b);
+            plain.writable().await.unwrap();
+            plain.try_write(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let err = server
+                .handshake(Duration::from_secs(5))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("the client does not speak TLS"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        });
+    }
+}
