@@ -15,7 +15,10 @@ use sockit::server::{Config, Model, Server};
 use sockit::socket::{AccessList, Network};
 use sockit::text::Escaped;
 
-use crate::args::{announce, parse_duration, parse_positive, parse_size};
+use crate::args::{
+    TlsClientArgs, TlsServerArgs, announce, announce_fingerprint, parse_duration, parse_positive,
+    parse_size,
+};
 
 /// Remote command execution, authenticated with a shared token (HMAC-SHA256).
 ///
@@ -23,13 +26,16 @@ use crate::args::{announce, parse_duration, parse_positive, parse_size};
 /// that prove they hold the token; `sockit exec ADDR -- PROG ARGS...` runs one and exits
 /// with its status.
 ///
-/// Security: the challenge-response proves who asks, but nothing is encrypted. Over an
-/// untrusted network, commands and their output can be read by anyone on the path. Use it
-/// on loopback, a trusted network, or inside a tunnel (ssh, WireGuard).
+/// Security: the challenge-response proves who asks, but on tcp:// nothing is encrypted:
+/// commands and their output can be read by anyone on the path. Over an untrusted
+/// network use tls:// (the server's certificate checked with --pin or --cacert), or a
+/// tunnel (ssh, WireGuard).
 ///
 /// Examples:
 ///   sockit exec serve 127.0.0.1:7070 --permit uptime --permit /usr/bin/df
 ///   sockit exec 127.0.0.1:7070 --token-file /tmp/sockit-exec-XXXX/token -- df -h
+///   sockit exec serve tls://0.0.0.0:7443 --permit uptime
+///   sockit exec tls://host:7443 --pin sha256:... --token-file tok -- uptime
 ///   sort data.txt | sockit exec 127.0.0.1:7070 --token-file tok --stdin -- cat
 ///
 /// Exit status: the remote program's (128+N when signal N killed it); 255 when it did not
@@ -49,7 +55,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 /// Serve remote command execution to clients that hold the token.
@@ -59,11 +65,16 @@ enum Sub {
 /// in SOCKIT_REMOTE_ADDR and SOCKIT_REMOTE_PORT; the whole group is killed when the time
 /// or output limit is hit or the client disconnects.
 ///
-/// Security: HMAC proves who asks but does not hide the output: over an untrusted network,
-/// commands and output travel in the clear. Keep the token file private (mode 0600).
+/// Security: HMAC proves who asks but does not hide the output: on tcp://, commands and
+/// output travel in the clear. On tls:// they are encrypted: give --cert/--key, or
+/// nothing, and a self-signed certificate is made at start and `tls fingerprint
+/// sha256:...` printed after `listening on`, for clients to --pin. The TLS handshake
+/// counts as part of authentication: it has the same 3 s and the same strangers' pool.
+/// Keep the token file private (mode 0600).
 ///
 /// Examples:
 ///   sockit exec serve 127.0.0.1:7070 --permit uptime --permit cat --timeout 30s
+///   sockit exec serve tls://0.0.0.0:7443 --cert cert.pem --key key.pem --permit uptime
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 struct ServeArgs {
@@ -103,6 +114,8 @@ struct ServeArgs {
     /// Runtime threads (default: one per CPU).
     #[arg(long, short = 'w')]
     workers: Option<usize>,
+    #[command(flatten)]
+    tls: TlsServerArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +135,8 @@ struct RunArgs {
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROG ARGS")]
     argv: Vec<String>,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 /// The client's status when the remote program did not run to its end.
@@ -129,13 +144,14 @@ const NOT_RUN: u8 = 255;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.serve {
-        Some(Sub::Serve(serve)) => run_server(serve),
+        Some(Sub::Serve(serve)) => run_server(*serve),
         None => run_client(args.run),
     }
 }
 
 fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    crate::args::refuse_tls("exec serve", &args.addr)?;
+    // Before binding: a bad certificate or key is reported with nothing bound.
+    let tls = args.tls.server_tls(&args.addr)?;
     let path = std::env::var_os("PATH");
     let permits = exec::resolve_permits(&args.permit, path.as_deref()).map_err(crate::usage)?;
     let (token, made) = match &args.token_file {
@@ -155,6 +171,7 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
         timeout: (!args.timeout.is_zero()).then_some(args.timeout),
         max_commands: args.max_conns,
         max_strangers: args.max_strangers,
+        tls: tls.as_ref().map(|(tls, _)| tls.clone()),
     };
     let config = Config {
         model: Model::Async,
@@ -167,6 +184,9 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(&args.addr, config)
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     announce(&server)?;
+    if let Some((tls, true)) = &tls {
+        announce_fingerprint(tls);
+    }
     if let Some(file) = &made {
         eprintln!("token file: {}", file.path().display());
     }
@@ -175,14 +195,13 @@ fn run_server(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_client(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if let Some(addr) = &args.addr {
-        crate::args::refuse_tls("exec", addr)?;
-    }
     let (Some(addr), Some(token_file)) = (args.addr, args.token_file) else {
         unreachable!("clap requires ADDR and --token-file without a subcommand");
     };
+    // Before connecting: a bad --cacert is reported with nothing sent.
+    let tls = args.tls.client_tls(&addr)?;
     let token = read_token_file(&token_file)?;
-    let client = Client::new(addr, token).timeout(args.timeout);
+    let client = Client::new(addr, token).timeout(args.timeout).tls(tls);
     // Unbuffered writers on duplicates of fds 1 and 2: output appears as it arrives, and
     // binary output is not scanned for newlines as `Stdout`'s line buffer would.
     let mut stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);

@@ -812,3 +812,152 @@ c.close()
     assert!(!out.contains(&0x1b), "ESC on stdout: {out:?}");
     assert!(!join.stderr().contains('\x1b'), "ESC on stderr");
 }
+
+/// A zero-setup `chat serve tls://` with its log lines on; its fingerprint.
+fn serve_tls() -> (Server, String) {
+    let server = Server::start_env(
+        &["chat", "serve", "tls://127.0.0.1:0"],
+        &[("SOCKIT_LOG", "sockit::chat=info")],
+    );
+    assert!(server.endpoint.starts_with("tls://"), "{}", server.endpoint);
+    let pin = server.tls_pin();
+    (server, pin)
+}
+
+/// The server's next `TLS connection refused` log line (other log lines skipped).
+fn tls_refusal(server: &Server) -> String {
+    loop {
+        let line = server.next_line().expect("a TLS refusal in the log");
+        if line.contains("TLS connection refused") {
+            return line;
+        }
+    }
+}
+
+/// `openssl s_client` and `sockit chat join tls:// --pin` in one room of a zero-setup
+/// `chat serve tls://`: lines, notices and a nick change cross both ways, and a
+/// plain-text client refused meanwhile is seen by neither (one log line).
+#[test]
+fn chat_tls_between_openssl_s_client_and_a_pinned_chat_join() {
+    let (server, pin) = serve_tls();
+    // -quiet implies -ign_eof: s_client runs until the server closes (after /quit).
+    let mut s_client = Proc::spawn({
+        let mut c = Command::new("openssl");
+        c.args(["s_client", "-quiet", "-connect", &server.addr()]);
+        c
+    });
+    s_client.write(b"carol\n");
+    s_client.wait_stdout_contains("* carol joined #lobby\n");
+    let mut join = Proc::sockit(&[
+        "chat",
+        "join",
+        &server.endpoint,
+        "--pin",
+        &pin,
+        "--nick",
+        "bob",
+    ]);
+    s_client.wait_stdout_contains("* bob joined #lobby\n");
+    join.write(b"hello from join\n");
+    s_client.wait_stdout_contains("<bob> hello from join\n");
+    s_client.write(b"hi from s_client\n");
+    join.wait_stdout_contains("<carol> hi from s_client\n");
+    s_client.write(b"/nick carl\n");
+    join.wait_stdout_contains("* carol is now known as carl\n");
+
+    let mut plain = Proc::python(crate::util::PY_PLAIN_TO_TLS, &[&server.port().to_string()]);
+    assert_eq!(plain.wait_exit(WAIT).code(), Some(0), "{}", plain.stderr());
+    assert_eq!(String::from_utf8_lossy(&plain.stdout()).trim(), "closed");
+    let line = tls_refusal(&server);
+    assert!(line.contains("does not speak TLS"), "{line}");
+
+    join.write(b"after the plain one\n");
+    s_client.wait_stdout_contains("<bob> after the plain one\n");
+    join.close_stdin();
+    s_client.wait_stdout_contains("* bob left #lobby\n");
+    let status = join.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "exit {status}; stderr {:?}",
+        join.stderr()
+    );
+    s_client.write(b"/quit\n");
+    let status = s_client.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "exit {status}; stderr {:?}",
+        s_client.stderr()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&s_client.stdout()),
+        "* welcome to sockit chat: send your nick to start (/help for commands)\n\
+         * carol joined #lobby\n\
+         * bob joined #lobby\n\
+         <bob> hello from join\n\
+         * carol is now known as carl\n\
+         <bob> after the plain one\n\
+         * bob left #lobby\n\
+         * bye\n"
+    );
+    let joined = String::from_utf8_lossy(&join.stdout()).into_owned();
+    assert!(joined.contains("* bob joined #lobby\n"), "{joined}");
+    assert!(!joined.contains("GET"), "{joined}");
+}
+
+/// A client that stalls half-way through its handshake is cut by the 5 s deadline, one
+/// log line; `chat join` with a wrong pin fails in one line with exit 1; a pinned one
+/// served at the same time is unharmed.
+#[test]
+fn chat_tls_cuts_a_stalled_handshake_and_refuses_a_wrong_pin() {
+    let (server, pin) = serve_tls();
+    let mut bob = Proc::sockit(&[
+        "chat",
+        "join",
+        &server.endpoint,
+        "--pin",
+        &pin,
+        "--nick",
+        "bob",
+    ]);
+    bob.wait_stdout_contains("* bob joined #lobby\n");
+
+    let started = Instant::now();
+    let mut stalled = Proc::python(
+        crate::util::PY_STALLED_HANDSHAKE,
+        &[&server.port().to_string()],
+    );
+    assert_eq!(
+        stalled.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        stalled.stderr()
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+    let line = tls_refusal(&server);
+    assert!(line.contains("timed out after 5s"), "{line}");
+
+    let wrong = format!("sha256:{}", "cd".repeat(32));
+    let mut eve = Proc::sockit(&[
+        "chat",
+        "join",
+        &server.endpoint,
+        "--pin",
+        &wrong,
+        "--nick",
+        "eve",
+    ]);
+    crate::util::assert_fails_with(&mut eve, "pin mismatch");
+    let line = tls_refusal(&server);
+    assert!(line.contains("broke off the handshake"), "{line}");
+
+    bob.write(b"/who\n");
+    bob.wait_stdout_contains("bob");
+    bob.write(b"/quit\n");
+    let status = bob.wait_exit(WAIT);
+    assert!(status.success(), "exit {status}; stderr {:?}", bob.stderr());
+    assert!(!contains(&bob.stdout(), b"eve"));
+}

@@ -8,30 +8,47 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Server, TempDir, WAIT, payload, sockit, wait_timeout};
+use crate::util::{Proc, Server, TempDir, WAIT, payload, sockit, wait_timeout};
 
 /// An exec server and the token file it created.
 struct Exec {
     server: Server,
     token: PathBuf,
+    /// A zero-setup `tls://` server's fingerprint, which its clients pin.
+    pin: Option<String>,
 }
 
 impl Exec {
     /// `sockit exec serve 127.0.0.1:0 --permit echo --permit cat --permit sh --permit
     /// sleep EXTRA...`, reading `listening on` and then `token file: PATH`.
     fn start(extra: &[&str]) -> Exec {
-        let mut args = vec!["exec", "serve", "127.0.0.1:0"];
+        Exec::start_at("127.0.0.1:0", extra, &[])
+    }
+
+    /// The same on `tls://127.0.0.1:0`, zero setup: the clients pin the fingerprint it
+    /// prints; with `SOCKIT_LOG` set to show the exec server's log lines.
+    fn start_tls(extra: &[&str]) -> Exec {
+        Exec::start_at(
+            "tls://127.0.0.1:0",
+            extra,
+            &[("SOCKIT_LOG", "sockit::exec=info")],
+        )
+    }
+
+    fn start_at(addr: &str, extra: &[&str], env: &[(&str, &str)]) -> Exec {
+        let mut args = vec!["exec", "serve", addr];
         for prog in ["echo", "cat", "sh", "sleep", "true"] {
             args.extend(["--permit", prog]);
         }
         args.extend(extra);
-        let server = Server::start(&args);
-        let line = server.next_line().expect("a second stderr line");
+        let server = Server::start_env(&args, env);
+        let pin = addr.starts_with("tls://").then(|| server.tls_pin());
+        let line = server.next_line().expect("a token file line");
         let token = PathBuf::from(
             line.strip_prefix("token file: ")
-                .unwrap_or_else(|| panic!("second line was {line:?}")),
+                .unwrap_or_else(|| panic!("token file line was {line:?}")),
         );
-        Exec { server, token }
+        Exec { server, token, pin }
     }
 
     /// `sockit exec ADDR --token-file TOKEN OPTS... -- ARGV...`, ready to run.
@@ -41,7 +58,11 @@ impl Exec {
 
     fn client_with_token(&self, token: &Path, opts: &[&str], argv: &[&str]) -> Command {
         let mut cmd = sockit();
-        cmd.args(["exec", &self.server.addr(), "--token-file"])
+        match &self.pin {
+            Some(pin) => cmd.args(["exec", &self.server.endpoint, "--pin", pin]),
+            None => cmd.args(["exec", &self.server.addr()]),
+        };
+        cmd.arg("--token-file")
             .arg(token)
             .args(opts)
             .arg("--")
@@ -734,7 +755,17 @@ fn exec_serve_allows_only_the_auth_frame_before_authentication() {
 /// never told the server is busy because of them.
 #[test]
 fn exec_serve_strangers_cannot_make_a_token_holder_busy() {
-    let exec = Exec::start(&["--max-conns", "4"]);
+    strangers_cannot_make_a_token_holder_busy(Exec::start(&["--max-conns", "4"]));
+}
+
+/// Over TLS the squatters hold connections that never start their handshake: the
+/// handshake is a stranger's, in the same pool.
+#[test]
+fn exec_tls_strangers_cannot_make_a_token_holder_busy() {
+    strangers_cannot_make_a_token_holder_busy(Exec::start_tls(&["--max-conns", "4"]));
+}
+
+fn strangers_cannot_make_a_token_holder_busy(exec: Exec) {
     let squatters: Vec<_> = (0..64)
         .map(|_| TcpStream::connect(exec.server.addr()).unwrap())
         .collect();
@@ -768,7 +799,16 @@ fn exec_serve_drops_a_silent_stranger_within_seconds() {
 /// `--timeout`).
 #[test]
 fn exec_serve_kills_the_program_when_its_client_leaves_with_stdin_backed_up() {
-    let exec = Exec::start(&["--timeout", "5m"]);
+    kills_the_program_when_its_client_leaves(Exec::start(&["--timeout", "5m"]));
+}
+
+/// The same over TLS: the hang-up is watched on the socket under it.
+#[test]
+fn exec_tls_kills_the_program_when_its_client_leaves_with_stdin_backed_up() {
+    kills_the_program_when_its_client_leaves(Exec::start_tls(&["--timeout", "5m"]));
+}
+
+fn kills_the_program_when_its_client_leaves(exec: Exec) {
     let mut client = exec
         .client(&["--stdin"], &["sleep", "300"])
         .stdin(Stdio::piped())
@@ -901,4 +941,105 @@ fn exec_escapes_the_servers_refusal() {
     assert!(err.contains("denied\\x1b]0;pwned\\x07"), "{err:?}");
     assert!(!err.contains('\x1b'), "ESC on stderr: {err:?}");
     assert!(!out.stdout.contains(&0x1b), "ESC on stdout");
+}
+
+/// `exec tls://` against a zero-setup `exec serve tls://`, trusted by `--pin`: 3 MiB of
+/// stdin through `cat` and back byte-exact, stdout and stderr apart, the exit code
+/// carried; a wrong pin is refused before anything is sent, in one line.
+#[test]
+fn exec_tls_is_byte_exact_carries_exit_codes_and_refuses_a_wrong_pin() {
+    let exec = Exec::start_tls(&[]);
+    assert!(
+        exec.server.endpoint.starts_with("tls://"),
+        "{}",
+        exec.server.endpoint
+    );
+    let data = payload(3 << 20, 7);
+    let mut cat = Proc::spawn(exec.client(&["--stdin"], &["cat"]));
+    cat.feed_and_close(data.clone());
+    assert_eq!(cat.wait_exit(WAIT).code(), Some(0), "{}", cat.stderr());
+    assert!(cat.stdout() == data, "cat over TLS was not byte-exact");
+
+    let out = exec.run(&[], &["sh", "-c", "printf out; printf err >&2; exit 7"]);
+    assert_eq!(text(&out.stdout), "out");
+    assert_eq!(text(&out.stderr), "err");
+    assert_eq!(out.status.code(), Some(7));
+
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let mut cmd = sockit();
+    cmd.args([
+        "exec",
+        &exec.server.endpoint,
+        "--pin",
+        &wrong,
+        "--token-file",
+    ])
+    .arg(&exec.token)
+    .args(["--", "echo", "never"])
+    .stdin(Stdio::null());
+    let out = output_within(cmd);
+    let err = text(&out.stderr);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    // Exec's "did not run" status, as for any connection that failed.
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("sockit: ") && err.contains("pin mismatch"),
+        "{err}"
+    );
+    // The server logged the refusal in one line, and serves on.
+    let line = tls_refusal(&exec);
+    assert!(
+        line.contains("the client broke off the handshake"),
+        "{line}"
+    );
+    still_serves(&exec);
+}
+
+/// A client speaking plain text to the TLS port and one that stalls half-way through
+/// its handshake each lose their own connection (one log line each, the stalled one
+/// within the 3 s a stranger has), while a TLS client's command runs on unharmed.
+#[test]
+fn exec_tls_refuses_plain_text_and_a_stalled_handshake_without_harming_a_tls_client() {
+    let exec = Exec::start_tls(&[]);
+    let mut cat = Proc::spawn(exec.client(&["--stdin"], &["cat"]));
+    cat.write(b"before\n");
+    cat.wait_stdout_contains("before\n");
+
+    let port = exec.server.port().to_string();
+    let mut plain = Proc::python(crate::util::PY_PLAIN_TO_TLS, &[&port]);
+    assert_eq!(plain.wait_exit(WAIT).code(), Some(0), "{}", plain.stderr());
+    assert_eq!(text(&plain.stdout()).trim(), "closed");
+    let line = tls_refusal(&exec);
+    assert!(line.contains("does not speak TLS"), "{line}");
+
+    let started = Instant::now();
+    let mut stalled = Proc::python(crate::util::PY_STALLED_HANDSHAKE, &[&port]);
+    assert_eq!(
+        stalled.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        stalled.stderr()
+    );
+    assert_eq!(text(&stalled.stdout()).trim(), "closed");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
+    let line = tls_refusal(&exec);
+    assert!(line.contains("timed out after 3s"), "{line}");
+
+    cat.write(b"after\n");
+    cat.wait_stdout_contains("after\n");
+    cat.close_stdin();
+    assert_eq!(cat.wait_exit(WAIT).code(), Some(0), "{}", cat.stderr());
+    assert_eq!(cat.stdout(), b"before\nafter\n");
+}
+
+/// The server's next `TLS connection refused` log line (other log lines skipped).
+fn tls_refusal(exec: &Exec) -> String {
+    loop {
+        let line = exec.server.next_line().expect("a TLS refusal in the log");
+        if line.contains("TLS connection refused") {
+            return line;
+        }
+    }
 }

@@ -24,8 +24,15 @@ pub struct Server {
 impl Server {
     /// Starts `sockit ARGS...` and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// [`Server::start`] with environment variables set (`SOCKIT_LOG`, to read the log
+    /// lines after `listening on` with [`Server::next_line`]).
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = sockit()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -587,3 +594,36 @@ pub fn tls_pin_of(line: &str) -> String {
     assert!(pin.starts_with("sha256:") && pin.len() == 7 + 64, "{pin}");
     pin.to_owned()
 }
+
+/// Python: plain text to the TLS port argv[1]; prints `closed` once the server has
+/// closed the connection (a reset counts) without answering in plain text.
+pub const PY_PLAIN_TO_TLS: &str = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+got = b""
+while True:
+    try:
+        b = s.recv(4096)
+    except ConnectionResetError:
+        break
+    if not b:
+        break
+    got += b
+assert b"HTTP" not in got and b"GET" not in got, got
+print("closed")
+"#;
+
+/// Python: a TLS record header announcing a ClientHello to port argv[1], then nothing;
+/// prints `closed` once the server gives up on it (a reset counts).
+pub const PY_STALLED_HANDSHAKE: &str = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")
+try:
+    while s.recv(4096):
+        pass
+except ConnectionResetError:
+    pass
+print("closed")
+"#;

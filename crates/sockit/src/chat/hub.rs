@@ -377,7 +377,7 @@ fn push(
         // Full only because it was not written yet (the coalescing window): write now, and
         // count the client as slow only if its socket does not take the bytes.
         match slot.write() {
-            Ok(_) if !slot.out.is_empty() => {
+            Ok(false) => {
                 slot.blocked = true;
                 slot.wake.notify_one();
             }
@@ -412,8 +412,8 @@ impl Slot {
         }
     }
 
-    /// Writes as much of the queue as the socket takes: `Ok(true)` once it is empty,
-    /// `Ok(false)` when the socket would block first.
+    /// Writes as much of the queue as the socket takes: `Ok(true)` once it is empty (and,
+    /// over TLS, its records sent), `Ok(false)` when the socket would block first.
     fn write(&mut self) -> io::Result<bool> {
         while !self.out.is_empty() {
             match self.conn.try_write(&self.out) {
@@ -427,7 +427,14 @@ impl Slot {
                 Err(e) => return Err(e),
             }
         }
-        Ok(true)
+        // Over TLS, records may wait for the socket after the plaintext was taken: the
+        // client stays blocked (its task waits for the socket) until they are out. A
+        // plain socket holds nothing back: `Ok` at once.
+        match self.conn.try_flush() {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -39,6 +39,16 @@
 //! `! line too long ...`; the connection goes on. Invalid UTF-8 and control characters
 //! never reach another terminal raw (see [`crate::text`]).
 //!
+//! # TLS
+//! With [`Config::tls`] (a `tls://` address), each connection makes its TLS handshake
+//! (within [`HANDSHAKE_TIMEOUT`]) in its own task before it joins the hub; a peer that
+//! speaks plain text, stalls or breaks off loses its connection, logged in one line, and
+//! nobody in the chat sees it. Then the hub and the client task use the connection as
+//! they use a plain one (the socket layer's `tokio_tls`: plaintext in through the same
+//! non-blocking writes, ciphertext out as the socket takes it). What TLS holds for a
+//! slow reader is bounded too (`tokio_tls::BACKLOG`, 64 KiB, on top of `max_queue`),
+//! and a connection that closes says close_notify first.
+//!
 //! # Shutdown
 //! On [`Shutdown::trigger`] (SIGINT/SIGTERM in the CLI) the server stops accepting, tells
 //! everyone `* server shutting down`, writes what is queued (for at most
@@ -62,7 +72,7 @@ use crate::socket::gate::{Gate, Slot as GateSlot};
 use crate::socket::listener::{self, Bound};
 use crate::socket::tokio::{TokioListener, accept_loop};
 use crate::socket::unix_path::UnixPathGuard;
-use crate::socket::{AccessList, Listener, Peer, Shutdown, TokioStream};
+use crate::socket::{AccessList, Listener, Peer, ServerTls, Shutdown, TokioStream};
 use hub::{Hub, Shared};
 use lines::{Input, LineReader};
 
@@ -90,6 +100,10 @@ const FLUSH_CHUNK: usize = 32;
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// How long a `tls://` client has to finish its handshake (chat has no header timeout
+/// of its own): a peer that connects and stalls must not hold a connection for long.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How a chat server runs; `Config::default()` is `sockit chat serve` without options.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +126,8 @@ pub struct Config {
     pub default_room: RoomName,
     /// `redis://...`: share rooms with every server using the same Redis.
     pub redis: Option<String>,
+    /// Speak TLS with this identity (for a `tls://` address; see "TLS" above).
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for Config {
@@ -126,6 +142,7 @@ impl Default for Config {
             access: AccessList::default(),
             default_room: RoomName::default(),
             redis: None,
+            tls: None,
         }
     }
 }
@@ -158,6 +175,12 @@ impl ChatServer {
             })?),
             None => None,
         };
+        if config.tls.is_some() != matches!(endpoint, Endpoint::Tls(_)) {
+            return Err(Error::Unsupported {
+                model: "chat",
+                what: "TLS on an address that is not tls://, or a tls:// address without TLS",
+            });
+        }
         let Bound {
             mut sockets,
             local,
@@ -230,19 +253,31 @@ impl ChatServer {
             tokio::task::spawn_local(backplane::run(client, hub.clone(), bp_rx, node))
         });
         let flusher = tokio::task::spawn_local(flusher(hub.clone(), flush, config.batch));
-        let busy = format!(
-            "! server full ({} connections); try again later\n",
-            config.max_conns
-        );
+        // A TLS client expects a handshake, not a plain-text line: it is just closed.
+        let busy = match config.tls {
+            Some(_) => String::new(),
+            None => format!(
+                "! server full ({} connections); try again later\n",
+                config.max_conns
+            ),
+        };
         let gate = Gate::new(config.access.clone(), config.max_conns, busy.as_bytes());
 
         // Each client's kernel send buffer is capped (see "Slow readers" above).
-        let spawn = |conn: TokioStream, peer: Peer, slot: GateSlot| {
-            let conn = Rc::new(conn);
-            let wake = Rc::new(Notify::new());
-            let id = hub.borrow_mut().connect(conn.clone(), wake.clone());
-            tracing::debug!(%peer, client = id.0, "connected");
-            tokio::task::spawn_local(client(hub.clone(), id, conn, wake, config.max_line, slot));
+        let max_line = config.max_line;
+        let spawn = |conn: TokioStream, peer: Peer, slot: GateSlot| match &config.tls {
+            None => {
+                tokio::task::spawn_local(join(&hub, conn, &peer, max_line, slot));
+            }
+            Some(tls) => {
+                let (hub, tls) = (hub.clone(), tls.clone());
+                tokio::task::spawn_local(async move {
+                    let Some(conn) = tls_handshake(conn, &tls, &peer).await else {
+                        return;
+                    };
+                    join(&hub, conn, &peer, max_line, slot).await;
+                });
+            }
         };
         accept_loop(&listener, &gate, &shutdown, Some(config.send_buffer), spawn).await?;
 
@@ -287,6 +322,40 @@ async fn flusher(hub: Shared, flush: Rc<Notify>, batch: Duration) {
                 // input arrived (`yield_now` defers this task until it has).
                 tokio::task::yield_now().await;
             }
+        }
+    }
+}
+
+/// A connection joins the chat: the hub greets it; what is returned is its task.
+fn join(
+    hub: &Shared,
+    conn: TokioStream,
+    peer: &Peer,
+    max_line: usize,
+    slot: GateSlot,
+) -> impl std::future::Future<Output = ()> + 'static {
+    let conn = Rc::new(conn);
+    let wake = Rc::new(Notify::new());
+    let id = hub.borrow_mut().connect(conn.clone(), wake.clone());
+    tracing::debug!(%peer, client = id.0, "connected");
+    client(hub.clone(), id, conn, wake, max_line, slot)
+}
+
+/// TLS on an accepted connection, the handshake within [`HANDSHAKE_TIMEOUT`]; `None`
+/// when it failed (logged in one line: this peer's problem, nobody else's).
+async fn tls_handshake(conn: TokioStream, tls: &ServerTls, peer: &Peer) -> Option<TokioStream> {
+    let conn = match conn.tls_server(tls) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot start TLS connection");
+            return None;
+        }
+    };
+    match conn.handshake(HANDSHAKE_TIMEOUT).await {
+        Ok(()) => Some(conn),
+        Err(e) => {
+            tracing::info!(%peer, reason = %e, "TLS connection refused");
+            None
         }
     }
 }
@@ -342,7 +411,13 @@ async fn client(
                 if reader.buf.capacity() - reader.buf.len() < READ_CHUNK {
                     reader.buf.reserve(READ_CHUNK);
                 }
-                match conn.try_read_buf(&mut reader.buf) {
+                let read = match conn.try_read_buf(&mut reader.buf) {
+                    // A TLS client that closes its socket without close_notify leaves as
+                    // one that said it: a chat line has no length a cut could falsify.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                    other => other,
+                };
+                match read {
                     Ok(0) => {
                         let mut hub = hub.borrow_mut();
                         if let Some(Input::Line(line)) = reader.finish() {

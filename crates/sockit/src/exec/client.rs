@@ -1,6 +1,7 @@
 //! The exec client, blocking: one command per connection. Output is written to the two
 //! writers as it arrives; stdin, when given, is forwarded by a thread of its own so that
-//! sending input and receiving output never wait on each other.
+//! sending input and receiving output never wait on each other. Over `tls://`, the
+//! connection is the socket layer's [`tls_tunnel`]: the same reads and writes, in TLS.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown as How;
@@ -16,7 +17,8 @@ use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::frame::LengthCodec;
 use crate::proto::exec::{ExitStatus, Kind, MAX_CHUNK, Message, ProtocolError, Token, prefix};
-use crate::socket::Stream;
+use crate::socket::tls::HANDSHAKE_TIMEOUT;
+use crate::socket::{ClientTls, Stream, tls_tunnel};
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +32,14 @@ pub enum Outcome {
 /// Runs commands on an exec server.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Where the server is.
     endpoint: Endpoint,
+    /// The shared secret the challenge is answered with.
     token: Token,
+    /// Bounds connecting and the whole command.
     timeout: Option<Duration>,
+    /// How to trust a `tls://` server; `None` for plain connections.
+    tls: Option<ClientTls>,
 }
 
 impl Client {
@@ -42,7 +49,14 @@ impl Client {
             endpoint,
             token,
             timeout: None,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS, trusting the server as `tls` says (for a `tls://` endpoint).
+    pub fn tls(mut self, tls: Option<ClientTls>) -> Client {
+        self.tls = tls;
+        self
     }
 
     /// Bounds connecting and the whole command; past it the connection is closed (which
@@ -63,6 +77,13 @@ impl Client {
         stderr: &mut impl Write,
     ) -> Result<Outcome> {
         let stream = Stream::connect(&self.endpoint, self.timeout)?;
+        let stream = match (&self.tls, &self.endpoint) {
+            (Some(tls), Endpoint::Tls(hp)) => {
+                let handshake = self.timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+                tls_tunnel(stream, tls, &hp.host, handshake)?
+            }
+            _ => stream,
+        };
         let watchdog = match self.timeout {
             Some(t) => Some(Watchdog::start(self.dup(&stream)?, t)),
             None => None,

@@ -21,6 +21,15 @@
 //! keep a token holder out: it authenticates within a round trip, long before it is the
 //! oldest. Only an authenticated client can find the server busy.
 //!
+//! # TLS
+//! With [`ServeOptions::tls`] (a `tls://` address), each connection's TLS handshake runs
+//! before the greeting, through the socket layer's one async TLS type
+//! ([`crate::socket::tokio_tls`]); the frames then travel inside it unchanged. The
+//! handshake is part of being a stranger: it runs holding a place in the strangers' pool
+//! (a newcomer can take it) and within the same [`AUTH_TIMEOUT`], counted from the
+//! connection, as authentication. A peer that sends plain text, stalls or breaks off the
+//! handshake loses its connection, logged in one line with the reason.
+//!
 //! # A client that leaves
 //! The client keeps its sending side open until the exit status; its end of stream (or a
 //! reset) before that means it left, and the program's group is killed at once. While the
@@ -58,7 +67,7 @@ use crate::proto::exec::{
     Refusal, Session, prefix,
 };
 use crate::server::{Server, Stopping};
-use crate::socket::{Peer, TokioStream};
+use crate::socket::{Peer, ServerTls, TokioStream};
 
 /// How long a client has, after connecting, to authenticate and name its command.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,6 +116,8 @@ pub struct ServeOptions {
     /// Connections waiting to authenticate at once; a newcomer beyond them replaces the
     /// one that has waited longest (see "Strangers" above).
     pub max_strangers: usize,
+    /// Speak TLS with this identity (for a `tls://` address; see "TLS" above).
+    pub tls: Option<ServerTls>,
 }
 
 impl ServeOptions {
@@ -125,15 +136,27 @@ impl ServeOptions {
 
 /// Serves exec clients on `server` until its shutdown handle fires.
 pub fn serve(server: Server, options: ServeOptions) -> Result<()> {
-    let busy = Message::Refuse("server busy: too many connections, try again later".into())
-        .to_frame()
-        .expect("a short refusal fits in a frame");
+    let tls = options.tls.is_some();
+    if tls != matches!(server.local_endpoint(), crate::addr::Endpoint::Tls(_)) {
+        return Err(crate::error::Error::Unsupported {
+            model: "exec",
+            what: "TLS on an address that is not tls://, or a tls:// address without TLS",
+        });
+    }
+    // A TLS client expects a handshake, not a plain-text frame: it is just closed.
+    let busy = match tls {
+        true => Bytes::new(),
+        false => Message::Refuse("server busy: too many connections, try again later".into())
+            .to_frame()
+            .expect("a short refusal fits in a frame"),
+    };
     let limits = Arc::new(Limits {
         commands: Arc::new(Semaphore::new(options.max_commands)),
         strangers: Strangers::new(options.max_strangers),
     });
     let options = Arc::new(options);
-    server.serve_tasks(&busy, move |stream, peer, stopping| {
+    // The tasks get plain streams; with TLS, each puts its own on (see "TLS" above).
+    server.serve_tasks_plain(&busy, move |stream, peer, stopping| {
         let options = options.clone();
         let limits = limits.clone();
         async move {
@@ -181,6 +204,18 @@ async fn serve_one(
     limits: &Limits,
 ) -> io::Result<()> {
     let mut ticket = Some(limits.strangers.enter());
+    let start = Instant::now();
+    let stream = match &options.tls {
+        Some(tls) => {
+            let Some(stream) = tls_handshake(stream, tls, peer, &mut stopping, &ticket).await
+            else {
+                return Ok(());
+            };
+            stream
+        }
+        None => stream,
+    };
+    let tls = stream.is_tls();
     let watch = stream.as_fd().try_clone_to_owned()?;
     // SAFETY: `watch` is an OwnedFd, open and unchanged for as long as the AsyncFd owns it;
     // it is a second descriptor of the socket, only ever polled, never read.
@@ -196,9 +231,10 @@ async fn serve_one(
         buf: BytesMut::new(),
     };
     writer.write_all(&frame(session.greeting())).await?;
+    writer.flush().await?;
 
     let start = tokio::select! {
-        start = handshake(&mut frames, &mut session, &limits.commands, &mut ticket) => start,
+        start = handshake(&mut frames, &mut session, &limits.commands, &mut ticket, start) => start,
         _ = stopping.wait() => Start::Refuse(Refusal("server is shutting down".into())),
     };
     let (program, argv, _permit) = match start {
@@ -212,7 +248,11 @@ async fn serve_one(
             tracing::info!(%peer, "stranger replaced by a newcomer");
             let refusal = Refusal("too many connections waiting to authenticate".into());
             let note = frame(refusal.into());
-            let _ = tokio::time::timeout(STRANGER_TIME, writer.write_all(&note)).await;
+            let words = async {
+                writer.write_all(&note).await?;
+                writer.flush().await
+            };
+            let _ = tokio::time::timeout(STRANGER_TIME, words).await;
             return Ok(());
         }
         Start::Refuse(refusal) => {
@@ -272,7 +312,7 @@ async fn serve_one(
         }
     };
     tracing::info!(%peer, ?argv, pid = child.id(), "running");
-    let mut run = Run::new(child, session);
+    let mut run = Run::new(child, session, tls);
     let end = run
         .drive(
             &mut frames,
@@ -284,6 +324,45 @@ async fn serve_one(
         .await;
     run.finish(end, peer, &mut frames, &mut writer).await;
     Ok(())
+}
+
+/// TLS on a stranger's connection: the handshake within [`AUTH_TIMEOUT`] of `start`,
+/// given up when a newcomer takes the stranger's place or the server stops. `None` when
+/// the connection is over (its failure logged in one line).
+async fn tls_handshake(
+    stream: TokioStream,
+    tls: &ServerTls,
+    peer: &Peer,
+    stopping: &mut Stopping,
+    ticket: &Option<Ticket>,
+) -> Option<TokioStream> {
+    let stream = match stream.tls_server(tls) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot start TLS connection");
+            return None;
+        }
+    };
+    let evicted = async {
+        match ticket.as_ref() {
+            Some(t) => t.evicted.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = stream.handshake(AUTH_TIMEOUT) => match r {
+            Ok(()) => Some(stream),
+            Err(e) => {
+                tracing::info!(%peer, reason = %e, "TLS connection refused");
+                None
+            }
+        },
+        _ = evicted => {
+            tracing::info!(%peer, "stranger replaced by a newcomer during its TLS handshake");
+            None
+        }
+        _ = stopping.wait() => None,
+    }
 }
 
 /// How the handshake ended.
@@ -305,16 +384,17 @@ enum Start {
     Gone,
 }
 
-/// Authentication (within [`AUTH_TIMEOUT`], as a stranger holding `ticket`, which it
-/// gives up once authenticated), then the command (within [`HANDSHAKE_TIMEOUT`] of
-/// connecting, holding a command's permit). Cancel-safe, as [`Frames::next`] is.
+/// Authentication (within [`AUTH_TIMEOUT`] of `start`, the connection's arrival, as a
+/// stranger holding `ticket`, which it gives up once authenticated), then the command
+/// (within [`HANDSHAKE_TIMEOUT`] of `start`, holding a command's permit). Cancel-safe, as
+/// [`Frames::next`] is.
 async fn handshake(
     frames: &mut Frames,
     session: &mut Session,
     commands: &Arc<Semaphore>,
     ticket: &mut Option<Ticket>,
+    start: Instant,
 ) -> Start {
-    let start = Instant::now();
     let mut permit = None;
     loop {
         let stranger = ticket.is_some();
@@ -434,10 +514,15 @@ struct Run {
     queue: VecDeque<Bytes>,
     queued: usize,
     exit: Option<ExitStatus>,
+    /// The connection is in TLS: what was written may wait in its record backlog.
+    tls: bool,
+    /// Bytes were written over TLS since the last flush: flush once the queue is empty,
+    /// or the last frames could wait in TLS's backlog while the program waits too.
+    unflushed: bool,
 }
 
 impl Run {
-    fn new(mut child: Child, session: Session) -> Run {
+    fn new(mut child: Child, session: Session, tls: bool) -> Run {
         let group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
         for fd in [
             child.stdout.as_ref().map(AsFd::as_fd),
@@ -459,6 +544,8 @@ impl Run {
             queue: VecDeque::new(),
             queued: 0,
             exit: None,
+            tls,
+            unflushed: false,
             child,
             group,
             session,
@@ -502,8 +589,13 @@ impl Run {
                         "time limit of {limit:?} exceeded; program killed"
                     )));
                 }
-                r = write_some(writer, &self.queue), if !self.queue.is_empty() => match r {
-                    Ok(n) => self.sent(n),
+                r = write_some(writer, &self.queue), if !self.queue.is_empty() || self.unflushed => match r {
+                    // The queue was empty: that was the flush.
+                    Ok(0) => self.unflushed = false,
+                    Ok(n) => {
+                        self.sent(n);
+                        self.unflushed = self.tls;
+                    }
                     Err(_) => return End::Gone,
                 },
                 r = self.stdout.fill(), if room => {
@@ -734,12 +826,15 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// One vectored write of the queued frames. Cancel-safe: nothing is consumed until it
-/// completes.
+/// One vectored write of the queued frames; with none queued, a flush (of what TLS
+/// holds), which is `Ok(0)`. Cancel-safe: nothing is consumed until it completes.
 async fn write_some(
     writer: &mut WriteHalf<TokioStream>,
     queue: &VecDeque<Bytes>,
 ) -> io::Result<usize> {
+    if queue.is_empty() {
+        return writer.flush().await.map(|()| 0);
+    }
     let mut slices = [IoSlice::new(&[]); 16];
     let mut count = 0;
     for (slot, chunk) in slices.iter_mut().zip(queue) {

@@ -15,7 +15,8 @@
 //!   [`tls_sentence`] for its errors.
 //! - [`Wire`]: a connection plain or in TLS, as the relay and the transfer hold it.
 //! - [`TokioStream`] and `tokio`'s accept loop: the same sockets and rules for the
-//!   drivers on tokio (the `async` model, exec, chat).
+//!   drivers on tokio (the `async` model, exec, chat); [`tokio_tls`]: TLS on a
+//!   [`TokioStream`] for exec and chat, and [`tls_tunnel`] for their blocking clients.
 
 pub mod access;
 mod datagram;
@@ -26,6 +27,7 @@ mod shutdown;
 mod stream;
 pub mod tls;
 pub(crate) mod tokio;
+pub mod tokio_tls;
 pub(crate) mod unix_path;
 mod wire;
 
@@ -42,6 +44,7 @@ pub use stream::Stream;
 pub use tls::{
     ClientAuth, ClientOptions, ClientTls, Fingerprint, Identity, ServerTls, TlsStream, tls_sentence,
 };
+pub use tokio_tls::tls_tunnel;
 pub use wire::Wire;
 
 macro_rules! impl_fd {

@@ -653,7 +653,9 @@ impl Role {
     }
 }
 
-fn handshake_error(what: &str, e: io::Error, timeout: Duration, peer: Role) -> Error {
+/// A failed handshake as one sentence: timed out, the peer's TLS error, or the peer
+/// gone mid-way.
+pub(crate) fn handshake_error(what: &str, e: io::Error, timeout: Duration, peer: Role) -> Error {
     if matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

@@ -1,5 +1,5 @@
-//! sockit on tokio, once: [`TokioStream`], the one async stream type (TCP or Unix), and
-//! [`accept_loop`], the one accept loop of every tokio driver (the `async` model, exec,
+//! sockit on tokio, once: [`TokioStream`], the one async stream type (TCP or Unix, plain
+//! or in TLS: see `tokio_tls`), and [`accept_loop`], the one accept loop of every tokio driver (the `async` model, exec,
 //! chat). The loop does what every sockit server does on accepting (TCP_NODELAY, the
 //! admission [`Gate`], back-off on transient errors, stop on [`Shutdown`]); what becomes
 //! of an admitted connection is the caller's `spawn` function, the one difference
@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use super::gate::{Gate, Slot};
 use super::listener::accept_error_is_transient;
+use super::tokio_tls::TokioTls;
 use super::{Listener, Peer, Shutdown};
 use crate::error::{Error, Result};
 
@@ -25,13 +26,17 @@ const BACK_OFF: Duration = Duration::from_millis(10);
 
 /// An accepted connection as a tokio stream: `AsyncRead`/`AsyncWrite` for tasks that
 /// await it, and readiness with `try_*` calls (all on `&self`) for drivers that share it
-/// between tasks, as chat's hub and client tasks do.
+/// between tasks, as chat's hub and client tasks do. Over TLS the same calls carry
+/// plaintext; a writer must then also flush ([`TokioStream::try_flush`], `poll_flush`).
 #[derive(Debug)]
 pub enum TokioStream {
     /// TCP.
     Tcp(tokio::net::TcpStream),
     /// Unix stream.
     Unix(tokio::net::UnixStream),
+    /// TLS over one of the others (boxed: rustls's state is large, and the plain
+    /// variants should not carry its size).
+    Tls(Box<TokioTls>),
 }
 
 impl TokioStream {
@@ -40,6 +45,7 @@ impl TokioStream {
         match self {
             TokioStream::Tcp(s) => s.readable().await,
             TokioStream::Unix(s) => s.readable().await,
+            TokioStream::Tls(t) => t.readable().await,
         }
     }
 
@@ -48,6 +54,7 @@ impl TokioStream {
         match self {
             TokioStream::Tcp(s) => s.writable().await,
             TokioStream::Unix(s) => s.writable().await,
+            TokioStream::Tls(t) => t.writable().await,
         }
     }
 
@@ -56,20 +63,24 @@ impl TokioStream {
         match self {
             TokioStream::Tcp(s) => s.try_read_buf(buf),
             TokioStream::Unix(s) => s.try_read_buf(buf),
+            TokioStream::Tls(t) => t.try_read_buf(buf),
         }
     }
 
-    /// Writes what the kernel takes now; `WouldBlock` when it takes nothing.
+    /// Writes what the kernel takes now; `WouldBlock` when it takes nothing. (Over TLS:
+    /// what fits in the bounded record backlog, see `tokio_tls`.)
     pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             TokioStream::Tcp(s) => s.try_write(bytes),
             TokioStream::Unix(s) => s.try_write(bytes),
+            TokioStream::Tls(t) => t.try_write(bytes),
         }
     }
 
     /// Runs `f` (system calls on the descriptor) when the socket is ready for
     /// `interest`; `f` must return `WouldBlock` when the socket is not, so that tokio
-    /// clears the readiness it consumed.
+    /// clears the readiness it consumed. Refused over TLS: bytes written past it would
+    /// not be encrypted.
     pub fn try_io<R>(
         &self,
         interest: Interest,
@@ -78,12 +89,39 @@ impl TokioStream {
         match self {
             TokioStream::Tcp(s) => s.try_io(interest, f),
             TokioStream::Unix(s) => s.try_io(interest, f),
+            TokioStream::Tls(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "raw I/O on a TLS connection",
+            )),
         }
     }
 
-    /// Half-closes the write side: the peer reads EOF after the last byte written.
+    /// Half-closes the write side: the peer reads EOF after the last byte written (over
+    /// TLS, close_notify first).
     pub fn shutdown_write(&self) -> io::Result<()> {
-        rustix::net::shutdown(self.as_fd(), rustix::net::Shutdown::Write).map_err(Into::into)
+        match self {
+            TokioStream::Tls(t) => t.shutdown_write(),
+            _ => rustix::net::shutdown(self.as_fd(), rustix::net::Shutdown::Write)
+                .map_err(Into::into),
+        }
+    }
+
+    /// Polls the socket's read readiness (of the socket under TLS, for a TLS stream).
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            TokioStream::Tcp(s) => s.poll_read_ready(cx),
+            TokioStream::Unix(s) => s.poll_read_ready(cx),
+            TokioStream::Tls(t) => t.get_ref().poll_read_ready(cx),
+        }
+    }
+
+    /// Polls the socket's write readiness (of the socket under TLS, for a TLS stream).
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            TokioStream::Tcp(s) => s.poll_write_ready(cx),
+            TokioStream::Unix(s) => s.poll_write_ready(cx),
+            TokioStream::Tls(t) => t.get_ref().poll_write_ready(cx),
+        }
     }
 }
 
@@ -92,6 +130,7 @@ impl AsFd for TokioStream {
         match self {
             TokioStream::Tcp(s) => s.as_fd(),
             TokioStream::Unix(s) => s.as_fd(),
+            TokioStream::Tls(t) => t.get_ref().as_fd(),
         }
     }
 }
@@ -111,6 +150,7 @@ impl AsyncRead for TokioStream {
         match self.get_mut() {
             TokioStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             TokioStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            TokioStream::Tls(t) => t.poll_read(cx, buf),
         }
     }
 }
@@ -124,6 +164,7 @@ impl AsyncWrite for TokioStream {
         match self.get_mut() {
             TokioStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             TokioStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            TokioStream::Tls(t) => t.poll_write(cx, &[io::IoSlice::new(buf)]),
         }
     }
 
@@ -135,6 +176,7 @@ impl AsyncWrite for TokioStream {
         match self.get_mut() {
             TokioStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             TokioStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            TokioStream::Tls(t) => t.poll_write(cx, bufs),
         }
     }
 
@@ -146,6 +188,7 @@ impl AsyncWrite for TokioStream {
         match self.get_mut() {
             TokioStream::Tcp(s) => Pin::new(s).poll_flush(cx),
             TokioStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            TokioStream::Tls(t) => t.poll_flush(cx),
         }
     }
 
@@ -153,6 +196,7 @@ impl AsyncWrite for TokioStream {
         match self.get_mut() {
             TokioStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             TokioStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            TokioStream::Tls(t) => t.poll_shutdown(cx),
         }
     }
 }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sockit::Endpoint;
-use sockit::socket::Stream;
+use sockit::socket::tls::HANDSHAKE_TIMEOUT;
+use sockit::socket::{Stream, tls_tunnel};
 use sockit::text::terminal_safe;
 
-use crate::args::parse_duration;
+use crate::args::{TlsClientArgs, parse_duration};
 
 /// Chat client: type lines, see the room's lines as they come, even mid-typing.
 ///
@@ -23,16 +24,20 @@ use crate::args::parse_duration;
 /// to close). Either way the server's control characters are printed escaped (\x1b), never
 /// raw.
 ///
+/// tls://HOST:PORT speaks TLS, trusting the server by the system's roots, --cacert, or
+/// --pin (the fingerprint a zero-setup `chat serve tls://` prints).
+///
 /// Exit status: 0 after /quit or EOF; 1 when the server closes the connection or cannot
-/// be reached (one line on stderr says so); 2 on bad usage.
+/// be reached or trusted (one line on stderr says so); 2 on bad usage.
 ///
 /// Examples:
 ///   sockit chat join 127.0.0.1:7001 --nick alice
+///   sockit chat join tls://chat.example:7443 --pin sha256:... --nick alice
 ///   printf 'bob\nhello from a script\n' | sockit chat join 127.0.0.1:7001
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Chat server: HOST:PORT, tcp://, unix:PATH.
+    /// Chat server: HOST:PORT, tcp://, tls://, unix:PATH.
     addr: Endpoint,
     /// Your nick (otherwise the first line you type).
     #[arg(long)]
@@ -40,6 +45,8 @@ pub struct Args {
     /// Give up connecting after this long (e.g. 5s).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     timeout: Option<Duration>,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 /// What the main loop reacts to, from the reader threads and the signal thread.
@@ -67,13 +74,21 @@ const QUIT_WAIT: Duration = Duration::from_secs(2);
 const MAX_SHOWN: usize = 64 * 1024;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::args::refuse_tls("chat join", &args.addr)?;
+    // Before connecting: a bad --cacert is reported with nothing sent.
+    let tls = args.tls.client_tls(&args.addr)?;
     if let Some(nick) = &args.nick
         && (nick.is_empty() || nick.chars().any(|c| c.is_control() || c == ' '))
     {
         return Err(crate::usage(format!("invalid nick {nick:?}")));
     }
     let stream = Stream::connect(&args.addr, args.timeout)?;
+    let stream = match (&tls, &args.addr) {
+        (Some(tls), Endpoint::Tls(hp)) => {
+            let handshake = args.timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+            tls_tunnel(stream, tls, &hp.host, handshake)?
+        }
+        _ => stream,
+    };
     let mut writer = stream.try_clone().context("cannot duplicate the socket")?;
     if let Some(nick) = &args.nick {
         writer

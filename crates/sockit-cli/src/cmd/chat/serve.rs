@@ -10,7 +10,8 @@ use sockit::proto::chat::RoomName;
 use sockit::socket::{AccessList, Network};
 
 use crate::args::{
-    parse_bytes, parse_duration, parse_positive, parse_positive_bytes, stop_on_signals,
+    TlsServerArgs, announce_fingerprint, parse_bytes, parse_duration, parse_positive,
+    parse_positive_bytes, stop_on_signals,
 };
 
 /// Chat server: nicks, rooms, history; plain nc/ncat/telnet clients can take part.
@@ -38,15 +39,22 @@ use crate::args::{
 /// Scale-out: with --redis, servers using the same Redis share rooms, nicks, /who and
 /// /msg. A server that loses Redis goes on serving its own clients and reconnects.
 ///
+/// TLS: on tls://HOST:PORT the server presents --cert/--key, or makes a self-signed
+/// certificate and prints "tls fingerprint sha256:..." after "listening on", for
+/// clients to --pin (openssl s_client and sockit chat join tls:// are clients). A
+/// handshake must finish within 5 s; a client that sends plain text, stalls or fails
+/// it loses its own connection, logged in one line (SOCKIT_LOG=info).
+///
 /// SIGINT/SIGTERM: everyone gets "* server shutting down", then sockit exits 0.
 ///
 /// Examples:
 ///   sockit chat serve 127.0.0.1:7001 --history 50
 ///   sockit chat serve 0.0.0.0:7001 --redis redis://127.0.0.1:6379 --allow 10.0.0.0/8
+///   sockit chat serve tls://0.0.0.0:7443 --cert cert.pem --key key.pem
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Address to listen on (tcp or unix).
+    /// Address to listen on (tcp, tls or unix).
     #[arg(default_value = "127.0.0.1:7001")]
     addr: Endpoint,
     /// Longest line accepted from a client, in bytes (e.g. 4096, 16K).
@@ -81,6 +89,8 @@ pub struct Args {
     /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins.
     #[arg(long, value_name = "CIDR")]
     deny: Vec<Network>,
+    #[command(flatten)]
+    tls: TlsServerArgs,
 }
 
 fn parse_room(s: &str) -> Result<RoomName, String> {
@@ -88,7 +98,8 @@ fn parse_room(s: &str) -> Result<RoomName, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::args::refuse_tls("chat serve", &args.addr)?;
+    // Before binding: a bad certificate or key is reported with nothing bound.
+    let tls = args.tls.server_tls(&args.addr)?;
     if args.max_queue < args.max_line {
         return Err(crate::usage("--max-queue must be at least --max-line"));
     }
@@ -102,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         access: AccessList::new(args.allow, args.deny),
         default_room: args.room,
         redis: args.redis,
+        tls: tls.as_ref().map(|(tls, _)| tls.clone()),
     };
     let server = ChatServer::bind(&args.addr, config).map_err(|e| match e {
         sockit::Error::Redis { .. } => crate::usage(e),
@@ -111,6 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // it, and the default action would kill the server without its clean shutdown.
     stop_on_signals(server.shutdown_handle())?;
     eprintln!("listening on {}", server.local_endpoint());
+    if let Some((tls, true)) = &tls {
+        announce_fingerprint(tls);
+    }
     server.serve().context("chat server failed")?;
     Ok(ExitCode::SUCCESS)
 }
