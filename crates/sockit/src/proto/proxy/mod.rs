@@ -1,7 +1,8 @@
 //! What is said on a connection before it becomes a relay: the proxy protocols a client
 //! speaks to get through a proxy and a proxy speaks to its clients ([`socks5`], HTTP [`connect`]), and the
 //! header a relay puts in front of the relayed bytes so the server behind it knows who the
-//! client is ([`header`], HAProxy's PROXY protocol).
+//! client is ([`header`], HAProxy's PROXY protocol); and where a proxy may connect for its
+//! clients ([`policy`]).
 //!
 //! All of them are sans-IO: bytes in, bytes and decisions out. Connecting, checking a
 //! password against a file and relaying belong to the drivers.
@@ -10,6 +11,7 @@ use std::fmt;
 
 pub mod connect;
 pub mod header;
+pub mod policy;
 pub mod socks5;
 
 /// A user name and password, as `socks5://USER:PASS@` or `--auth` give them.
