@@ -1,8 +1,8 @@
 //! What is said on a connection before it becomes a relay: the proxy protocols a client
-//! speaks to get through a proxy and a proxy speaks to its clients ([`socks5`], HTTP [`connect`]), and the
-//! header a relay puts in front of the relayed bytes so the server behind it knows who the
-//! client is ([`header`], HAProxy's PROXY protocol); and where a proxy may connect for its
-//! clients ([`policy`]).
+//! speaks to get through a proxy and a proxy speaks to its clients ([`socks5`], HTTP
+//! [`connect`]); the header a relay puts in front of the relayed bytes so the server
+//! behind it knows who the client is ([`header`], HAProxy's PROXY protocol); and where a
+//! proxy may connect for its clients ([`policy`]).
 //!
 //! All of them are sans-IO: bytes in, bytes and decisions out. Connecting, checking a
 //! password against a file and relaying belong to the drivers.
