@@ -410,6 +410,11 @@ impl Server {
         &self.local
     }
 
+    /// How this server was configured, for drivers that serve it their own way.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A handle that stops this server from any thread.
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()

@@ -1,0 +1,104 @@
+//! `sockit forward`: accept on one address and relay every connection to a target, on the
+//! library's forwarder (`sockit::forward`).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sockit::forward::Forward;
+use sockit::server::{Config, Model, Server};
+use sockit::socket::{AccessList, Network};
+use sockit::{Endpoint, Transport};
+
+use crate::args::{
+    TlsClientArgs, TlsServerArgs, announce, announce_fingerprint, parse_nonzero_duration,
+    parse_positive,
+};
+
+/// Relay every connection accepted on LISTEN to TARGET (a port forwarder, a TLS
+/// terminator or originator).
+///
+/// Either side may be TCP (HOST:PORT), a Unix socket (unix:PATH) or TLS (tls://HOST:PORT):
+/// a tls:// LISTEN terminates TLS (with --cert/--key, or a self-signed certificate made at
+/// start whose fingerprint is printed after `listening on`), a tls:// TARGET is reached
+/// over TLS (trusted by the system's CAs, --cacert, --pin or -k), both at once re-encrypt.
+///
+/// Both directions flow at once. One side's EOF is passed on as a half-close and the
+/// connection ends when both directions are done; a reset on one side resets the other.
+/// A TARGET that refuses or is down closes that client (one warning); the forwarder goes
+/// on serving. Plain to plain, bytes move by splice(2) and never enter userspace; an idle
+/// connection holds no buffer.
+///
+/// Examples:
+///   sockit forward 127.0.0.1:8080 unix:/run/app.sock
+///   sockit forward tls://0.0.0.0:8443 127.0.0.1:8080
+///   sockit forward 127.0.0.1:6380 tls://db.internal:6379 --cacert ca.pem
+///   sockit forward 127.0.0.1:2222 10.0.0.5:22 --allow 127.0.0.1 --max-conns 100
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Address to accept on: HOST:PORT, tcp://, tls://, unix:PATH.
+    listen: Endpoint,
+    /// Where to relay each connection: HOST:PORT, tcp://, tls://, unix:PATH.
+    target: Endpoint,
+    /// How long connecting to TARGET (with its TLS handshake) may take.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
+    connect_timeout: Duration,
+    /// tls:// LISTEN: how long a client has to finish its handshake (e.g. 5s).
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
+    header_timeout: Duration,
+    /// Runtime threads. Default: one per CPU.
+    #[arg(long, short = 'w', value_parser = parse_positive)]
+    workers: Option<usize>,
+    /// Connections relayed at once (at least 1); more are refused (closed at once).
+    #[arg(long, value_parser = parse_positive)]
+    max_conns: Option<usize>,
+    /// Close a relayed connection when nothing moved either way for this long (e.g. 5m).
+    #[arg(long, value_parser = parse_nonzero_duration)]
+    idle_timeout: Option<Duration>,
+    /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<Network>,
+    /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<Network>,
+    #[command(flatten)]
+    server_tls: TlsServerArgs,
+    #[command(flatten)]
+    client_tls: TlsClientArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.listen.transport() != Transport::Stream || args.target.transport() != Transport::Stream
+    {
+        return Err(crate::usage(
+            "forward relays streams (tcp, unix, tls) only, for now: udp:// and unix-dgram: are not supported yet",
+        ));
+    }
+    // Before binding: a bad certificate, key or CA file is reported with nothing bound.
+    let server_tls = args.server_tls.server_tls(&args.listen)?;
+    let client_tls = args.client_tls.client_tls(&args.target)?;
+    let config = Config {
+        model: Model::Async,
+        workers: args.workers,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        header_timeout: Some(args.header_timeout),
+        access: AccessList::new(args.allow, args.deny),
+    };
+    let server = Server::bind(&args.listen, config)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    announce(&server)?;
+    if let Some((tls, true)) = &server_tls {
+        announce_fingerprint(tls);
+    }
+    let forward = Forward {
+        target: args.target,
+        server_tls: server_tls.map(|(tls, _)| tls),
+        client_tls,
+        connect_timeout: args.connect_timeout,
+        handshake_timeout: args.header_timeout,
+    };
+    sockit::forward::serve(server, forward)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,461 @@
+//! `sockit forward`: the relay checked end to end against targets nobody here wrote
+//! (Python's socket, ssl and http.server, redis-server, openssl s_server) and clients
+//! likewise (Python, curl, redis-cli): bytes exact both ways at once, half-close and reset
+//! carried, TLS terminated and originated, a target down, the connection limit and the
+//! idle timeout.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{Proc, Server, TempDir, WAIT, openssl_cert, payload, s_server_www};
+
+/// A Python asyncio echo server on loopback port 0 (or the Unix socket given as its
+/// argument) that prints its port (or `ready`) on stdout: the target of most tests.
+const ECHO_TARGET: &str = r#"
+import asyncio, resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+async def echo(r, w):
+    try:
+        while True:
+            b = await r.read(65536)
+            if not b:
+                break
+            w.write(b)
+            await w.drain()
+        w.write_eof()
+    except ConnectionError:
+        pass
+    w.close()
+async def main():
+    if len(sys.argv) > 1:
+        srv = await asyncio.start_unix_server(echo, sys.argv[1], backlog=2048)
+        print("ready", flush=True)
+    else:
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=2048)
+        print(srv.sockets[0].getsockname()[1], flush=True)
+    await srv.serve_forever()
+asyncio.run(main())
+"#;
+
+/// A Python target that accepts one connection and runs `body` on it (`c`), after
+/// printing its port.
+fn one_shot_target(body: &str) -> (Proc, u16) {
+    let script = format!(
+        "import socket, struct, sys\n\
+         l = socket.socket()\n\
+         l.bind(('127.0.0.1', 0))\n\
+         l.listen(8)\n\
+         print(l.getsockname()[1], flush=True)\n\
+         c, _ = l.accept()\n\
+         {body}\n"
+    );
+    let p = Proc::python(&script, &[]);
+    let port = p.first_line().trim().parse().expect("target port");
+    (p, port)
+}
+
+fn echo_target() -> (Proc, u16) {
+    let p = Proc::python(ECHO_TARGET, &[]);
+    let port = p.first_line().trim().parse().expect("target port");
+    (p, port)
+}
+
+fn forward(args: &[&str]) -> Server {
+    let mut all = vec!["forward"];
+    all.extend_from_slice(args);
+    Server::start(&all)
+}
+
+fn client(fw: &Server) -> TcpStream {
+    let s = TcpStream::connect(fw.addr()).expect("connect to forward");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+fn read_to_end(mut s: &TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// 100 MiB each way at the same time, through splice, byte for byte: the target sends its
+/// own file while it stores what it receives.
+#[test]
+fn forward_100mib_each_way_at_once() {
+    const LEN: usize = 100 << 20;
+    let dir = TempDir::new("fwd-big");
+    let (down, up) = (dir.path("down.bin"), dir.path("up.bin"));
+    let down_bytes = payload(LEN, 7);
+    std::fs::write(&down, &down_bytes).unwrap();
+    let body = format!(
+        "import threading\n\
+         def send():\n    \
+             with open({down:?}, 'rb') as f:\n        \
+                 c.sendfile(f)\n    \
+             c.shutdown(socket.SHUT_WR)\n\
+         t = threading.Thread(target=send)\n\
+         t.start()\n\
+         with open({up:?}, 'wb') as f:\n    \
+             while True:\n        \
+                 b = c.recv(1 << 20)\n        \
+                 if not b: break\n        \
+                 f.write(b)\n\
+         t.join()\n\
+         c.close()\n\
+         print('done', flush=True)",
+        down = down.to_str().unwrap(),
+        up = up.to_str().unwrap(),
+    );
+    let (mut target, port) = one_shot_target(&body);
+    let fw = forward(&["127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let s = client(&fw);
+    let up_bytes = payload(LEN, 8);
+    let writer = {
+        let s = s.try_clone().unwrap();
+        let bytes = up_bytes.clone();
+        std::thread::spawn(move || {
+            (&s).write_all(&bytes).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let got = read_to_end(&s).expect("read the target's bytes");
+    writer.join().unwrap();
+    assert!(
+        got == down_bytes,
+        "target → client: {} bytes, not the file",
+        got.len()
+    );
+    target.wait_stdout_contains("done");
+    target.wait_exit(WAIT);
+    assert!(
+        std::fs::read(&up).unwrap() == up_bytes,
+        "client → target differs"
+    );
+}
+
+/// The client's half-close reaches the target as EOF, and the target's answer after it
+/// still comes back, then its close.
+#[test]
+fn forward_half_close_client_to_target() {
+    let (_target, port) = one_shot_target(
+        "n = 0\n\
+         while True:\n    \
+             b = c.recv(65536)\n    \
+             if not b: break\n    \
+             n += len(b)\n\
+         c.sendall(b'got %d bytes' % n)\n\
+         c.close()",
+    );
+    let fw = forward(&["127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let s = client(&fw);
+    (&s).write_all(&payload(300_000, 1)).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&s).unwrap(), b"got 300000 bytes");
+}
+
+/// The target's half-close reaches the client as EOF while the client can still send,
+/// and what it sends then reaches the target.
+#[test]
+fn forward_half_close_target_to_client() {
+    let (target, port) = one_shot_target(
+        "c.sendall(b'hello')\n\
+         c.shutdown(socket.SHUT_WR)\n\
+         got = b''\n\
+         while True:\n    \
+             b = c.recv(65536)\n    \
+             if not b: break\n    \
+             got += b\n\
+         print(got.decode(), flush=True)\n\
+         c.close()",
+    );
+    let dir = TempDir::new("fwd-hc");
+    let listen = format!("unix:{}", dir.path("f.sock").to_str().unwrap());
+    let fw = forward(&[&listen, &format!("127.0.0.1:{port}")]);
+    let path = fw.endpoint.strip_prefix("unix:").unwrap().to_owned();
+    let s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    (&s).read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello");
+    (&s).write_all(b"after your EOF").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    // Its port, then what it read after its own half-close.
+    let out = target.wait_stdout(|b| b.iter().filter(|&&c| c == b'\n').count() == 2);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.lines().nth(1), Some("after your EOF"), "{text}");
+}
+
+/// A target that resets (SO_LINGER 0 close) resets the client too.
+#[test]
+fn forward_reset_carried() {
+    let (_target, port) = one_shot_target(
+        "c.recv(5)\n\
+         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n\
+         c.close()",
+    );
+    let fw = forward(&["127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let s = client(&fw);
+    (&s).write_all(b"hello").unwrap();
+    let err = read_to_end(&s).expect_err("the client must see the reset, not an EOF");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+/// redis-cli through forward to redis-server on a Unix socket.
+#[test]
+fn forward_tcp_to_redis_on_unix_socket() {
+    let dir = TempDir::new("fwd-redis");
+    let sock = dir.path("redis.sock");
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", "0", "--save", "", "--appendonly", "no"])
+        .arg("--unixsocket")
+        .arg(&sock)
+        .arg("--dir")
+        .arg(&dir.0);
+    let _redis = Proc::spawn(cmd);
+    let deadline = Instant::now() + WAIT;
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "redis-server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let target = format!("unix:{}", sock.to_str().unwrap());
+    let fw = forward(&["127.0.0.1:0", &target]);
+    let port = fw.port().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(cli(&["PING"]), "PONG\n");
+    assert_eq!(cli(&["SET", "forwarded", "through sockit"]), "OK\n");
+    assert_eq!(cli(&["GET", "forwarded"]), "through sockit\n");
+}
+
+/// TLS terminated by forward (openssl's certificate) in front of Python's http.server:
+/// curl --cacert gets the file.
+#[test]
+fn forward_tls_termination_to_http_server() {
+    let dir = TempDir::new("fwd-tls-term");
+    let (cert, key) = openssl_cert(&dir, "localhost");
+    let www = TempDir::new("fwd-www");
+    let body = payload(200_000, 3);
+    std::fs::write(www.path("file.bin"), &body).unwrap();
+    let script = "import http.server, functools, sys\n\
+                  h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
+                  s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), h)\n\
+                  print(s.server_address[1], flush=True)\n\
+                  s.serve_forever()";
+    let http = Proc::python(script, &[www.0.to_str().unwrap()]);
+    let port: u16 = http.first_line().trim().parse().unwrap();
+    let fw = forward(&[
+        "tls://127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert", &cert])
+        .arg(format!("https://localhost:{}/file.bin", fw.port()))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == body, "curl got {} bytes", out.stdout.len());
+}
+
+/// TLS terminated with the zero-setup certificate: its fingerprint line follows
+/// `listening on`, and Python's ssl (trusting nothing but that certificate, fetched and
+/// checked against the fingerprint) talks through it to an echo target.
+#[test]
+fn forward_tls_zero_setup_certificate() {
+    let (_target, port) = echo_target();
+    let fw = forward(&["tls://127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let pin = fw.tls_pin();
+    let script = "import hashlib, socket, ssl, sys\n\
+                  host, port, pin = '127.0.0.1', int(sys.argv[1]), sys.argv[2]\n\
+                  pem = ssl.get_server_certificate((host, port))\n\
+                  der = ssl.PEM_cert_to_DER_cert(pem)\n\
+                  assert 'sha256:' + hashlib.sha256(der).hexdigest() == pin, 'fingerprint'\n\
+                  ctx = ssl.create_default_context(cadata=pem)\n\
+                  s = ctx.wrap_socket(socket.create_connection((host, port)), server_hostname='localhost')\n\
+                  s.sendall(b'through tls')\n\
+                  print(s.recv(100).decode(), flush=True)";
+    let mut py = Proc::python(script, &[&fw.port().to_string(), &pin]);
+    let status = py.wait_exit(WAIT);
+    assert!(status.success(), "{}", py.stderr());
+    assert_eq!(py.stdout(), b"through tls\n");
+}
+
+/// TLS originated by forward towards openssl s_server, trusted by --cacert: a plain
+/// HTTP request through it gets s_server's status page.
+#[test]
+fn forward_tls_origination_to_s_server() {
+    let dir = TempDir::new("fwd-tls-orig");
+    let (cert, key) = openssl_cert(&dir, "localhost");
+    let (_s_server, port) = s_server_www(&cert, &key, &[]);
+    let fw = forward(&[
+        "127.0.0.1:0",
+        &format!("tls://localhost:{port}"),
+        "--cacert",
+        &cert,
+    ]);
+    let s = client(&fw);
+    (&s).write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let reply = String::from_utf8_lossy(&read_to_end(&s).unwrap()).into_owned();
+    assert!(reply.starts_with("HTTP/1.0 200 ok"), "{reply}");
+    assert!(reply.contains("s_server"), "{reply}");
+}
+
+/// An untrusted target certificate costs the client its connection, with one warning.
+#[test]
+fn forward_tls_origination_refuses_untrusted_target() {
+    let dir = TempDir::new("fwd-tls-untrusted");
+    let (cert, key) = openssl_cert(&dir, "localhost");
+    let (_s_server, port) = s_server_www(&cert, &key, &[]);
+    let fw = forward(&["127.0.0.1:0", &format!("tls://localhost:{port}")]);
+    let s = client(&fw);
+    let _ = (&s).write_all(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(read_to_end(&s).map(|b| b.is_empty()).unwrap_or(true));
+    let line = fw.next_line().expect("a warning");
+    assert!(line.contains("cannot reach"), "{line}");
+}
+
+/// 1,000 connections relayed at once, each byte-exact.
+#[test]
+fn forward_1000_concurrent_connections() {
+    const CONNS: usize = 1000;
+    sockit::socket::raise_nofile_limit(4 * CONNS as u64);
+    let (_target, port) = echo_target();
+    let fw = forward(&["127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let conns: Vec<TcpStream> = (0..CONNS).map(|_| client(&fw)).collect();
+    for (i, s) in conns.iter().enumerate() {
+        let mut s = s;
+        s.write_all(&payload(4096, i as u64)).unwrap();
+    }
+    for (i, s) in conns.iter().enumerate() {
+        let mut got = vec![0; 4096];
+        let mut s = s;
+        s.read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert!(
+            got == payload(4096, i as u64),
+            "connection {i} got other bytes"
+        );
+    }
+}
+
+/// A target that is down closes that client with one warning; the forwarder serves the
+/// next client once the target is up.
+#[test]
+fn forward_target_down_then_up() {
+    let dir = TempDir::new("fwd-down");
+    let sock = dir.path("target.sock");
+    let fw = forward(&["127.0.0.1:0", &format!("unix:{}", sock.to_str().unwrap())]);
+    let s = client(&fw);
+    assert_eq!(read_to_end(&s).unwrap(), b"", "the client is closed");
+    let line = fw.next_line().expect("a warning");
+    assert!(
+        line.contains("cannot reach") && line.contains("target.sock"),
+        "{line}"
+    );
+    let target = Proc::python(ECHO_TARGET, &[sock.to_str().unwrap()]);
+    target.wait_stdout_contains("ready");
+    let s = client(&fw);
+    (&s).write_all(b"now it is up").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&s).unwrap(), b"now it is up");
+}
+
+/// Sends a few bytes and says whether they came back through the relay.
+fn relays(s: &TcpStream) -> bool {
+    let mut s = s;
+    if s.write_all(b"ping").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4];
+    matches!(s.read_exact(&mut buf), Ok(()) if &buf == b"ping")
+}
+
+/// --max-conns 2: a third client is closed at once; once one leaves, a new one gets in.
+#[test]
+fn forward_max_conns() {
+    let (_target, port) = echo_target();
+    let fw = forward(&[
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+        "--max-conns",
+        "2",
+    ]);
+    let a = client(&fw);
+    let b = client(&fw);
+    assert!(relays(&a) && relays(&b));
+    let c = client(&fw);
+    assert!(!relays(&c), "a third connection must be refused");
+    drop(a);
+    // The slot comes back when the relay of `a` has ended; a bounded retry waits for it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if relays(&client(&fw)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot after a client left");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(relays(&b));
+}
+
+/// --idle-timeout: a relayed connection where nothing moves is closed; one that keeps
+/// talking is not.
+#[test]
+fn forward_idle_timeout() {
+    let (_target, port) = echo_target();
+    let fw = forward(&[
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+        "--idle-timeout",
+        "1s",
+    ]);
+    let idle = client(&fw);
+    let busy = client(&fw);
+    assert!(relays(&idle));
+    let start = Instant::now();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(relays(&busy), "a busy connection was closed");
+    }
+    let rest = read_to_end(&idle);
+    assert!(matches!(rest.as_deref(), Ok(b"")), "{rest:?}");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+}
+
+/// Bad input is a usage error before anything is bound.
+#[test]
+fn forward_usage_errors() {
+    let run = |args: &[&str]| {
+        let mut all = vec!["forward"];
+        all.extend_from_slice(args);
+        let mut p = Proc::sockit(&all);
+        let status = p.wait_exit(WAIT);
+        (status.code(), p.stderr())
+    };
+    let (code, err) = run(&["127.0.0.1:0", "127.0.0.1:1", "--cacert", "/nonexistent"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("tls://"), "{err}");
+    let (code, err) = run(&["127.0.0.1:0", "127.0.0.1:1", "--max-conns", "0"]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -1,0 +1,229 @@
+//! `sockit forward`: accept on one address and relay each connection to a target, any
+//! stream kind on either side (TCP, Unix, TLS terminated on the listening side,
+//! originated towards the target, or both).
+//!
+//! # The model, and why
+//! Tokio tasks, one per relayed connection, on the server's one accept loop (admission
+//! gate, `--max-conns`, access lists: [`Server::serve_tasks`]'s). A relay spends its
+//! life waiting, so what matters is what a waiting connection costs: here a parked task
+//! and two reactor registrations, a few hundred bytes, with no buffer and no pipe (see
+//! `stream.rs`): bytes in flight get a pipe or a buffer only while they are
+//! in flight. Threads would cost a stack per connection; an event loop of our own would
+//! be this same state machine with more code to keep.
+//!
+//! Plain to plain, bytes move with `splice(2)` socket → pipe → socket and never enter
+//! userspace; a TLS leg must (rustls encrypts and decrypts in userspace), through a
+//! 16 KiB buffer held while bytes flow.
+//!
+//! # Rules
+//! The target is connected (and its TLS handshake made) within the connect timeout once a
+//! client is admitted (and, on a `tls://` listener, its handshake made within the
+//! handshake timeout); a target that refuses, is down or fails its handshake costs that
+//! client its connection (closed, one warning), never the forwarder. Then the relay's
+//! rules (half-close passed on, reset passed on, idle timeout): `stream.rs`.
+
+mod stream;
+
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+
+use crate::addr::Endpoint;
+use crate::error::{Error, Result};
+use crate::server::Server;
+use crate::socket::{ClientTls, Peer, ServerTls, Stream, TlsStream, TokioStream, Wire};
+
+use self::stream::Ended;
+
+/// Descriptors the forwarder asks for at start: each relayed connection holds two (and a
+/// pipe pair while bytes are in flight), so the usual soft limit of 1024 would cap it
+/// near 500 connections.
+const NOFILE_WANTED: u64 = 1 << 20;
+
+/// What a forwarder does with each connection it accepts.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Where every accepted connection is relayed (a stream endpoint).
+    pub target: Endpoint,
+    /// Terminates TLS on the listening side (`tls://` listener): the identity presented.
+    pub server_tls: Option<ServerTls>,
+    /// Originates TLS towards a `tls://` target: how the target is trusted.
+    pub client_tls: Option<ClientTls>,
+    /// How long connecting to the target (and its TLS handshake) may take.
+    pub connect_timeout: Duration,
+    /// How long a client has for its TLS handshake on a `tls://` listener: a head's
+    /// deadline, so a client that stalls in it cannot hold a slot.
+    pub handshake_timeout: Duration,
+}
+
+/// Serves `server` (bound to a stream endpoint; its connection limit, access lists, idle
+/// timeout and worker threads apply, its model does not) by relaying every connection to
+/// `forward.target`, until the server's shutdown handle is triggered.
+pub fn serve(server: Server, forward: Forward) -> Result<()> {
+    let tls_listener = matches!(server.local_endpoint(), Endpoint::Tls(_));
+    if tls_listener != forward.server_tls.is_some() {
+        return Err(Error::Unsupported {
+            model: "forward",
+            what: "a tls:// listener without a server identity (or one on a plain listener)",
+        });
+    }
+    if matches!(forward.target, Endpoint::Tls(_)) != forward.client_tls.is_some() {
+        return Err(Error::Unsupported {
+            model: "forward",
+            what: "a tls:// target without client TLS settings (or them on a plain target)",
+        });
+    }
+    if forward.target.transport() != crate::addr::Transport::Stream {
+        return Err(Error::Unsupported {
+            model: "forward",
+            what: "a datagram target for a stream listener",
+        });
+    }
+    crate::socket::raise_nofile_limit(NOFILE_WANTED);
+    let idle = server.config().idle_timeout;
+    let forward = std::sync::Arc::new(forward);
+    server.serve_tasks_plain(b"", move |stream, peer, _stopping| {
+        let forward = forward.clone();
+        async move { connection(stream, peer, &forward, idle).await }
+    })
+}
+
+/// One accepted connection, from its TLS handshake to the end of its relay.
+async fn connection(stream: TokioStream, peer: Peer, forward: &Forward, idle: Option<Duration>) {
+    let client = match accept_leg(stream, forward).await {
+        Ok(leg) => leg,
+        Err(e) => {
+            tracing::warn!(%peer, "client refused: {e}");
+            return;
+        }
+    };
+    let target = tokio::time::timeout(forward.connect_timeout, connect_leg(forward)).await;
+    let mut target = match target {
+        Ok(Ok(leg)) => leg,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, "cannot reach {}: {e}; client closed", forward.target);
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                %peer,
+                "cannot reach {}: no connection within {:?}; client closed",
+                forward.target,
+                forward.connect_timeout
+            );
+            return;
+        }
+    };
+    let mut client = client;
+    match stream::relay(&mut client, &mut target, idle).await {
+        Ended::Closed => tracing::debug!(%peer, "relay ended"),
+        Ended::Idle => {
+            tracing::info!(%peer, "relay closed: idle");
+        }
+        Ended::Reset(e) => tracing::debug!(%peer, "relay reset: {e}"),
+    }
+}
+
+/// The client's leg: the accepted socket, with TLS terminated on it when the listener is
+/// `tls://`.
+async fn accept_leg(stream: TokioStream, forward: &Forward) -> Result<AsyncFd<Wire>> {
+    let sock = into_std(stream).map_err(|e| Error::io("prepare connection", e))?;
+    let Some(tls) = &forward.server_tls else {
+        return register(Wire::Plain(sock));
+    };
+    let tls = TlsStream::server(sock, tls)?;
+    let leg = register(Wire::from(tls))?;
+    match tokio::time::timeout(forward.handshake_timeout, handshake(leg)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Tls(format!(
+            "TLS handshake not done within {:?}",
+            forward.handshake_timeout
+        ))),
+    }
+}
+
+/// The target's leg: connected, with TLS originated on it for a `tls://` target.
+async fn connect_leg(forward: &Forward) -> Result<AsyncFd<Wire>> {
+    let target = &forward.target;
+    let what = || format!("connect {target}");
+    let sock = match target {
+        Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
+            let addrs = tokio::net::lookup_host((hp.host.as_str(), hp.port))
+                .await
+                .map_err(|e| Error::io(format!("resolve {}", hp.host), e))?;
+            let mut last = None;
+            let mut connected = None;
+            for addr in addrs {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => {
+                        connected = Some(s);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let Some(s) = connected else {
+                let e = last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into());
+                return Err(Error::io(what(), e));
+            };
+            let _ = s.set_nodelay(true);
+            into_std(TokioStream::Tcp(s))
+        }
+        Endpoint::Unix(path) => tokio::net::UnixStream::connect(path)
+            .await
+            .and_then(|s| into_std(TokioStream::Unix(s))),
+        Endpoint::Udp(_) | Endpoint::UnixDgram(_) => {
+            return Err(Error::Unsupported {
+                model: "forward",
+                what: "a datagram target for a stream listener",
+            });
+        }
+    }
+    .map_err(|e| Error::io(what(), e))?;
+    match (target, &forward.client_tls) {
+        (Endpoint::Tls(hp), Some(tls)) => {
+            let tls = TlsStream::client(sock, tls, &hp.host)?;
+            handshake(register(Wire::from(tls))?).await
+        }
+        _ => register(Wire::Plain(sock)),
+    }
+}
+
+/// Makes a TLS leg's handshake on its non-blocking socket, waiting on readiness.
+async fn handshake(mut leg: AsyncFd<Wire>) -> Result<AsyncFd<Wire>> {
+    loop {
+        let mut guard = if leg.get_ref().wants_write() {
+            leg.writable_mut().await
+        } else {
+            leg.readable_mut().await
+        }
+        .map_err(|e| Error::io("wait for the TLS handshake", e))?;
+        let Wire::Tls(tls) = guard.get_inner_mut() else {
+            drop(guard);
+            return Ok(leg);
+        };
+        if tls.handshake_step()? {
+            drop(guard);
+            return Ok(leg);
+        }
+        guard.clear_ready();
+    }
+}
+
+/// Registers a leg with the reactor of the current runtime.
+fn register(wire: Wire) -> Result<AsyncFd<Wire>> {
+    // SAFETY: the `Wire` owns its socket, so the descriptor stays open and the same for
+    // as long as the `AsyncFd` holds it; nothing here replaces a leg's socket through
+    // `get_mut` (only its methods are called), so `as_raw_fd` never changes.
+    unsafe { AsyncFd::register(wire) }
+        .map_err(|e| Error::io("register connection", std::io::Error::from(e)))
+}
+
+/// The std socket under a tokio one (still non-blocking), so that [`Wire`] and its TLS
+/// can own it.
+fn into_std(stream: TokioStream) -> std::io::Result<Stream> {
+    Ok(match stream {
+        TokioStream::Tcp(s) => Stream::Tcp(s.into_std()?),
+        TokioStream::Unix(s) => Stream::Unix(s.into_std()?),
+    })
+}
