@@ -15,8 +15,7 @@ use crate::args::{
     parse_positive,
 };
 
-/// Relay every connection accepted on LISTEN to TARGET (a port forwarder, a TLS
-/// terminator or originator).
+/// Port forwarder: relays every connection accepted on LISTEN to TARGET, TLS on either.
 ///
 /// Either side may be TCP (HOST:PORT), a Unix socket (unix:PATH) or TLS (tls://HOST:PORT):
 /// a tls:// LISTEN terminates TLS (with --cert/--key, or a self-signed certificate made at

@@ -90,19 +90,39 @@ pub fn serve(server: Server, forward: Forward) -> Result<()> {
 
 /// One accepted connection, from its TLS handshake to the end of its relay.
 async fn connection(stream: TokioStream, peer: Peer, forward: &Forward, idle: Option<Duration>) {
+    // Boxed, and so freed once both legs stand: the futures of the handshakes, the lookup
+    // and the connect are several times the size of the relay's state, and an unboxed
+    // task would keep room for them for the whole life of the connection.
+    let Some((mut client, mut target)) = Box::pin(open(stream, &peer, forward)).await else {
+        return;
+    };
+    match stream::relay(&mut client, &mut target, idle).await {
+        Ended::Closed => tracing::debug!(%peer, "relay ended"),
+        Ended::Idle => tracing::info!(%peer, "relay closed: idle"),
+        Ended::Reset(e) => tracing::debug!(%peer, "relay reset: {e}"),
+    }
+}
+
+/// Both legs of a connection: the client's (TLS terminated on it if need be) and the
+/// target's (connected within the connect timeout); `None`, with one warning, when either
+/// fails.
+async fn open(
+    stream: TokioStream,
+    peer: &Peer,
+    forward: &Forward,
+) -> Option<(AsyncFd<Wire>, AsyncFd<Wire>)> {
     let client = match accept_leg(stream, forward).await {
         Ok(leg) => leg,
         Err(e) => {
             tracing::warn!(%peer, "client refused: {e}");
-            return;
+            return None;
         }
     };
-    let target = tokio::time::timeout(forward.connect_timeout, connect_leg(forward)).await;
-    let mut target = match target {
-        Ok(Ok(leg)) => leg,
+    match tokio::time::timeout(forward.connect_timeout, connect_leg(forward)).await {
+        Ok(Ok(target)) => Some((client, target)),
         Ok(Err(e)) => {
             tracing::warn!(%peer, "cannot reach {}: {e}; client closed", forward.target);
-            return;
+            None
         }
         Err(_) => {
             tracing::warn!(
@@ -111,16 +131,8 @@ async fn connection(stream: TokioStream, peer: Peer, forward: &Forward, idle: Op
                 forward.target,
                 forward.connect_timeout
             );
-            return;
+            None
         }
-    };
-    let mut client = client;
-    match stream::relay(&mut client, &mut target, idle).await {
-        Ended::Closed => tracing::debug!(%peer, "relay ended"),
-        Ended::Idle => {
-            tracing::info!(%peer, "relay closed: idle");
-        }
-        Ended::Reset(e) => tracing::debug!(%peer, "relay reset: {e}"),
     }
 }
 
