@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use sockit::Endpoint;
 use sockit::forward::Forward;
 use sockit::server::{Config, Model, Server};
 use sockit::socket::{AccessList, Network};
-use sockit::{Endpoint, Transport};
 
 use crate::args::{
     TlsClientArgs, TlsServerArgs, announce, announce_fingerprint, parse_nonzero_duration,
@@ -28,17 +28,24 @@ use crate::args::{
 /// on serving. Plain to plain, bytes move by splice(2) and never enter userspace; an idle
 /// connection holds no buffer.
 ///
+/// Datagrams (udp://, unix-dgram: on both sides): each client address gets a session with
+/// its own socket towards TARGET, and TARGET's replies on it go back to that client.
+/// Sessions end after --idle-timeout (default 60s) without a datagram either way, and
+/// at most --max-conns exist (default 10000); datagrams that find a buffer full are
+/// dropped, as a router would.
+///
 /// Examples:
 ///   sockit forward 127.0.0.1:8080 unix:/run/app.sock
 ///   sockit forward tls://0.0.0.0:8443 127.0.0.1:8080
 ///   sockit forward 127.0.0.1:6380 tls://db.internal:6379 --cacert ca.pem
 ///   sockit forward 127.0.0.1:2222 10.0.0.5:22 --allow 127.0.0.1 --max-conns 100
+///   sockit forward udp://127.0.0.1:5353 udp://127.0.0.1:53
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Address to accept on: HOST:PORT, tcp://, tls://, unix:PATH.
+    /// Address to accept on: HOST:PORT, tcp://, tls://, unix:PATH, udp://, unix-dgram:PATH.
     listen: Endpoint,
-    /// Where to relay each connection: HOST:PORT, tcp://, tls://, unix:PATH.
+    /// Where to relay each connection: the same kinds (a datagram LISTEN, a datagram TARGET).
     target: Endpoint,
     /// How long connecting to TARGET (with its TLS handshake) may take.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
@@ -50,9 +57,11 @@ pub struct Args {
     #[arg(long, short = 'w', value_parser = parse_positive)]
     workers: Option<usize>,
     /// Connections relayed at once (at least 1); more are refused (closed at once).
+    /// Datagrams: sessions at once (default 10000); a new client's datagrams are dropped.
     #[arg(long, value_parser = parse_positive)]
     max_conns: Option<usize>,
     /// Close a relayed connection when nothing moved either way for this long (e.g. 5m).
+    /// Datagrams: end a session after this long (default 60s).
     #[arg(long, value_parser = parse_nonzero_duration)]
     idle_timeout: Option<Duration>,
     /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
@@ -68,10 +77,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.listen.transport() != Transport::Stream || args.target.transport() != Transport::Stream
-    {
+    if args.listen.transport() != args.target.transport() {
         return Err(crate::usage(
-            "forward relays streams (tcp, unix, tls) only, for now: udp:// and unix-dgram: are not supported yet",
+            "LISTEN and TARGET must both be streams (tcp, unix, tls) or both datagrams (udp, unix-dgram)",
         ));
     }
     // Before binding: a bad certificate, key or CA file is reported with nothing bound.

@@ -459,3 +459,154 @@ fn forward_usage_errors() {
     let (code, err) = run(&["127.0.0.1:0", "127.0.0.1:1", "--max-conns", "0"]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+/// A Python UDP echo target that prints its port.
+const UDP_ECHO_TARGET: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+while True:
+    b, a = s.recvfrom(65536)
+    s.sendto(b, a)
+"#;
+
+/// 50 clients × 1,000 datagrams each through `forward udp://` to a Python UDP echo: every
+/// reply reaches the client that sent it. Loopback may drop a datagram under load, so a
+/// client keeps a window of 16 outstanding and resends what is not answered within
+/// 300 ms: the test is about where replies go, and every one must come back somewhere
+/// right, never to another client.
+#[test]
+fn forward_udp_50_clients_replies_to_the_right_one() {
+    const CLIENTS: usize = 50;
+    const EACH: usize = 1000;
+    const WINDOW: usize = 16;
+    let target = Proc::python(UDP_ECHO_TARGET, &[]);
+    let port: u16 = target.first_line().trim().parse().unwrap();
+    let fw = forward(&["udp://127.0.0.1:0", &format!("udp://127.0.0.1:{port}")]);
+    let addr = fw.addr();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let msg = |i: usize| format!("client {c} datagram {i}");
+                let mut acked = vec![false; EACH];
+                let (mut next, mut done) = (0, 0);
+                let mut outstanding: Vec<usize> = Vec::new();
+                let deadline = Instant::now() + WAIT * 3;
+                let mut buf = [0u8; 256];
+                while done < EACH {
+                    assert!(
+                        Instant::now() < deadline,
+                        "client {c}: {done} of {EACH} answered"
+                    );
+                    while outstanding.len() < WINDOW && next < EACH {
+                        s.send(msg(next).as_bytes()).unwrap();
+                        outstanding.push(next);
+                        next += 1;
+                    }
+                    match s.recv(&mut buf) {
+                        Ok(n) => {
+                            let reply = std::str::from_utf8(&buf[..n]).unwrap();
+                            let (who, i) = reply
+                                .strip_prefix("client ")
+                                .and_then(|r| r.split_once(" datagram "))
+                                .unwrap_or_else(|| panic!("client {c} got {reply:?}"));
+                            assert_eq!(who, c.to_string(), "client {c} got {reply:?}");
+                            let i: usize = i.parse().unwrap();
+                            if !acked[i] {
+                                acked[i] = true;
+                                done += 1;
+                                outstanding.retain(|&o| o != i);
+                            }
+                        }
+                        Err(e)
+                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                        {
+                            for &i in &outstanding {
+                                s.send(msg(i).as_bytes()).unwrap();
+                            }
+                        }
+                        Err(e) => panic!("client {c}: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+/// Datagram sessions end after --idle-timeout, and a client that comes back gets a new
+/// one (its datagrams still answered).
+#[test]
+fn forward_udp_session_idle_timeout() {
+    let target = Proc::python(UDP_ECHO_TARGET, &[]);
+    let port: u16 = target.first_line().trim().parse().unwrap();
+    let fw = forward(&[
+        "udp://127.0.0.1:0",
+        &format!("udp://127.0.0.1:{port}"),
+        "--idle-timeout",
+        "1s",
+        "--max-conns",
+        "1",
+    ]);
+    let echo_ok = |s: &std::net::UdpSocket| {
+        let mut buf = [0u8; 16];
+        for _ in 0..20 {
+            s.send(b"hi").unwrap();
+            if let Ok(n) = s.recv(&mut buf) {
+                return &buf[..n] == b"hi";
+            }
+        }
+        false
+    };
+    let sock = |_| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.connect(fw.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        s
+    };
+    let (a, b) = (sock(0), sock(1));
+    assert!(echo_ok(&a));
+    // One session at most: b's datagrams are dropped while a's session lives.
+    b.send(b"hi").unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        b.recv(&mut buf).is_err(),
+        "a second session while the table is full"
+    );
+    // Once a's session has been idle for 1 s, b gets one.
+    assert!(echo_ok(&b), "no session for b after a's ended");
+}
+
+/// unix-dgram: in front of a UDP target: a bound Python Unix datagram client gets its
+/// replies.
+#[test]
+fn forward_unix_dgram_to_udp() {
+    let target = Proc::python(UDP_ECHO_TARGET, &[]);
+    let port: u16 = target.first_line().trim().parse().unwrap();
+    let dir = TempDir::new("fwd-dgram");
+    let listen = format!("unix-dgram:{}", dir.path("fw.sock").to_str().unwrap());
+    let fw = forward(&[&listen, &format!("udp://127.0.0.1:{port}")]);
+    let path = fw.endpoint.strip_prefix("unix-dgram:").unwrap().to_owned();
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.bind(sys.argv[2])\n\
+                  s.settimeout(20)\n\
+                  for i in range(100):\n    \
+                      s.sendto(b'dgram %d' % i, sys.argv[1])\n    \
+                      assert s.recv(100) == b'dgram %d' % i\n\
+                  print('100 answered', flush=True)";
+    let client = dir.path("client.sock");
+    let mut py = Proc::python(script, &[&path, client.to_str().unwrap()]);
+    let status = py.wait_exit(WAIT);
+    assert!(status.success(), "{}", py.stderr());
+    assert_eq!(py.stdout(), b"100 answered\n");
+}

@@ -1,6 +1,7 @@
 //! `sockit forward`: accept on one address and relay each connection to a target, any
 //! stream kind on either side (TCP, Unix, TLS terminated on the listening side,
-//! originated towards the target, or both).
+//! originated towards the target, or both), or datagrams (UDP, Unix datagram) by
+//! per-client sessions (`datagram.rs`).
 //!
 //! # The model, and why
 //! Tokio tasks, one per relayed connection, on the server's one accept loop (admission
@@ -22,15 +23,17 @@
 //! client its connection (closed, one warning), never the forwarder. Then the relay's
 //! rules (half-close passed on, reset passed on, idle timeout): `stream.rs`.
 
+mod datagram;
 mod stream;
 
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
-use crate::addr::Endpoint;
+use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
 use crate::server::Server;
+use crate::socket::gate::Gate;
 use crate::socket::{ClientTls, Peer, ServerTls, Stream, TlsStream, TokioStream, Wire};
 
 use self::stream::Ended;
@@ -39,6 +42,10 @@ use self::stream::Ended;
 /// pipe pair while bytes are in flight), so the usual soft limit of 1024 would cap it
 /// near 500 connections.
 const NOFILE_WANTED: u64 = 1 << 20;
+
+/// How long a datagram session lives without a datagram either way, when no idle
+/// timeout is given: datagrams have no close, so a session must end by itself.
+pub const DATAGRAM_IDLE: Duration = Duration::from_secs(60);
 
 /// What a forwarder does with each connection it accepts.
 #[derive(Debug, Clone)]
@@ -56,9 +63,10 @@ pub struct Forward {
     pub handshake_timeout: Duration,
 }
 
-/// Serves `server` (bound to a stream endpoint; its connection limit, access lists, idle
-/// timeout and worker threads apply, its model does not) by relaying every connection to
-/// `forward.target`, until the server's shutdown handle is triggered.
+/// Serves `server` by relaying every connection (or, on a datagram endpoint, every
+/// client's datagrams) to `forward.target`, until the server's shutdown handle is
+/// triggered. The server's connection limit (datagrams: sessions), access lists, idle
+/// timeout and worker threads apply; its model does not.
 pub fn serve(server: Server, forward: Forward) -> Result<()> {
     let tls_listener = matches!(server.local_endpoint(), Endpoint::Tls(_));
     if tls_listener != forward.server_tls.is_some() {
@@ -73,19 +81,46 @@ pub fn serve(server: Server, forward: Forward) -> Result<()> {
             what: "a tls:// target without client TLS settings (or them on a plain target)",
         });
     }
-    if forward.target.transport() != crate::addr::Transport::Stream {
+    let datagrams = server.local_endpoint().transport() == Transport::Datagram;
+    if (forward.target.transport() == Transport::Datagram) != datagrams {
         return Err(Error::Unsupported {
             model: "forward",
-            what: "a datagram target for a stream listener",
+            what: "a datagram target for a stream listener, or the other way round",
         });
     }
     crate::socket::raise_nofile_limit(NOFILE_WANTED);
+    if datagrams {
+        return serve_datagrams(&server, &forward);
+    }
     let idle = server.config().idle_timeout;
     let forward = std::sync::Arc::new(forward);
     server.serve_tasks_plain(b"", move |stream, peer, _stopping| {
         let forward = forward.clone();
         async move { connection(stream, peer, &forward, idle).await }
     })
+}
+
+/// Datagram forwarding, by client address sessions (see `datagram.rs`).
+fn serve_datagrams(server: &Server, forward: &Forward) -> Result<()> {
+    let Some(sock) = server.datagram_socket() else {
+        return Err(Error::Unsupported {
+            model: "forward",
+            what: "a datagram server without a socket",
+        });
+    };
+    let sock = sock
+        .try_clone()
+        .map_err(|e| Error::io("prepare socket", e))?;
+    let config = server.config();
+    let gate = Gate::new(config.access.clone(), usize::MAX, b"");
+    datagram::serve(
+        sock,
+        &forward.target,
+        gate,
+        config.max_conns.unwrap_or(datagram::DEFAULT_SESSIONS),
+        config.idle_timeout.unwrap_or(DATAGRAM_IDLE),
+        &server.shutdown_handle(),
+    )
 }
 
 /// One accepted connection, from its TLS handshake to the end of its relay.

@@ -410,6 +410,15 @@ impl Server {
         &self.local
     }
 
+    /// The (first) bound datagram socket, for drivers that serve it their own way; `None`
+    /// for a stream server.
+    pub(crate) fn datagram_socket(&self) -> Option<&DatagramSocket> {
+        match &self.sockets {
+            Sockets::Datagram(s) => s.first(),
+            Sockets::Stream(_) => None,
+        }
+    }
+
     /// How this server was configured, for drivers that serve it their own way.
     pub(crate) fn config(&self) -> &Config {
         &self.config
