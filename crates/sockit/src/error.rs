@@ -58,6 +58,9 @@ pub enum Error {
     /// A TLS handshake or record failed (an untrusted certificate, say), or a CA file is bad.
     #[error("{0}")]
     Tls(String),
+    /// A PROXY header (or a proxy exchange) that breaks its protocol.
+    #[error(transparent)]
+    Proxy(#[from] crate::proto::proxy::ProxyError),
     /// A Redis URL that does not parse (`--redis`).
     #[error("invalid redis URL {url:?}: {reason}")]
     Redis {

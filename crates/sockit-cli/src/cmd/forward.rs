@@ -5,14 +5,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use sockit::Endpoint;
 use sockit::forward::Forward;
 use sockit::server::{Config, Model, Server};
 use sockit::socket::{AccessList, Network};
+use sockit::{Endpoint, Transport};
 
 use crate::args::{
-    TlsClientArgs, TlsServerArgs, announce, announce_fingerprint, parse_nonzero_duration,
-    parse_positive,
+    ProxyVersion, TlsClientArgs, TlsServerArgs, announce, announce_fingerprint,
+    parse_nonzero_duration, parse_positive, parse_proxy_version,
 };
 
 /// Port forwarder: relays every connection accepted on LISTEN to TARGET, TLS on either.
@@ -34,12 +34,17 @@ use crate::args::{
 /// at most --max-conns exist (default 10000); datagrams that find a buffer full are
 /// dropped, as a router would.
 ///
+/// PROXY protocol (streams): --proxy-protocol v1|v2 sends HAProxy's header to TARGET
+/// before the client's bytes (the client's address, or the one a load balancer gave with
+/// --accept-proxy-protocol); --accept-proxy-protocol reads one from each client first.
+///
 /// Examples:
 ///   sockit forward 127.0.0.1:8080 unix:/run/app.sock
 ///   sockit forward tls://0.0.0.0:8443 127.0.0.1:8080
 ///   sockit forward 127.0.0.1:6380 tls://db.internal:6379 --cacert ca.pem
 ///   sockit forward 127.0.0.1:2222 10.0.0.5:22 --allow 127.0.0.1 --max-conns 100
 ///   sockit forward udp://127.0.0.1:5353 udp://127.0.0.1:53
+///   sockit forward 0.0.0.0:80 127.0.0.1:8080 --proxy-protocol v2
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -50,7 +55,8 @@ pub struct Args {
     /// How long connecting to TARGET (with its TLS handshake) may take.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
     connect_timeout: Duration,
-    /// tls:// LISTEN: how long a client has to finish its handshake (e.g. 5s).
+    /// How long a client has for its head: the PROXY header (--accept-proxy-protocol) and
+    /// the TLS handshake of a tls:// LISTEN (e.g. 5s).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
     header_timeout: Duration,
     /// Runtime threads. Default: one per CPU.
@@ -70,6 +76,14 @@ pub struct Args {
     /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins over --allow.
     #[arg(long, value_name = "CIDR")]
     deny: Vec<Network>,
+    /// Send HAProxy's PROXY header (v1: text, v2: binary) to TARGET first, so it learns
+    /// the real client's address (in clear, before any TLS to TARGET).
+    #[arg(long, value_name = "v1|v2", value_parser = parse_proxy_version)]
+    proxy_protocol: Option<ProxyVersion>,
+    /// Read a PROXY header (v1 or v2) from each client first (sockit behind a load
+    /// balancer); a client without a valid one within --header-timeout is refused.
+    #[arg(long)]
+    accept_proxy_protocol: bool,
     #[command(flatten)]
     server_tls: TlsServerArgs,
     #[command(flatten)]
@@ -80,6 +94,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.listen.transport() != args.target.transport() {
         return Err(crate::usage(
             "LISTEN and TARGET must both be streams (tcp, unix, tls) or both datagrams (udp, unix-dgram)",
+        ));
+    }
+    if args.listen.transport() == Transport::Datagram
+        && (args.proxy_protocol.is_some() || args.accept_proxy_protocol)
+    {
+        return Err(crate::usage(
+            "--proxy-protocol and --accept-proxy-protocol are for streams, not datagrams",
         ));
     }
     // Before binding: a bad certificate, key or CA file is reported with nothing bound.
@@ -105,6 +126,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         client_tls,
         connect_timeout: args.connect_timeout,
         handshake_timeout: args.header_timeout,
+        send_proxy: args.proxy_protocol,
+        accept_proxy: args.accept_proxy_protocol,
     };
     sockit::forward::serve(server, forward)?;
     Ok(ExitCode::SUCCESS)

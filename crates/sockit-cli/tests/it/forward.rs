@@ -610,3 +610,116 @@ fn forward_unix_dgram_to_udp() {
     assert!(status.success(), "{}", py.stderr());
     assert_eq!(py.stdout(), b"100 answered\n");
 }
+
+/// A Python target that reads one PROXY header of either version (its own parser),
+/// then the relayed bytes to EOF, and prints `SRC SPORT DST DPORT|payload`.
+const PROXY_TARGET_BODY: &str = r#"
+def exact(n):
+    b = b''
+    while len(b) < n:
+        r = c.recv(n - len(b))
+        if not r: raise SystemExit('short header')
+        b += r
+    return b
+first = exact(1)
+if first == b'\r':
+    head = first + exact(15)
+    assert head[:12] == b'\r\n\r\n\x00\r\nQUIT\n', head
+    assert head[12] == 0x21, head
+    assert head[13] == 0x11, head
+    body = exact(struct.unpack('!H', head[14:16])[0])
+    src = socket.inet_ntoa(body[0:4]); dst = socket.inet_ntoa(body[4:8])
+    sport, dport = struct.unpack('!HH', body[8:12])
+    who = 'v2 %s %d %s %d' % (src, sport, dst, dport)
+else:
+    line = first
+    while not line.endswith(b'\r\n'):
+        line += exact(1)
+    _, fam, src, dst, sport, dport = line.decode().split()
+    assert fam == 'TCP4', line
+    who = 'v1 %s %s %s %s' % (src, sport, dst, dport)
+rest = b''
+while True:
+    b = c.recv(65536)
+    if not b: break
+    rest += b
+print(who + '|' + rest.decode(), flush=True)
+c.close()
+"#;
+
+/// --proxy-protocol v1: the target reads the client's real address and port, and the
+/// forwarder's, before the client's bytes.
+#[test]
+fn forward_sends_proxy_header_v1() {
+    let (target, port) = one_shot_target(PROXY_TARGET_BODY);
+    let fw = forward(&[
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+        "--proxy-protocol",
+        "v1",
+    ]);
+    let s = client(&fw);
+    let mine = s.local_addr().unwrap().port();
+    (&s).write_all(b"payload").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let out = target.wait_stdout(|b| b.iter().filter(|&&c| c == b'\n').count() == 2);
+    let text = String::from_utf8_lossy(&out);
+    let expected = format!("v1 127.0.0.1 {mine} 127.0.0.1 {}|payload", fw.port());
+    assert_eq!(text.lines().nth(1), Some(expected.as_str()), "{text}");
+}
+
+/// --accept-proxy-protocol with --proxy-protocol v2: the address a load balancer gave
+/// (a v1 line) is the one passed on (a v2 block), and the bytes after the header are
+/// relayed untouched.
+#[test]
+fn forward_accepts_v1_and_passes_it_on_as_v2() {
+    let (target, port) = one_shot_target(PROXY_TARGET_BODY);
+    let fw = forward(&[
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+        "--accept-proxy-protocol",
+        "--proxy-protocol",
+        "v2",
+    ]);
+    let s = client(&fw);
+    (&s).write_all(b"PROXY TCP4 192.0.2.7 198.51.100.1 4242 80\r\nPROXY is just data now")
+        .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let out = target.wait_stdout(|b| b.iter().filter(|&&c| c == b'\n').count() == 2);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(
+        text.lines().nth(1),
+        Some("v2 192.0.2.7 4242 198.51.100.1 80|PROXY is just data now"),
+        "{text}"
+    );
+}
+
+/// --accept-proxy-protocol refuses a client that starts with anything else, and one
+/// that sends nothing within --header-timeout; the target never hears of either.
+#[test]
+fn forward_accept_proxy_refuses_missing_header() {
+    let (_target, port) = echo_target();
+    let fw = forward(&[
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+        "--accept-proxy-protocol",
+        "--header-timeout",
+        "1s",
+    ]);
+    let s = client(&fw);
+    (&s).write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert!(read_to_end(&s).map(|b| b.is_empty()).unwrap_or(true));
+    let line = fw.next_line().expect("a warning");
+    assert!(line.contains("PROXY"), "{line}");
+    let start = Instant::now();
+    let silent = client(&fw);
+    assert!(read_to_end(&silent).map(|b| b.is_empty()).unwrap_or(true));
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    let line = fw.next_line().expect("a warning");
+    assert!(line.contains("no PROXY header within"), "{line}");
+    // A client with a header is relayed.
+    let ok = client(&fw);
+    (&ok).write_all(b"PROXY UNKNOWN\r\nstill served").unwrap();
+    ok.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&ok).unwrap(), b"still served");
+}

@@ -29,9 +29,11 @@ mod stream;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::addr::{Endpoint, Transport};
 use crate::error::{Error, Result};
+use crate::proto::proxy::header::{self, Header, Version};
 use crate::server::Server;
 use crate::socket::gate::Gate;
 use crate::socket::{ClientTls, Peer, ServerTls, Stream, TlsStream, TokioStream, Wire};
@@ -58,9 +60,17 @@ pub struct Forward {
     pub client_tls: Option<ClientTls>,
     /// How long connecting to the target (and its TLS handshake) may take.
     pub connect_timeout: Duration,
-    /// How long a client has for its TLS handshake on a `tls://` listener: a head's
-    /// deadline, so a client that stalls in it cannot hold a slot.
+    /// How long a client has for its head: the PROXY header it must send first (with
+    /// `accept_proxy`) and its TLS handshake on a `tls://` listener. A deadline, so a
+    /// client that stalls in them cannot hold a slot.
     pub handshake_timeout: Duration,
+    /// Sends HAProxy's PROXY header (this version) to the target before anything else,
+    /// in clear before any TLS, so the server behind learns the real client's address.
+    pub send_proxy: Option<Version>,
+    /// Reads one PROXY header from each client before anything else (sockit behind a
+    /// load balancer): a client without a valid one is refused. The addresses it gives
+    /// are the client's for the logs and for `send_proxy`.
+    pub accept_proxy: bool,
 }
 
 /// Serves `server` by relaying every connection (or, on a datagram endpoint, every
@@ -142,10 +152,39 @@ async fn connection(stream: TokioStream, peer: Peer, forward: &Forward, idle: Op
 /// target's (connected within the connect timeout); `None`, with one warning, when either
 /// fails.
 async fn open(
-    stream: TokioStream,
+    mut stream: TokioStream,
     peer: &Peer,
     forward: &Forward,
 ) -> Option<(AsyncFd<Wire>, AsyncFd<Wire>)> {
+    let mut addrs = match (peer, local_addr(&stream)) {
+        (Peer::Inet(source), Some(destination)) => Some((*source, destination)),
+        _ => None,
+    };
+    if forward.accept_proxy {
+        let head = tokio::time::timeout(forward.handshake_timeout, read_proxy_header(&mut stream));
+        match head.await {
+            Ok(Ok(Header::Proxied {
+                source,
+                destination,
+            })) => {
+                tracing::debug!(%peer, %source, "PROXY header read");
+                addrs = Some((source, destination));
+            }
+            Ok(Ok(Header::Local)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, "client refused: {e}");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    %peer,
+                    "client refused: no PROXY header within {:?}",
+                    forward.handshake_timeout
+                );
+                return None;
+            }
+        }
+    }
     let client = match accept_leg(stream, forward).await {
         Ok(leg) => leg,
         Err(e) => {
@@ -153,7 +192,12 @@ async fn open(
             return None;
         }
     };
-    match tokio::time::timeout(forward.connect_timeout, connect_leg(forward)).await {
+    let header = forward.send_proxy.map(|version| match addrs {
+        Some((source, destination)) => header::encode(version, source, destination),
+        None => header::encode_local(version),
+    });
+    let target = connect_leg(forward, header.as_deref());
+    match tokio::time::timeout(forward.connect_timeout, target).await {
         Ok(Ok(target)) => Some((client, target)),
         Ok(Err(e)) => {
             tracing::warn!(%peer, "cannot reach {}: {e}; client closed", forward.target);
@@ -168,6 +212,50 @@ async fn open(
             );
             None
         }
+    }
+}
+
+/// The address a client reached (for the PROXY header's destination); none for Unix.
+fn local_addr(stream: &TokioStream) -> Option<std::net::SocketAddr> {
+    match stream {
+        TokioStream::Tcp(s) => s.local_addr().ok(),
+        TokioStream::Unix(_) => None,
+    }
+}
+
+/// Reads exactly one PROXY header off `stream`, not a byte more: what follows is the
+/// client's, to be relayed (or its TLS handshake). Version 1 is read a byte at a time up
+/// to its CRLF (at most 107), version 2 by its length; both are judged by the sans-IO
+/// parser as they come, so a client that sends anything else is refused at its first
+/// wrong byte.
+async fn read_proxy_header(stream: &mut TokioStream) -> Result<Header> {
+    let mut buf: Vec<u8> = Vec::with_capacity(header::V1_MAX);
+    loop {
+        if let Some((head, _)) = header::parse(&buf)? {
+            return Ok(head);
+        }
+        let want = if buf.first() == Some(&header::V2_SIGNATURE[0]) {
+            if buf.len() < 16 {
+                16
+            } else {
+                16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]))
+            }
+        } else {
+            buf.len() + 1
+        };
+        let start = buf.len();
+        buf.resize(want, 0);
+        let n = stream
+            .read(&mut buf[start..])
+            .await
+            .map_err(|e| Error::io("read the PROXY header", e))?;
+        if n == 0 {
+            return Err(Error::io(
+                "read the PROXY header",
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        buf.truncate(start + n);
     }
 }
 
@@ -189,11 +277,12 @@ async fn accept_leg(stream: TokioStream, forward: &Forward) -> Result<AsyncFd<Wi
     }
 }
 
-/// The target's leg: connected, with TLS originated on it for a `tls://` target.
-async fn connect_leg(forward: &Forward) -> Result<AsyncFd<Wire>> {
+/// The target's leg: connected, `header` (a PROXY header) sent first, then TLS
+/// originated on it for a `tls://` target.
+async fn connect_leg(forward: &Forward, header: Option<&[u8]>) -> Result<AsyncFd<Wire>> {
     let target = &forward.target;
     let what = || format!("connect {target}");
-    let sock = match target {
+    let mut sock = match target {
         Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
             let addrs = tokio::net::lookup_host((hp.host.as_str(), hp.port))
                 .await
@@ -214,19 +303,25 @@ async fn connect_leg(forward: &Forward) -> Result<AsyncFd<Wire>> {
                 return Err(Error::io(what(), e));
             };
             let _ = s.set_nodelay(true);
-            into_std(TokioStream::Tcp(s))
+            TokioStream::Tcp(s)
         }
         Endpoint::Unix(path) => tokio::net::UnixStream::connect(path)
             .await
-            .and_then(|s| into_std(TokioStream::Unix(s))),
+            .map(TokioStream::Unix)
+            .map_err(|e| Error::io(what(), e))?,
         Endpoint::Udp(_) | Endpoint::UnixDgram(_) => {
             return Err(Error::Unsupported {
                 model: "forward",
                 what: "a datagram target for a stream listener",
             });
         }
+    };
+    if let Some(header) = header {
+        sock.write_all(header)
+            .await
+            .map_err(|e| Error::io(format!("send the PROXY header to {target}"), e))?;
     }
-    .map_err(|e| Error::io(what(), e))?;
+    let sock = into_std(sock).map_err(|e| Error::io(what(), e))?;
     match (target, &forward.client_tls) {
         (Endpoint::Tls(hp), Some(tls)) => {
             let tls = TlsStream::client(sock, tls, &hp.host)?;
