@@ -723,3 +723,61 @@ fn forward_accept_proxy_refuses_missing_header() {
     ok.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_to_end(&ok).unwrap(), b"still served");
 }
+
+/// Two forwarders in a row: the first originates TLS (trusting the second by its pin),
+/// the second terminates it in front of an echo target. 8 MiB through both TLS legs come
+/// back byte for byte, and the client's half-close travels through TLS (close_notify)
+/// and back as an EOF.
+#[test]
+fn forward_tls_both_ways_through_two_forwarders() {
+    const LEN: usize = 8 << 20;
+    let (_target, port) = echo_target();
+    let terminator = forward(&["tls://127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let pin = terminator.tls_pin();
+    let originator = forward(&[
+        "127.0.0.1:0",
+        &format!("tls://127.0.0.1:{}", terminator.port()),
+        "--pin",
+        &pin,
+    ]);
+    let s = client(&originator);
+    let sent = payload(LEN, 11);
+    let writer = {
+        let s = s.try_clone().unwrap();
+        let bytes = sent.clone();
+        std::thread::spawn(move || {
+            (&s).write_all(&bytes).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let got = read_to_end(&s).expect("read back");
+    writer.join().unwrap();
+    assert!(got == sent, "{} bytes back, not what was sent", got.len());
+}
+
+/// A client's reset reaches the target as a reset.
+#[test]
+fn forward_client_reset_reaches_target() {
+    let (target, port) = one_shot_target(
+        "c.settimeout(20)\n\
+         assert c.recv(5) == b'hello'\n\
+         print('got', flush=True)\n\
+         try:\n    \
+             while c.recv(65536): pass\n    \
+             print('eof', flush=True)\n\
+         except ConnectionResetError:\n    \
+             print('reset', flush=True)",
+    );
+    let fw = forward(&["127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let s = client(&fw);
+    (&s).write_all(b"hello").unwrap();
+    // The relay stands (the target has the bytes) before the reset.
+    target.wait_stdout_contains("got\n");
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    let out = target.wait_stdout(|b| b.iter().filter(|&&c| c == b'\n').count() == 3);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.lines().nth(2), Some("reset"), "{text}");
+}
