@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sockit::Endpoint;
+pub use sockit::proto::proxy::header::Version as ProxyVersion;
 use sockit::server::{Config, Model, Server};
 use sockit::socket::tls::{ClientAuth, ClientOptions, ClientTls, Fingerprint, Identity, ServerTls};
 use sockit::socket::{AccessList, Network, Shutdown};
@@ -330,6 +331,15 @@ pub fn parse_positive_bytes(s: &str) -> Result<usize, String> {
     match parse_bytes(s)? {
         0 => Err("must be at least 1 byte".into()),
         n => Ok(n),
+    }
+}
+
+/// `--proxy-protocol` values: `v1` (the text line) or `v2` (the binary block).
+pub fn parse_proxy_version(s: &str) -> Result<ProxyVersion, String> {
+    match s {
+        "v1" | "1" => Ok(ProxyVersion::V1),
+        "v2" | "2" => Ok(ProxyVersion::V2),
+        _ => Err(format!("{s:?} is not a PROXY protocol version (v1 or v2)")),
     }
 }
 

@@ -20,6 +20,8 @@
 //! - [`proto`]: sans-IO protocol cores ([`proto::echo`], [`proto::exec`],
 //!   [`proto::transfer`], [`proto::http`], [`proto::chat`]: nicks, rooms, history and the
 //!   cluster view of the multi-user chat).
+//! - [`forward`]: `sockit forward`'s relay of every accepted connection to a target
+//!   (TCP, Unix, TLS on either leg; splice(2) between plain sockets).
 //! - [`http`](mod@http): `http get`'s client (plain and TLS) and `http serve`'s static file
 //!   service, around [`proto::http`].
 //! - [`proxy`](mod@proxy): connecting through a SOCKS5 or HTTP proxy (`--proxy`), around
@@ -49,6 +51,7 @@ pub mod bench;
 pub mod chat;
 pub mod error;
 pub mod exec;
+pub mod forward;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -7,6 +7,7 @@ pub mod completions;
 pub mod connect;
 pub mod echo;
 pub mod exec;
+pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod man;

@@ -7,6 +7,7 @@ mod cli;
 mod connect;
 mod echo;
 mod exec;
+mod forward;
 mod frame;
 mod http;
 mod limits;

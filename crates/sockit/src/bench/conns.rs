@@ -15,10 +15,11 @@ use rustix::event::epoll;
 use super::connect::{self, Target};
 use super::json::Object;
 use super::report::{FailureKind, Failures, Latency, format_duration, new_histogram};
-use super::{Phase, Progress, SPARE_FDS, raise_nofile_limit};
+use super::{Phase, Progress, SPARE_FDS};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::socket::Stream;
+use crate::socket::raise_nofile_limit;
 
 /// Bytes in one ping.
 const PING: usize = 8;

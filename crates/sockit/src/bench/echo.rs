@@ -24,10 +24,11 @@ use super::connect::{self, Target};
 use super::json::Object;
 use super::pattern::Pattern;
 use super::report::{FailureKind, Failures, Latency, new_histogram, per_sec};
-use super::{Phase, Progress, SPARE_FDS, raise_nofile_limit};
+use super::{Phase, Progress, SPARE_FDS};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
 use crate::socket::Stream;
+use crate::socket::raise_nofile_limit;
 
 /// Bytes read per `read` call, one buffer per loop thread.
 const READ_BUF: usize = 256 * 1024;

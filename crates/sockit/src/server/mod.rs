@@ -410,6 +410,20 @@ impl Server {
         &self.local
     }
 
+    /// The (first) bound datagram socket, for drivers that serve it their own way; `None`
+    /// for a stream server.
+    pub(crate) fn datagram_socket(&self) -> Option<&DatagramSocket> {
+        match &self.sockets {
+            Sockets::Datagram(s) => s.first(),
+            Sockets::Stream(_) => None,
+        }
+    }
+
+    /// How this server was configured, for drivers that serve it their own way.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A handle that stops this server from any thread.
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()

@@ -8,6 +8,8 @@
 //! - `listener`: binding (SO_REUSEADDR, SO_REUSEPORT for several loops on one port).
 //! - `unix_path`: the file of a Unix socket, cleared when stale, removed when its owner
 //!   goes, but only while it is still that socket.
+//! - [`raise_nofile_limit`]: room for many descriptors, for servers and load generators
+//!   that hold many connections.
 //! - [`Shutdown`]: one handle that stops a server, observed by every model.
 //! - [`AccessList`]: which client networks may connect.
 //! - `gate`: admission (access list, then the connection limit) shared by every model.
@@ -22,6 +24,7 @@ pub mod access;
 mod datagram;
 pub(crate) mod gate;
 pub(crate) mod listener;
+mod nofile;
 mod peer;
 mod shutdown;
 mod stream;
@@ -37,6 +40,7 @@ pub use self::tokio::TokioStream;
 pub use access::{AccessList, Network};
 pub use datagram::DatagramSocket;
 pub use listener::Listener;
+pub use nofile::raise_nofile_limit;
 pub use peer::Peer;
 pub use shutdown::Shutdown;
 pub(crate) use shutdown::Wake;

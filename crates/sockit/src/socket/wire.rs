@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown as How;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use super::Stream;
 use super::tls::TlsStream;
@@ -118,5 +118,13 @@ impl Write for Wire {
 impl AsFd for Wire {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket().as_fd()
+    }
+}
+
+// For tokio's `AsyncFd`, which registers a descriptor by its number: the forwarder waits
+// on a wire's readiness that way, plain or TLS alike.
+impl AsRawFd for Wire {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket().as_fd().as_raw_fd()
     }
 }

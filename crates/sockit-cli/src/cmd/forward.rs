@@ -1,0 +1,134 @@
+//! `sockit forward`: accept on one address and relay every connection to a target, on the
+//! library's forwarder (`sockit::forward`).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sockit::forward::Forward;
+use sockit::server::{Config, Model, Server};
+use sockit::socket::{AccessList, Network};
+use sockit::{Endpoint, Transport};
+
+use crate::args::{
+    ProxyVersion, TlsClientArgs, TlsServerArgs, announce, announce_fingerprint,
+    parse_nonzero_duration, parse_positive, parse_proxy_version,
+};
+
+/// Port forwarder: relays every connection accepted on LISTEN to TARGET, TLS on either.
+///
+/// Either side may be TCP (HOST:PORT), a Unix socket (unix:PATH) or TLS (tls://HOST:PORT):
+/// a tls:// LISTEN terminates TLS (with --cert/--key, or a self-signed certificate made at
+/// start whose fingerprint is printed after `listening on`), a tls:// TARGET is reached
+/// over TLS (trusted by the system's CAs, --cacert, --pin or -k), both at once re-encrypt.
+///
+/// Both directions flow at once. One side's EOF is passed on as a half-close and the
+/// connection ends when both directions are done; a reset on one side resets the other.
+/// A TARGET that refuses or is down closes that client (one warning); the forwarder goes
+/// on serving. Plain to plain, bytes move by splice(2) and never enter userspace; an idle
+/// connection holds no buffer.
+///
+/// Datagrams (udp://, unix-dgram: on both sides): each client address gets a session with
+/// its own socket towards TARGET, and TARGET's replies on it go back to that client.
+/// Sessions end after --idle-timeout (default 60s) without a datagram either way, and
+/// at most --max-conns exist (default 10000); datagrams that find a buffer full are
+/// dropped, as a router would.
+///
+/// PROXY protocol (streams): --proxy-protocol v1|v2 sends HAProxy's header to TARGET
+/// before the client's bytes (the client's address, or the one a load balancer gave with
+/// --accept-proxy-protocol); --accept-proxy-protocol reads one from each client first.
+///
+/// Examples:
+///   sockit forward 127.0.0.1:8080 unix:/run/app.sock
+///   sockit forward tls://0.0.0.0:8443 127.0.0.1:8080
+///   sockit forward 127.0.0.1:6380 tls://db.internal:6379 --cacert ca.pem
+///   sockit forward 127.0.0.1:2222 10.0.0.5:22 --allow 127.0.0.1 --max-conns 100
+///   sockit forward udp://127.0.0.1:5353 udp://127.0.0.1:53
+///   sockit forward 0.0.0.0:80 127.0.0.1:8080 --proxy-protocol v2
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Address to accept on: HOST:PORT, tcp://, tls://, unix:PATH, udp://, unix-dgram:PATH.
+    listen: Endpoint,
+    /// Where to relay each connection: the same kinds (a datagram LISTEN, a datagram TARGET).
+    target: Endpoint,
+    /// How long connecting to TARGET (with its TLS handshake) may take.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
+    connect_timeout: Duration,
+    /// How long a client has for its head: the PROXY header (--accept-proxy-protocol) and
+    /// the TLS handshake of a tls:// LISTEN (e.g. 5s).
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
+    header_timeout: Duration,
+    /// Runtime threads. Default: one per CPU.
+    #[arg(long, short = 'w', value_parser = parse_positive)]
+    workers: Option<usize>,
+    /// Connections relayed at once (at least 1); more are refused (closed at once).
+    /// Datagrams: sessions at once (default 10000); a new client's datagrams are dropped.
+    #[arg(long, value_parser = parse_positive)]
+    max_conns: Option<usize>,
+    /// Close a relayed connection when nothing moved either way for this long (e.g. 5m).
+    /// Datagrams: end a session after this long (default 60s).
+    #[arg(long, value_parser = parse_nonzero_duration)]
+    idle_timeout: Option<Duration>,
+    /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<Network>,
+    /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<Network>,
+    /// Send HAProxy's PROXY header (v1: text, v2: binary) to TARGET first, so it learns
+    /// the real client's address (in clear, before any TLS to TARGET).
+    #[arg(long, value_name = "v1|v2", value_parser = parse_proxy_version)]
+    proxy_protocol: Option<ProxyVersion>,
+    /// Read a PROXY header (v1 or v2) from each client first (sockit behind a load
+    /// balancer); a client without a valid one within --header-timeout is refused.
+    #[arg(long)]
+    accept_proxy_protocol: bool,
+    #[command(flatten)]
+    server_tls: TlsServerArgs,
+    #[command(flatten)]
+    client_tls: TlsClientArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.listen.transport() != args.target.transport() {
+        return Err(crate::usage(
+            "LISTEN and TARGET must both be streams (tcp, unix, tls) or both datagrams (udp, unix-dgram)",
+        ));
+    }
+    if args.listen.transport() == Transport::Datagram
+        && (args.proxy_protocol.is_some() || args.accept_proxy_protocol)
+    {
+        return Err(crate::usage(
+            "--proxy-protocol and --accept-proxy-protocol are for streams, not datagrams",
+        ));
+    }
+    // Before binding: a bad certificate, key or CA file is reported with nothing bound.
+    let server_tls = args.server_tls.server_tls(&args.listen)?;
+    let client_tls = args.client_tls.client_tls(&args.target)?;
+    let config = Config {
+        model: Model::Async,
+        workers: args.workers,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        header_timeout: Some(args.header_timeout),
+        access: AccessList::new(args.allow, args.deny),
+    };
+    let server = Server::bind(&args.listen, config)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    announce(&server)?;
+    if let Some((tls, true)) = &server_tls {
+        announce_fingerprint(tls);
+    }
+    let forward = Forward {
+        target: args.target,
+        server_tls: server_tls.map(|(tls, _)| tls),
+        client_tls,
+        connect_timeout: args.connect_timeout,
+        handshake_timeout: args.header_timeout,
+        send_proxy: args.proxy_protocol,
+        accept_proxy: args.accept_proxy_protocol,
+    };
+    sockit::forward::serve(server, forward)?;
+    Ok(ExitCode::SUCCESS)
+}
