@@ -961,3 +961,53 @@ fn chat_tls_cuts_a_stalled_handshake_and_refuses_a_wrong_pin() {
     assert!(status.success(), "exit {status}; stderr {:?}", bob.stderr());
     assert!(!contains(&bob.stdout(), b"eve"));
 }
+
+/// Python: a TLS client of port argv[1] (trusting anything: the server is the subject
+/// here) that takes the nick `slow` and then never reads, until its stdin closes.
+const PY_TLS_NEVER_READS: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+raw.connect(("127.0.0.1", int(sys.argv[1])))
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(b"slow\n")
+print("joined", flush=True)
+sys.stdin.read()
+"#;
+
+/// The slow-reader rule holds over TLS: a TLS client that stops reading is dropped as
+/// too slow once its queue passes `--max-queue` (TLS's own backlog is bounded, so the
+/// hub sees the socket refuse bytes), and the sender, also over TLS, goes on.
+#[test]
+fn chat_tls_drops_a_slow_reader_as_too_slow() {
+    let server = Server::start(&["chat", "serve", "tls://127.0.0.1:0", "--max-queue", "64K"]);
+    let pin = server.tls_pin();
+    let mut sender = Proc::sockit(&[
+        "chat",
+        "join",
+        &server.endpoint,
+        "--pin",
+        &pin,
+        "--nick",
+        "sender",
+    ]);
+    sender.wait_stdout_contains("* sender joined #lobby\n");
+    let mut slow = Proc::python(PY_TLS_NEVER_READS, &[&server.port().to_string()]);
+    sender.wait_stdout_contains("* slow joined #lobby\n");
+    let line = format!("{}\n", "z".repeat(1000));
+    // About 1 MB: far more than the slow reader's queue, TLS backlog and socket buffers.
+    sender.feed(line.repeat(1000).into_bytes());
+    sender.wait_stdout_contains("* slow left #lobby (too slow)\n");
+    sender.write(b"/quit\n");
+    let status = sender.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "exit {status}; stderr {:?}",
+        sender.stderr()
+    );
+    slow.close_stdin();
+    let _ = slow.wait_exit(WAIT);
+}

@@ -1043,3 +1043,39 @@ fn tls_refusal(exec: &Exec) -> String {
         }
     }
 }
+
+/// `exec serve tls://` with the user's own certificate and key (openssl's; no
+/// fingerprint line then), trusted by `exec --cacert`; a client that trusts only the
+/// system's roots is refused in one line saying what is wrong with the certificate.
+#[test]
+fn exec_tls_with_cert_and_key_is_trusted_by_cacert() {
+    let dir = TempDir::new("exec-tls-cert");
+    let (cert, key) = crate::util::openssl_cert(&dir, "localhost");
+    let mut args = vec!["exec", "serve", "tls://127.0.0.1:0", "--permit", "echo"];
+    args.extend(["--cert", &cert, "--key", &key]);
+    let server = Server::start(&args);
+    let line = server.next_line().expect("a token file line");
+    let token = line
+        .strip_prefix("token file: ")
+        .unwrap_or_else(|| panic!("no fingerprint line expected, got {line:?}"))
+        .to_owned();
+    let client = |trust: &[&str]| {
+        let mut cmd = sockit();
+        cmd.args(["exec", &server.endpoint, "--token-file", &token])
+            .args(trust)
+            .args(["--", "echo", "trusted"])
+            .stdin(Stdio::null());
+        output_within(cmd)
+    };
+    let out = client(&["--cacert", &cert]);
+    assert_eq!(text(&out.stdout), "trusted\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    let out = client(&[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("sockit: TLS handshake: the server's certificate "),
+        "{err}"
+    );
+}

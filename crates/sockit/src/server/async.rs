@@ -63,7 +63,8 @@ impl Server {
     }
 
     /// [`Server::serve_tasks`] without the `tls://` check, for the async model, whose
-    /// service was checked (and does its TLS inside its handlers).
+    /// service was checked (and does its TLS inside its handlers), and for exec, whose
+    /// tasks put TLS on their streams themselves (`socket::tokio_tls`).
     pub(crate) fn serve_tasks_plain<F, Fut>(self, busy: &[u8], handle: F) -> Result<()>
     where
         F: Fn(TokioStream, Peer, Stopping) -> Fut,
