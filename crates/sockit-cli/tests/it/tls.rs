@@ -1037,3 +1037,46 @@ fn listen_tls_client_ca_admits_connect_with_a_client_cert_only() {
     assert_exit_0(&mut a);
     assert_eq!(listen.stdout(), b"from alice\nstill here\n");
 }
+
+/// `http get --client-cert --client-key` against `openssl s_server -www -Verify 1`, which
+/// requires a client certificate from its CA and describes the one it got in its page;
+/// without one, `http get` fails in one line saying the server wants one.
+#[test]
+fn http_get_shows_a_client_certificate_to_openssl_s_server() {
+    let dir = TempDir::new("https-get-mtls");
+    let ca = crate::util::openssl_cert(&dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&dir, &ca, "alice");
+    let srv_dir = TempDir::new("https-get-mtls-server");
+    let (cert, key) = openssl_cert(&srv_dir);
+    let (_server, port) =
+        crate::util::s_server_www(&cert, &key, &["-Verify", "1", "-CAfile", &ca.0]);
+    let url = format!("https://localhost:{port}/");
+    let out = sockit()
+        .args(["http", "get", "--cacert", &cert, "--client-cert", &alice.0])
+        .args(["--client-key", &alice.1, &url])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        page.contains("Client certificate") && page.contains("Subject: CN=alice"),
+        "{page}"
+    );
+
+    let out = sockit()
+        .args(["http", "get", "--cacert", &cert, &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the server requires a client certificate"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
