@@ -92,9 +92,19 @@ fn usage_error(e: clap::Error) -> ExitCode {
         };
     }
     let rendered = e.render().to_string();
-    let line = rendered.lines().next().unwrap_or("invalid arguments");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    eprintln!("sockit: {} (see --help)", clip_arguments(line));
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    if line.ends_with(':') {
+        // "the following required arguments were not provided:" names them on the
+        // indented lines after it: without them the line says nothing.
+        let named: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        line = format!("{line} {}", named.join(", "));
+    }
+    eprintln!("sockit: {} (see --help)", clip_arguments(&line));
     ExitCode::from(2)
 }
 

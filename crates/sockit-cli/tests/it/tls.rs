@@ -920,6 +920,13 @@ fn mutual_tls_bad_usage_is_exit_2_and_a_bad_key_is_one_line_before_connecting() 
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
+    // A missing partner flag is named, not only said to be missing.
+    let out = sockit()
+        .args(["connect", "--client-cert", "c.pem", "tls://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not provided: --client-key <FILE>"), "{err}");
     // The key of another certificate: refused before any connection (nobody listens).
     let a_dir = TempDir::new("mtls-key-a");
     let (cert, _) = openssl_cert(&a_dir);
