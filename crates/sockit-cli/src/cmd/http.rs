@@ -13,6 +13,7 @@ use sockit::http::client::{self, Method, Options, Redirects};
 use sockit::http::serve::{FileServer, Log};
 use sockit::proto::http::client::url::Url;
 use sockit::server::{Config, TlsService};
+use sockit::socket::tls::Identity;
 use sockit::text::terminal_safe;
 
 use crate::args::{
@@ -93,6 +94,13 @@ struct GetArgs {
     /// http:// URLs too). Every request, redirects included, goes through it.
     #[arg(long, value_name = "URL")]
     proxy: Option<sockit::proxy::Proxy>,
+    /// The client certificate (PEM, leaf first) for HTTPS servers that require one
+    /// (mutual TLS); curl's --cert.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM: PKCS#8, RSA or EC); curl's --key.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Exit 22 without printing the body when the status is 400 or more.
     #[arg(short = 'f', long = "fail")]
     fail: bool,
@@ -168,6 +176,13 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         },
         timeout: args.timeout,
         cacert: args.cacert.clone(),
+        identity: match (&args.client_cert, &args.client_key) {
+            (Some(cert), Some(key)) => Some(Identity {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         location_trusted: args.location_trusted,
         proxy: args.proxy.clone(),
     };

@@ -992,6 +992,13 @@ fn mutual_tls_bad_usage_is_exit_2_and_a_bad_key_is_one_line_before_connecting() 
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
+    // A missing partner flag is named, not only said to be missing.
+    let out = sockit()
+        .args(["connect", "--client-cert", "c.pem", "tls://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not provided: --client-key <FILE>"), "{err}");
     // The key of another certificate: refused before any connection (nobody listens).
     let a_dir = TempDir::new("mtls-key-a");
     let (cert, _) = openssl_cert(&a_dir);
@@ -1108,4 +1115,47 @@ fn listen_tls_client_ca_admits_connect_with_a_client_cert_only() {
     listen.close_stdin();
     assert_exit_0(&mut a);
     assert_eq!(listen.stdout(), b"from alice\nstill here\n");
+}
+
+/// `http get --client-cert --client-key` against `openssl s_server -www -Verify 1`, which
+/// requires a client certificate from its CA and describes the one it got in its page;
+/// without one, `http get` fails in one line saying the server wants one.
+#[test]
+fn http_get_shows_a_client_certificate_to_openssl_s_server() {
+    let dir = TempDir::new("https-get-mtls");
+    let ca = crate::util::openssl_cert(&dir, "sockit test CA");
+    let alice = crate::util::openssl_signed(&dir, &ca, "alice");
+    let srv_dir = TempDir::new("https-get-mtls-server");
+    let (cert, key) = openssl_cert(&srv_dir);
+    let (_server, port) =
+        crate::util::s_server_www(&cert, &key, &["-Verify", "1", "-CAfile", &ca.0]);
+    let url = format!("https://localhost:{port}/");
+    let out = sockit()
+        .args(["http", "get", "--cacert", &cert, "--client-cert", &alice.0])
+        .args(["--client-key", &alice.1, &url])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        page.contains("Client certificate") && page.contains("Subject: CN=alice"),
+        "{page}"
+    );
+
+    let out = sockit()
+        .args(["http", "get", "--cacert", &cert, &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the server requires a client certificate"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
 }

@@ -18,7 +18,7 @@ use crate::proto::http::client::response::{BodyFraming, Head, parse_head};
 use crate::proto::http::client::url::{Scheme, Url};
 use crate::proxy::Proxy;
 use crate::socket::Stream;
-use crate::socket::tls::{ClientOptions, ClientTls, Role, tls_sentence};
+use crate::socket::tls::{ClientOptions, ClientTls, Identity, Role, tls_sentence};
 
 /// The request method: the client only fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub struct Options {
     /// A PEM file of CA certificates trusted instead of the system roots (a self-signed
     /// server certificate listed there is trusted as itself).
     pub cacert: Option<PathBuf>,
+    /// A client certificate and key for HTTPS servers that require one (mutual TLS).
+    pub identity: Option<Identity>,
     /// Send `Authorization` and `Cookie` after a redirect to another scheme, host or port
     /// too (curl's `--location-trusted`); by default they go only where they were given
     /// for, so a redirect cannot hand them to someone else.
@@ -69,6 +71,7 @@ impl Default for Options {
             redirects: Redirects::Stop,
             timeout: None,
             cacert: None,
+            identity: None,
             location_trusted: false,
             proxy: None,
         }
@@ -219,6 +222,7 @@ fn connect(
                 .insert(
                     ClientTls::new(&ClientOptions {
                         cacert: options.cacert.clone(),
+                        identity: options.identity.clone(),
                         ..ClientOptions::default()
                     })?
                     .config(),
