@@ -195,3 +195,33 @@ fn last_words_go_on_as_they_drain_under_every_model() {
         }
     }
 }
+
+/// The fork model reaps its own children only: a program that embeds it and starts other
+/// processes still gets their exit statuses (a `waitpid(-1)` would take them).
+#[test]
+fn the_fork_model_leaves_other_children_to_their_parent() {
+    let (endpoint, stop, serving) = serve_in_thread(Model::Fork, None, Echo::default());
+    let mut other = std::process::Command::new("sh")
+        .args(["-c", "exit 7"])
+        .spawn()
+        .unwrap();
+    // Served connections make the parent reap (after each accept and on its tick) while
+    // `other` has long exited.
+    for _ in 0..5 {
+        let mut client = Stream::connect(&endpoint, Some(Duration::from_secs(5))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        client.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        client.read_exact(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = other
+        .wait()
+        .expect("our child's status was taken by the server");
+    assert_eq!(status.code(), Some(7));
+    stop.trigger();
+    assert!(serving.join().unwrap().is_ok());
+}

@@ -74,6 +74,8 @@ use crate::args::{TlsClientArgs, parse_duration, stop_on_signals};
 ///   printf 'GET / HTTP/1.0\r\nHost: example.com\r\n\r\n' | sockit connect --crlf tls://example.com:443
 ///   sockit connect --pin sha256:5f0c...e1 tls://127.0.0.1:8443
 ///   sockit connect --proxy socks5h://127.0.0.1:1080 tls://example.com:443
+// Clap's help text: `[USER:PASS@]` is text, not a rustdoc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

@@ -4,9 +4,13 @@
 //! child takes it as the threads model takes shutdown (its connection's read side is shut,
 //! so the handler sees end of stream and its last words are written), and the parent
 //! kills what is left after [`GRACE`].
+//!
+//! The parent reaps only its own children ([`Children`]): a library server lives in a
+//! process that may have started other programs, and `waitpid(-1)` would take their exit
+//! statuses from under whoever waits for them.
 
-use std::collections::HashSet;
-use std::os::fd::{AsFd, AsRawFd};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -29,17 +33,17 @@ pub(crate) fn serve<S: Service>(listener: &Listener, service: Arc<S>, ctx: Ctx<'
         .max_conns
         .unwrap_or(ctx.config.model.default_max_conns());
     // Shared by the tick and the accept callbacks, which never run at the same time.
-    let children = std::cell::RefCell::new(HashSet::<Pid>::new());
+    let children = std::cell::RefCell::new(Children::new());
     let result = accept_each(
         listener,
         &ctx,
         Some(REAP_EVERY),
-        || reap(&mut children.borrow_mut(), false),
+        || children.borrow_mut().reap_exited(),
         |stream, peer, _slot| {
             // The gate counts connections in this process; children live elsewhere, so the
             // limit is enforced on the set of live children instead.
             let mut children = children.borrow_mut();
-            reap(&mut children, false);
+            children.reap_exited();
             if children.len() >= limit {
                 ctx.gate.refuse_busy(stream.as_fd(), &peer, limit);
                 return;
@@ -76,18 +80,14 @@ pub(crate) fn serve<S: Service>(listener: &Listener, service: Arc<S>, ctx: Ctx<'
         },
     );
     let mut children = children.into_inner();
-    for pid in &children {
-        let _ = signal::kill(*pid, Signal::SIGTERM);
-    }
+    children.signal(Signal::SIGTERM);
     let deadline = Instant::now() + GRACE;
     while !children.is_empty() && Instant::now() < deadline {
-        reap(&mut children, false);
+        children.reap_exited();
         std::thread::sleep(Duration::from_millis(5));
     }
-    for pid in &children {
-        let _ = signal::kill(*pid, Signal::SIGKILL);
-    }
-    reap(&mut children, true);
+    children.signal(Signal::SIGKILL);
+    children.reap_all();
     result
 }
 
@@ -105,21 +105,105 @@ extern "C" fn end_connection(_: libc::c_int) {
     }
 }
 
-/// Collects exited children so none stays a zombie; `block` waits for every one.
-fn reap(children: &mut HashSet<Pid>, block: bool) {
-    if block {
-        for pid in children.drain() {
-            let _ = waitpid(pid, None);
+/// The live children of one server. Each is watched by a pidfd in one epoll set, so
+/// reaping asks the kernel which of *these* exited (one `epoll_wait`, however many are
+/// alive) and waits for exactly those; where pidfds are missing (kernels before 5.3)
+/// each child is asked by its pid instead.
+struct Children {
+    /// Readable pidfds of exited children; `None` without pidfd support.
+    exits: Option<OwnedFd>,
+    /// Every live child, with its pidfd (kept open while it is watched).
+    live: HashMap<Pid, Option<OwnedFd>>,
+}
+
+impl Children {
+    fn new() -> Children {
+        Children {
+            exits: rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).ok(),
+            live: HashMap::new(),
         }
-        return;
     }
-    loop {
-        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, ..)) => {
-                children.remove(&pid);
+
+    fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    fn insert(&mut self, pid: Pid) {
+        let watched = self.exits.as_ref().and_then(|epoll| {
+            let raw = rustix::process::Pid::from_raw(pid.as_raw())?;
+            let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
+            let data = rustix::event::epoll::EventData::new_u64(pid.as_raw() as u64);
+            rustix::event::epoll::add(epoll, &fd, data, rustix::event::epoll::EventFlags::IN)
+                .ok()?;
+            Some(fd)
+        });
+        self.live.insert(pid, watched);
+    }
+
+    /// Collects the children that have exited, so none stays a zombie; never blocks.
+    fn reap_exited(&mut self) {
+        let mut exited = Vec::new();
+        if let Some(epoll) = &self.exits {
+            let mut ready = Vec::with_capacity(64);
+            let zero = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            loop {
+                ready.clear();
+                match rustix::event::epoll::wait(
+                    epoll,
+                    rustix::buffer::spare_capacity(&mut ready),
+                    Some(&zero),
+                ) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => break,
+                }
+                exited.extend(ready.iter().map(|e| Pid::from_raw(e.data.u64() as i32)));
+                if ready.len() < ready.capacity() {
+                    break;
+                }
             }
-            Ok(WaitStatus::StillAlive) | Err(_) => break,
-            Ok(_) => {}
+        }
+        // Children without a pidfd are asked one by one.
+        exited.extend(
+            self.live
+                .iter()
+                .filter(|(_, fd)| fd.is_none())
+                .map(|(pid, _)| *pid),
+        );
+        for pid in exited {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                // Exited, or not ours to wait for any more (ECHILD): forgotten either way.
+                // The pidfd leaves the epoll set explicitly: children forked since hold
+                // copies of it, which would keep it there, ready for ever.
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => {
+                    if let (Some(Some(fd)), Some(epoll)) = (self.live.remove(&pid), &self.exits) {
+                        let _ = rustix::event::epoll::delete(epoll, &fd);
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Sends `sig` to every live child.
+    fn signal(&self, sig: Signal) {
+        for pid in self.live.keys() {
+            let _ = signal::kill(*pid, sig);
+        }
+    }
+
+    /// Waits for every child to exit.
+    fn reap_all(&mut self) {
+        for (pid, _) in self.live.drain() {
+            let _ = waitpid(pid, None);
         }
     }
 }
