@@ -26,6 +26,7 @@
 mod datagram;
 mod stream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -103,10 +104,11 @@ pub fn serve(server: Server, forward: Forward) -> Result<()> {
         return serve_datagrams(&server, &forward);
     }
     let idle = server.config().idle_timeout;
-    let forward = std::sync::Arc::new(forward);
+    let forward = Arc::new(forward);
     server.serve_tasks_plain(b"", move |stream, peer, _stopping| {
-        let forward = forward.clone();
-        async move { connection(stream, peer, &forward, idle).await }
+        // The async fn itself, not an `async move` block awaiting it: a block would keep
+        // its captures and the awaited future side by side for the connection's life.
+        connection(stream, peer, forward.clone(), idle)
     })
 }
 
@@ -134,11 +136,16 @@ fn serve_datagrams(server: &Server, forward: &Forward) -> Result<()> {
 }
 
 /// One accepted connection, from its TLS handshake to the end of its relay.
-async fn connection(stream: TokioStream, peer: Peer, forward: &Forward, idle: Option<Duration>) {
+async fn connection(
+    stream: TokioStream,
+    peer: Peer,
+    forward: Arc<Forward>,
+    idle: Option<Duration>,
+) {
     // Boxed, and so freed once both legs stand: the futures of the handshakes, the lookup
     // and the connect are several times the size of the relay's state, and an unboxed
     // task would keep room for them for the whole life of the connection.
-    let Some((mut client, mut target)) = Box::pin(open(stream, &peer, forward)).await else {
+    let Some((mut client, mut target)) = Box::pin(open(stream, &peer, &forward)).await else {
         return;
     };
     match stream::relay(&mut client, &mut target, idle).await {
