@@ -7,10 +7,16 @@
 //! Tokio tasks, one per relayed connection, on the server's one accept loop (admission
 //! gate, `--max-conns`, access lists: [`Server::serve_tasks`]'s). A relay spends its
 //! life waiting, so what matters is what a waiting connection costs: here a parked task
-//! and two reactor registrations, a few hundred bytes, with no buffer and no pipe (see
-//! `stream.rs`): bytes in flight get a pipe or a buffer only while they are
-//! in flight. Threads would cost a stack per connection; an event loop of our own would
-//! be this same state machine with more code to keep.
+//! (its state is the relay's, about 250 bytes; the setup's larger futures are boxed and
+//! freed once both legs stand) and two reactor registrations, with no buffer and no pipe
+//! (see `stream.rs`): bytes in flight get a pipe or a buffer only while they are in
+//! flight. Measured on a release build, 9,000 idle plain relays cost the process about
+//! 1.8 KiB of userspace memory each, allocator overhead included. Threads would cost a
+//! stack per connection; an event loop of our own would be this same state machine with
+//! more code to keep.
+//!
+//! A client's PROXY header (`accept_proxy`) is read before its TLS handshake, and the
+//! one for the target (`send_proxy`) written before the target's, as HAProxy does.
 //!
 //! Plain to plain, bytes move with `splice(2)` socket → pipe → socket and never enter
 //! userspace; a TLS leg must (rustls encrypts and decrypts in userspace), through a
