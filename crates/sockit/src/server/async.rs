@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -93,10 +94,10 @@ impl Server {
             let (stop_tx, stop_rx) = watch::channel(false);
             let spawn = |stream, peer, slot| {
                 let task = handle(stream, peer, Stopping(stop_rx.clone()));
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    task.await;
-                });
+                // `map`, not an `async move` block awaiting `task`: the block would hold
+                // `task` twice (its capture and the awaited copy), doubling what every
+                // connection costs for its whole life.
+                tokio::spawn(task.map(move |()| drop(slot)));
             };
             accept_loop(&listener, &gate, &self.shutdown, None, spawn).await?;
             let _ = stop_tx.send(true);
