@@ -12,6 +12,7 @@ mod limits;
 mod ports;
 mod raw;
 mod subnet;
+mod sweep;
 mod tls;
 mod transfer;
 mod util;
