@@ -21,6 +21,7 @@ peers=(
   "script bsdutils"
   "sha256sum coreutils"
   "mount mount"
+  "nginx nginx"
 )
 need=()
 for p in "${peers[@]}"; do

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
 mod bench;
+mod bench_http;
 mod chat;
 mod check;
 mod connect;
