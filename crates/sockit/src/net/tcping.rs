@@ -99,7 +99,9 @@ pub fn run(
             Outcome::Failed(_) => stats.errors += 1,
         }
         on_probe(&Probe { seq, outcome, time });
-        next += options.interval;
+        // A probe that outlasted the interval (a timeout) delays the next one rather than
+        // making the following probes catch up in a burst, as ping does.
+        next = (next + options.interval).max(Instant::now());
     }
     stats.elapsed = started.elapsed();
     Ok(stats)
