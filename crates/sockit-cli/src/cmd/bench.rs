@@ -32,8 +32,9 @@ enum Bench {
     Chat(chat::Args),
 }
 
-/// Closed-loop echo load: every connection keeps --pipeline messages in flight, sending
-/// the next when one has come back; every echoed byte is checked.
+/// Echo load: every connection keeps --pipeline messages in flight, sending the next when
+/// one has come back (closed loop), or, with --rate, when it is due (open loop: latency
+/// from each message's scheduled time, as wrk2); every echoed byte is checked.
 ///
 /// Reports messages/s, MB/s (payload, one direction), latency p50/p99/p99.9 (from queuing
 /// a message to its last echoed byte) and errors by kind.
@@ -64,6 +65,9 @@ struct EchoArgs {
     /// After --secs, how long to wait for the messages still in flight.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     grace: Duration,
+    /// Open loop: messages per second in all, latency from each message's scheduled time.
+    #[arg(long, short = 'R', value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Print the report as one JSON object (latencies in nanoseconds).
     #[arg(long)]
     json: bool,
@@ -181,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 threads: a.threads,
                 connect_timeout: a.connect_timeout,
                 grace: a.grace,
+                rate: a.rate,
                 ..EchoConfig::new(a.addr)
             };
             let report = echo::run(&config, |p| line.show(p));
