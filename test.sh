@@ -28,6 +28,7 @@ peers=(
   "fish fish"
   "microsocks microsocks"
   "tinyproxy tinyproxy"
+  "nginx nginx"
 )
 need=()
 for p in "${peers[@]}"; do

@@ -247,18 +247,6 @@ pub fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A host as `check` and `ping` take it: a name, an IPv4 address, or an IPv6 address
-/// with or without brackets. A malformed one (`256.1.1.1`, a zone id) is a usage error
-/// here, not a failed lookup later.
-pub fn parse_host(s: &str) -> Result<String, String> {
-    let bare = s
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(s);
-    sockit::addr::check_host(bare)?;
-    Ok(s.to_owned())
-}
-
 /// `--model` values, with the list of models in the error.
 pub fn parse_model(s: &str) -> Result<Model, String> {
     s.parse().map_err(|e: sockit::Error| e.to_string())
@@ -349,6 +337,49 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+/// Sweep targets as `check` and `ping` take them: addresses, names, CIDR blocks, ranges,
+/// and `-` for whitespace-separated hosts read from stdin (`#` starts a comment). A word
+/// that does not parse is a usage error (exit 2); names are resolved later.
+pub fn read_targets(words: &[String]) -> anyhow::Result<Vec<sockit::net::targets::Target>> {
+    use std::io::Read;
+    let mut all: Vec<String> = Vec::new();
+    for word in words {
+        if word == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("read hosts from stdin")?;
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("");
+                all.extend(line.split_whitespace().map(str::to_owned));
+            }
+        } else {
+            all.push(word.clone());
+        }
+    }
+    let targets =
+        sockit::net::targets::parse(all.iter().map(String::as_str)).map_err(crate::usage)?;
+    if targets.is_empty() {
+        return Err(crate::usage("no hosts given (stdin was empty)"));
+    }
+    Ok(targets)
+}
+
+/// Whether the targets given make a sweep (per-host output: several words, a block, a
+/// range or stdin) rather than one plain host (the classic output of one host).
+pub fn is_sweep(words: &[String], targets: &[sockit::net::targets::Target]) -> bool {
+    match (words, targets) {
+        ([word], [target]) => {
+            let bare = word
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(word);
+            target.label() != bare
+        }
+        _ => true,
     }
 }
 

@@ -4,14 +4,16 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use sockit::Endpoint;
-use sockit::bench::{ConnsConfig, EchoConfig, Progress, conns, echo};
+use sockit::bench::{ConnsConfig, EchoConfig, HttpConfig, Progress, conns, echo, http};
+use sockit::proto::http::client::url::Url;
 
 use crate::args::{parse_bytes, parse_duration, parse_positive_seconds};
 
 pub mod chat;
 
-/// Load generators: closed-loop echo load, many idle connections, chat fan-out.
+/// Load generators: closed-loop echo load, HTTP load, many idle connections, chat fan-out.
 ///
 /// They verify what comes back, are bounded in time, and print a report (or one JSON
 /// object with --json). The exit code of echo and conns is 1 when any error was counted;
@@ -34,18 +36,22 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Bench {
     Echo(EchoArgs),
+    Http(HttpArgs),
     Conns(ConnsArgs),
     Chat(chat::Args),
 }
 
-/// Closed-loop echo load: every connection keeps --pipeline messages in flight.
+/// Echo load: every connection keeps --pipeline messages in flight.
 ///
-/// Each connection sends the next message when one has come back; every echoed byte is
-/// checked. Reports messages/s, MB/s (payload, one direction), latency p50/p99/p99.9 (from queuing
-/// a message to its last echoed byte) and errors by kind.
+/// Each connection sends the next message when one has come back (closed loop), or, with
+/// --rate, when it is due (open loop: latency from each message's scheduled time, as
+/// wrk2); every echoed byte is checked. Reports messages/s, MB/s (payload, one
+/// direction), latency p50/p90/p99/p99.9 (from queuing a message to its last echoed byte)
+/// and errors by kind.
 ///
 /// Examples:
 ///   sockit bench echo 127.0.0.1:7000 --conns 50 --size 64 --secs 3 --pipeline 16
+///   sockit bench echo 127.0.0.1:7000 --conns 50 --rate 20000
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 struct EchoArgs {
@@ -72,9 +78,81 @@ struct EchoArgs {
     /// After --secs, how long to wait for the messages still in flight.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     grace: Duration,
+    /// Open loop: messages per second in all, latency from each message's scheduled time.
+    #[arg(long, short = 'R', value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Print the report as one JSON object (latencies in nanoseconds).
     #[arg(long)]
     json: bool,
+}
+
+/// HTTP/1.1 load over keep-alive connections, closed or open loop.
+///
+/// Closed loop (as wrk) or, with --rate, open loop (as wrk2: latency from each request's
+/// scheduled time, so a stalled server's queue shows in the percentiles). Every response is parsed and its body framed (Content-Length or chunked): a short or
+/// overlong body is an error. Reports requests/s, status counts, bytes, latency
+/// p50/p90/p99/p99.9/max and errors; a progress line on a terminal only. Exit 1 when any
+/// error was counted.
+///
+/// Examples:
+///   sockit bench http http://127.0.0.1:8080/ -c 50 --secs 10
+///   sockit bench http http://127.0.0.1:8080/api -c 20 --rate 5000 --json
+///   sockit bench http http://127.0.0.1:8080/post -m POST --body data.json -H 'Content-Type: application/json'
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct HttpArgs {
+    /// The URL (http://HOST:PORT/PATH).
+    url: String,
+    /// Connections.
+    #[arg(long, short = 'c', default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    conns: u32,
+    /// How long to send load (3 = 3 seconds, or 500ms, 2m).
+    #[arg(long, default_value = "5", value_parser = parse_positive_seconds)]
+    secs: Duration,
+    /// Open loop: requests per second in all (latency from each request's scheduled time).
+    #[arg(long, short = 'R', value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Load threads (each an epoll loop with its share of the connections).
+    #[arg(long, short = 't', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: u32,
+    /// Request method.
+    #[arg(long, short = 'm', default_value = "GET")]
+    method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "HEADER", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Send this file's bytes as the request body (with a Content-Length).
+    #[arg(long, value_name = "FILE")]
+    body: Option<std::path::PathBuf>,
+    /// Print the report as one JSON object (latencies in nanoseconds).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `Name: value`, the name a token, the value without CR or LF.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not `Name: value`"))?;
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("{s:?} is not a valid header"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// Requests per second: a positive number.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of requests per second"
+        )),
+    }
 }
 
 /// Many idle connections: opens --conns, holds them for --hold, then pings each.
@@ -122,9 +200,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 threads: a.threads,
                 connect_timeout: a.connect_timeout,
                 grace: a.grace,
+                rate: a.rate,
                 ..EchoConfig::new(a.addr)
             };
             let report = echo::run(&config, |p| line.show(p));
+            line.clear();
+            let report = report?;
+            let text = if a.json {
+                report.to_json()
+            } else {
+                report.to_string()
+            };
+            (text, report.errors())
+        }
+        Bench::Http(a) => {
+            let url = Url::parse(&a.url).map_err(crate::usage)?;
+            let body = match &a.body {
+                Some(path) => std::fs::read(path)
+                    .with_context(|| format!("read body file {}", path.display()))?,
+                None => Vec::new(),
+            };
+            let config = HttpConfig {
+                conns: a.conns as usize,
+                duration: a.secs,
+                threads: a.threads as usize,
+                rate: a.rate,
+                method: a.method,
+                headers: a.headers,
+                body,
+                ..HttpConfig::new(url)
+            };
+            let report = http::run(&config, |p| line.show(p));
             line.clear();
             let report = report?;
             let text = if a.json {

@@ -1,6 +1,6 @@
 //! `sockit check`: which ports of a host accept a TCP connection.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,10 @@ use crate::args::parse_duration;
 ///
 /// Tries every port concurrently (bounded by --concurrency), prints the open ones (every
 /// port with --all) with the service name from `sockit ports`, and a summary on stderr.
+/// Several hosts (addresses, names, CIDR blocks like 10.0.0.0/29, ranges like
+/// 192.168.1.10-20, or - for hosts from stdin) are scanned together, --concurrency
+/// handshakes in flight over all of them, and reported host by host (with --json, one
+/// object per host, one per line).
 /// With --syn (root only), a half-open SYN scan over a raw socket instead: SYN-ACK is open
 /// (and answered with a RST), RST is closed, silence is filtered; same output.
 /// Exit 0 when at least one port is open, 1 when none is.
@@ -24,21 +28,24 @@ use crate::args::parse_duration;
 ///   sockit check 127.0.0.1 22,80,443
 ///   sockit check ::1 8000-8100 --all --timeout 300ms
 ///   sockit check localhost 1-65535 --json
+///   sockit check 10.0.0.0/29 192.168.1.10-20 22,80
+///   sockit check - 443 < hosts.txt
 ///   sudo sockit check 127.0.0.1 1-65535 --syn
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Host name or address (IPv6 with or without brackets).
-    #[arg(value_parser = crate::args::parse_host)]
-    host: String,
+    /// Hosts: names, addresses (IPv6 with or without brackets), CIDR blocks, ranges
+    /// (a.b.c.10-20), or - for stdin.
+    #[arg(required = true, num_args = 1..)]
+    targets: Vec<String>,
     /// Ports: 22, 8000-8100, 22,80,443, or a mix.
     #[arg(value_parser = clap::value_parser!(PortList))]
     ports: PortList,
     /// How long to wait for each port before calling it filtered.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     timeout: Duration,
-    /// Connection attempts in flight at once.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    /// Connection attempts in flight at once (over all hosts).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     concurrency: u32,
     /// Half-open SYN scan over a raw socket (root only), like `nmap -sS`.
     #[arg(long)]
@@ -49,75 +56,95 @@ pub struct Args {
     /// Print every port, not only the open ones.
     #[arg(long)]
     all: bool,
-    /// Print a JSON array of {"port", "state", "service"} in port order.
+    /// Print a JSON array of {"port", "state", "service"} in port order (a sweep: one
+    /// object per host, with such an array as "ports").
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let host = resolve(&args.host)?;
+    let targets = crate::args::read_targets(&args.targets)?;
+    let sweep = crate::args::is_sweep(&args.targets, &targets);
+    let hosts = targets
+        .iter()
+        .map(|t| {
+            t.resolve(|_| true)
+                .with_context(|| format!("cannot resolve {:?}", t.label()))
+        })
+        .collect::<anyhow::Result<Vec<IpAddr>>>()?;
     let started = Instant::now();
-    let results = if args.syn {
+    let scans = if args.syn {
         let options = SynOptions {
             timeout: args.timeout,
             rate: args.rate,
             ..SynOptions::default()
         };
-        syn::scan(host, &args.ports, options)
+        hosts
+            .iter()
+            .map(|&host| {
+                syn::scan(host, &args.ports, options)
+                    .with_context(|| format!("scan of {host} failed"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
     } else {
         let options = ScanOptions {
             timeout: args.timeout,
             concurrency: args.concurrency as usize,
         };
-        check::scan(host, &args.ports, options)
-    }
-    .with_context(|| format!("scan of {host} failed"))?;
-    let shown = results
-        .iter()
-        .filter(|r| args.all || r.state == PortState::Open);
-    if args.json {
-        let rows: Vec<_> = shown
-            .map(|r| json!({ "port": r.port, "state": r.state.name(), "service": ports::name_of(r.port, "tcp") }))
+        check::scan_hosts(&hosts, &args.ports, options).context("scan failed")?
+    };
+    let elapsed = started.elapsed();
+    let mut any_open = false;
+    for ((target, host), results) in targets.iter().zip(&hosts).zip(&scans) {
+        let rows: Vec<_> = results
+            .iter()
+            .filter(|r| args.all || r.state == PortState::Open)
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
-    } else {
-        for r in shown {
-            let port = format!("{}/tcp", r.port);
-            println!(
-                "{port:<11} {:<8} {}",
-                r.state.name(),
-                ports::name_of(r.port, "tcp").unwrap_or("").trim_end()
-            );
+        let count = |s| results.iter().filter(|r| r.state == s).count();
+        let open = count(PortState::Open);
+        any_open |= open > 0;
+        if args.json {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| json!({ "port": r.port, "state": r.state.name(), "service": ports::name_of(r.port, "tcp") }))
+                .collect();
+            if sweep {
+                let doc = json!({
+                    "host": target.label(),
+                    "address": host.to_string(),
+                    "open": open,
+                    "closed": count(PortState::Closed),
+                    "filtered": count(PortState::Filtered),
+                    "ports": rows,
+                });
+                println!("{doc}");
+            } else {
+                println!("{}", serde_json::Value::Array(rows));
+            }
+        } else {
+            if sweep && !rows.is_empty() {
+                println!("{}:", target.label());
+            }
+            for r in rows {
+                let port = format!("{}/tcp", r.port);
+                println!(
+                    "{port:<11} {:<8} {}",
+                    r.state.name(),
+                    ports::name_of(r.port, "tcp").unwrap_or("").trim_end()
+                );
+            }
         }
+        eprintln!(
+            "{host}: {open} open, {} closed, {} filtered ({} ports in {:.2?})",
+            count(PortState::Closed),
+            count(PortState::Filtered),
+            results.len(),
+            elapsed
+        );
     }
-    let count = |s| results.iter().filter(|r| r.state == s).count();
-    let open = count(PortState::Open);
-    eprintln!(
-        "{host}: {open} open, {} closed, {} filtered ({} ports in {:.2?})",
-        count(PortState::Closed),
-        count(PortState::Filtered),
-        results.len(),
-        started.elapsed()
-    );
-    Ok(if open > 0 {
+    Ok(if any_open {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-pub(crate) fn resolve(host: &str) -> anyhow::Result<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = bare.parse() {
-        return Ok(ip);
-    }
-    (bare, 0)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {bare:?}"))?
-        .next()
-        .map(|a| a.ip())
-        .with_context(|| format!("cannot resolve {bare:?}: no addresses"))
 }

@@ -1,6 +1,7 @@
-//! `sockit ping`: ICMP echo over IPv4 and IPv6, with iputils-like output.
+//! `sockit ping`: ICMP echo over IPv4 and IPv6 with iputils-like output, or TCP handshake
+//! pings (`--tcp PORT`), of one host or a sweep.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -9,26 +10,39 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 use sockit::net::ping::{self, Event, MAX_SIZE, PingOptions, SocketKind, Stats};
+use sockit::net::targets::{self, Target};
+use sockit::net::tcping::{self, Outcome, TcpPingOptions};
 
 use crate::args::parse_seconds;
 
-/// ICMP echo (ping) over IPv4 or IPv6.
+/// Ping over ICMP echo (IPv4, IPv6) or a TCP handshake (--tcp PORT); one host or a sweep.
 ///
-/// Uses the unprivileged ICMP datagram socket where net.ipv4.ping_group_range allows it,
-/// else a raw socket (root). Prints a line per reply (duplicates marked DUP!, late replies
-/// and ICMP errors reported, not counted) and a summary; Ctrl-C stops and prints the
-/// summary. Exit 0 when any reply came, 1 when none did, 2 on bad usage.
+/// ICMP uses the unprivileged ICMP datagram socket where net.ipv4.ping_group_range allows
+/// it, else a raw socket (root). Prints a line per reply (duplicates marked DUP!, late
+/// replies and ICMP errors reported, not counted) and a summary; Ctrl-C stops and prints the
+/// summary. With --tcp PORT, each probe is a TCP connect instead (no privileges needed): its
+/// line says open, refused or timeout and the time to the SYN-ACK (or RST).
+/// Targets: hosts, addresses, CIDR blocks (10.0.0.0/29), ranges (192.168.1.10-20) and `-`
+/// (hosts from stdin); several hosts are pinged concurrently (--concurrency at once), each
+/// with its own summary (with --json, one object per host, one per line).
+/// Exit 0 when any reply (any open handshake) came, 1 when none did, 2 on bad usage.
 ///
 /// Examples:
 ///   sockit ping 127.0.0.1 -c 3
 ///   sockit ping ::1 -c 5 -i 200ms -s 1000
 ///   sockit ping localhost -6 -c 1 --json
+///   sockit ping --tcp 443 example.com -c 4
+///   sockit ping --tcp 22 10.0.0.0/29 -c 1 -W 300ms
+///   sockit ping -c 1 - < hosts.txt
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Host name or address.
-    #[arg(value_parser = crate::args::parse_host)]
-    host: String,
+    /// Hosts: names, addresses, CIDR blocks, ranges (a.b.c.10-20), or - for stdin.
+    #[arg(required = true, num_args = 1..)]
+    targets: Vec<String>,
+    /// Ping with TCP handshakes to this port instead of ICMP echoes.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    tcp: Option<u16>,
     /// Stop after sending this many requests (default: until Ctrl-C).
     #[arg(short = 'c', long, value_parser = clap::value_parser!(u32).range(1..))]
     count: Option<u32>,
@@ -38,7 +52,7 @@ pub struct Args {
     /// How long to wait for each reply: 2s, 500ms, or seconds (2).
     #[arg(short = 'W', long, default_value = "2s", value_parser = parse_seconds)]
     timeout: Duration,
-    /// Bytes of data in each request (after the 8-byte ICMP header).
+    /// Bytes of data in each request (after the 8-byte ICMP header); ICMP only.
     #[arg(short = 's', long, default_value_t = 56, value_parser = clap::value_parser!(u32).range(0..=MAX_SIZE as i64))]
     size: u32,
     /// Use IPv4 only.
@@ -47,35 +61,85 @@ pub struct Args {
     /// Use IPv6 only.
     #[arg(short = '6')]
     ipv6: bool,
-    /// Print one JSON object with the counts, round-trip times and replies at the end.
+    /// Hosts pinged at once in a sweep.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Print one JSON object per host with the counts, round-trip times and replies at the end.
     #[arg(long)]
     json: bool,
 }
 
+/// One host of the run: how it was named and where it is.
+struct Host {
+    name: String,
+    ip: IpAddr,
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let target = resolve(&args)?;
+    let targets = crate::args::read_targets(&args.targets)?;
+    let sweep = crate::args::is_sweep(&args.targets, &targets);
+    let hosts = targets
+        .iter()
+        .map(|t| {
+            resolve(&args, t).map(|ip| Host {
+                name: t.label(),
+                ip,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
+    }
+    let results = targets::sweep(&hosts, args.concurrency as usize, |host| match args.tcp {
+        Some(port) => ping_tcp(&args, host, port, &stop),
+        None => ping_icmp(&args, host, &stop),
+    });
+    let mut up = 0;
+    for (host, result) in hosts.iter().zip(results) {
+        let (stats, doc) = result?;
+        up += usize::from(stats.received > 0);
+        if args.json {
+            println!("{doc}");
+        } else {
+            print_summary(&host.name, &stats, args.tcp.is_some());
+        }
+    }
+    if sweep {
+        eprintln!("{up} of {} hosts answered", hosts.len());
+    }
+    Ok(if up > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// ICMP echoes to one host; the stats and the host's JSON object.
+fn ping_icmp(
+    args: &Args,
+    host: &Host,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Stats, serde_json::Value)> {
+    let target = host.ip;
     let options = PingOptions {
         count: args.count,
         interval: args.interval,
         timeout: args.timeout,
         size: args.size as usize,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
-    }
     let ip_header = if target.is_ipv4() { 20 } else { 40 };
     if !args.json {
         println!(
             "PING {} ({target}) {}({}) bytes of data.",
-            args.host,
+            host.name,
             options.size,
             options.size + 8 + ip_header
         );
     }
     let mut replies = Vec::new();
     let json = args.json;
-    let (kind, stats) = ping::run(target, options, &stop, |event| {
+    let (kind, stats) = ping::run(target, options, stop, |event| {
         if json {
             if let Event::Reply { seq, ttl, rtt, .. } = event {
                 replies.push(json!({ "seq": seq, "ttl": ttl, "time_ms": ms(*rtt) }));
@@ -84,33 +148,94 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         print_event(event);
     })?;
-    if json {
-        let rtt = stats.rtt_summary().map(
-            |[min, avg, max, mdev]| json!({ "min": min, "avg": avg, "max": max, "mdev": mdev }),
-        );
-        let doc = json!({
-            "host": args.host,
-            "address": target.to_string(),
-            "socket": match kind { SocketKind::Raw => "raw", SocketKind::Datagram => "datagram" },
-            "transmitted": stats.transmitted,
-            "received": stats.received,
-            "duplicates": stats.duplicates,
-            "late": stats.late,
-            "errors": stats.errors,
-            "loss_percent": stats.loss_percent(),
-            "time_ms": stats.elapsed.as_millis() as u64,
-            "rtt_ms": rtt,
-            "replies": replies,
-        });
-        println!("{doc}");
-    } else {
-        print_summary(&args.host, &stats);
+    let rtt = stats
+        .rtt_summary()
+        .map(|[min, avg, max, mdev]| json!({ "min": min, "avg": avg, "max": max, "mdev": mdev }));
+    let doc = json!({
+        "host": host.name,
+        "address": target.to_string(),
+        "socket": match kind { SocketKind::Raw => "raw", SocketKind::Datagram => "datagram" },
+        "transmitted": stats.transmitted,
+        "received": stats.received,
+        "duplicates": stats.duplicates,
+        "late": stats.late,
+        "errors": stats.errors,
+        "loss_percent": stats.loss_percent(),
+        "time_ms": stats.elapsed.as_millis() as u64,
+        "rtt_ms": rtt,
+        "replies": replies,
+    });
+    Ok((stats, doc))
+}
+
+/// TCP handshakes to one host's `port`; the stats and the host's JSON object.
+fn ping_tcp(
+    args: &Args,
+    host: &Host,
+    port: u16,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Stats, serde_json::Value)> {
+    let addr = SocketAddr::new(host.ip, port);
+    let options = TcpPingOptions {
+        count: args.count,
+        interval: args.interval,
+        timeout: args.timeout,
+    };
+    if !args.json {
+        println!("PING {} ({}) TCP port {port}.", host.name, host.ip);
     }
-    Ok(if stats.received > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let mut replies = Vec::new();
+    let json = args.json;
+    let stats = tcping::run(addr, options, stop, |probe| {
+        if json {
+            replies.push(json!({
+                "seq": probe.seq,
+                "state": probe.outcome.name(),
+                "time_ms": ms(probe.time),
+            }));
+            return;
+        }
+        let at = format_addr(addr);
+        match &probe.outcome {
+            Outcome::Timeout => println!(
+                "{at}: tcp_seq={} timeout ({} ms)",
+                probe.seq,
+                probe.time.as_millis()
+            ),
+            Outcome::Failed(why) => println!("{at}: tcp_seq={} error: {why}", probe.seq),
+            o => println!(
+                "{at}: tcp_seq={} {} time={} ms",
+                probe.seq,
+                o.name(),
+                time(probe.time)
+            ),
+        }
+    })?;
+    let rtt = stats
+        .rtt_summary()
+        .map(|[min, avg, max, mdev]| json!({ "min": min, "avg": avg, "max": max, "mdev": mdev }));
+    let doc = json!({
+        "host": host.name,
+        "address": host.ip.to_string(),
+        "port": port,
+        "socket": "tcp",
+        "transmitted": stats.transmitted,
+        "received": stats.received,
+        "refused": stats.refused,
+        "duplicates": stats.duplicates,
+        "late": stats.late,
+        "errors": stats.errors,
+        "loss_percent": stats.loss_percent(),
+        "time_ms": stats.elapsed.as_millis() as u64,
+        "rtt_ms": rtt,
+        "replies": replies,
+    });
+    Ok((stats, doc))
+}
+
+/// `1.2.3.4:80` or `[::1]:80`.
+fn format_addr(addr: SocketAddr) -> String {
+    addr.to_string()
 }
 
 fn print_event(event: &Event) {
@@ -142,13 +267,18 @@ fn print_event(event: &Event) {
     }
 }
 
-fn print_summary(host: &str, s: &Stats) {
+fn print_summary(host: &str, s: &Stats, tcp: bool) {
     println!();
     println!("--- {host} ping statistics ---");
     let mut line = format!(
-        "{} packets transmitted, {} received",
-        s.transmitted, s.received
+        "{} {} transmitted, {} received",
+        s.transmitted,
+        if tcp { "probes" } else { "packets" },
+        s.received
     );
+    if s.refused > 0 {
+        line += &format!(", +{} refused", s.refused);
+    }
     if s.duplicates > 0 {
         line += &format!(", +{} duplicates", s.duplicates);
     }
@@ -183,26 +313,16 @@ fn time(d: Duration) -> String {
     }
 }
 
-fn resolve(args: &Args) -> anyhow::Result<IpAddr> {
+fn resolve(args: &Args, target: &Target) -> anyhow::Result<IpAddr> {
     let wanted = |ip: &IpAddr| !(args.ipv4 && ip.is_ipv6() || args.ipv6 && ip.is_ipv4());
-    let bare = args
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(&args.host);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        if !wanted(&ip) {
-            return Err(crate::usage(format!(
-                "{ip} is not an IPv{} address",
-                if args.ipv4 { 4 } else { 6 }
-            )));
-        }
-        return Ok(ip);
+    match target {
+        Target::Addr(ip) if !wanted(ip) => Err(crate::usage(format!(
+            "{ip} is not an IPv{} address",
+            if args.ipv4 { 4 } else { 6 }
+        ))),
+        Target::Addr(ip) => Ok(*ip),
+        Target::Name(name) => target
+            .resolve(wanted)
+            .with_context(|| format!("cannot resolve {name:?}")),
     }
-    (bare, 0)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {bare:?}"))?
-        .map(|a| a.ip())
-        .find(wanted)
-        .with_context(|| format!("cannot resolve {bare:?}: no suitable address"))
 }

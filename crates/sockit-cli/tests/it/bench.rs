@@ -187,3 +187,31 @@ fn bad_settings_are_usage_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("datagram"));
 }
+
+#[test]
+fn echo_open_loop_sends_at_the_rate_asked() {
+    let server = Server::start(&["echo", "127.0.0.1:0"]);
+    let out = bench(&[
+        "echo",
+        &server.endpoint,
+        "--conns",
+        "2",
+        "--pipeline",
+        "2",
+        "--secs",
+        "1",
+        "--rate",
+        "300",
+        "--grace",
+        "10s",
+        "--json",
+    ]);
+    let json = stdout(&out);
+    assert!(out.status.success(), "{:?}: {json}", out.status);
+    assert_eq!(json_u64(&json, "errors"), 0, "{json}");
+    assert_eq!(json_number(&json, "rate"), 300.0, "{json}");
+    // 300 scheduled in the window: never more, and a loaded machine loses few.
+    let msgs = json_u64(&json, "msgs") + json_u64(&json, "drained");
+    assert!((150..=300).contains(&msgs), "{json}");
+    assert!(server.stop().0.success());
+}

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per capability, each spawning `sockit`.
 
 mod bench;
+mod bench_http;
 mod chat;
 mod check;
 mod cli;
@@ -15,6 +16,7 @@ mod ports;
 mod proxy;
 mod raw;
 mod subnet;
+mod sweep;
 mod tls;
 mod transfer;
 mod util;

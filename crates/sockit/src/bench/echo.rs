@@ -9,7 +9,8 @@
 //! last byte has come back. Messages still in flight when the duration ends are waited
 //! for (and checked) during a grace period, but no longer counted in the rate.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::os::fd::OwnedFd;
@@ -56,6 +57,11 @@ pub struct EchoConfig {
     pub connect_timeout: Duration,
     /// After `duration`, how long to wait for the messages still in flight.
     pub grace: Duration,
+    /// `None`: closed loop. `Some(r)`: open loop, `r` messages per second in all, spread
+    /// evenly over the connections; each message is sent when it is due (or as soon as
+    /// a slot in the pipeline frees up, when the server is behind), and its latency is
+    /// measured from its scheduled time, as wrk2 does.
+    pub rate: Option<f64>,
 }
 
 impl EchoConfig {
@@ -71,6 +77,7 @@ impl EchoConfig {
             connect_concurrency: 256,
             connect_timeout: Duration::from_secs(5),
             grace: Duration::from_secs(1),
+            rate: None,
         }
     }
 
@@ -90,6 +97,9 @@ impl EchoConfig {
         }
         if self.threads == 0 {
             return bad("at least one thread is needed");
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return bad("the rate must be a positive number of messages per second");
         }
         Ok(())
     }
@@ -123,6 +133,8 @@ pub struct EchoReport {
     pub latency: Latency,
     /// Failed connects, connections lost, corrupt echoes.
     pub failures: Failures,
+    /// The open loop's rate, `None` for a closed loop.
+    pub rate: Option<f64>,
 }
 
 impl EchoReport {
@@ -151,6 +163,10 @@ impl EchoReport {
         o.num("size", self.size);
         o.num("pipeline", self.pipeline);
         o.num("threads", self.threads);
+        match self.rate {
+            Some(r) => o.float("rate", r),
+            None => o.raw("rate", "null"),
+        }
         o.float("secs", self.duration.as_secs_f64());
         o.num("msgs", self.msgs);
         o.num("drained", self.drained);
@@ -187,7 +203,14 @@ impl fmt::Display for EchoReport {
             self.drained,
             self.unfinished
         )?;
-        writeln!(f, "  latency   {}", self.latency)?;
+        match self.rate {
+            Some(r) => writeln!(
+                f,
+                "  latency   {} (open loop at {r:.0}/s: from each message's scheduled time)",
+                self.latency
+            )?,
+            None => writeln!(f, "  latency   {}", self.latency)?,
+        }
         write!(f, "  errors    {}", self.failures)
     }
 }
@@ -228,6 +251,7 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
     let meters: Vec<Meter> = (0..threads).map(|_| Meter::default()).collect();
     let start = Instant::now();
     let clock = Clock {
+        start,
         deadline: start + config.duration,
         hard_stop: start + config.duration + config.grace,
     };
@@ -288,6 +312,7 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
         unfinished: total.unfinished,
         latency: Latency::from_histogram(&total.hist),
         failures: total.failures,
+        rate: config.rate,
     })
 }
 
@@ -302,6 +327,7 @@ fn write_vectored(stream: &Stream, iov: &[IoSlice<'_>]) -> std::io::Result<usize
 /// The three moments of a run.
 #[derive(Debug, Clone, Copy)]
 struct Clock {
+    start: Instant,
     deadline: Instant,
     hard_stop: Instant,
 }
@@ -368,6 +394,10 @@ struct Conn {
     corrupt: bool,
     /// EPOLLOUT is registered (a write could not finish).
     want_write: bool,
+    /// Open loop: when this connection's next message is scheduled.
+    due: Instant,
+    /// Open loop: the due time a timer is armed for, so that it is armed once.
+    armed: Option<Instant>,
 }
 
 struct Worker<'a> {
@@ -381,6 +411,11 @@ struct Worker<'a> {
     tally: Tally,
     open: usize,
     in_flight: usize,
+    /// Open loop: time between two messages of one connection (conns / rate).
+    period: Option<Duration>,
+    /// Open loop: connections waiting for their next due time, earliest first.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    rate: Option<f64>,
 }
 
 impl<'a> Worker<'a> {
@@ -411,6 +446,8 @@ impl<'a> Worker<'a> {
                 echoed: 0,
                 corrupt: false,
                 want_write: false,
+                due: Instant::now(),
+                armed: None,
             }));
         }
         Ok(Worker {
@@ -424,11 +461,23 @@ impl<'a> Worker<'a> {
             buf: vec![0; READ_BUF],
             tally: Tally::new(),
             in_flight: 0,
+            period: config
+                .rate
+                .map(|r| Duration::from_secs_f64(config.conns as f64 / r)),
+            timers: BinaryHeap::new(),
+            rate: config.rate,
         })
     }
 
     fn run(&mut self, clock: Clock) {
         self.meter.open.store(self.open, Ordering::Relaxed);
+        if let Some(rate) = self.rate {
+            // Connection i's first message is due i / rate seconds in: the schedule is
+            // spread evenly over time.
+            for conn in self.conns.iter_mut().flatten() {
+                conn.due = clock.start + Duration::from_secs_f64(conn.id as f64 / rate);
+            }
+        }
         let now = Instant::now();
         for slot in 0..self.conns.len() {
             self.send(slot, now);
@@ -445,10 +494,29 @@ impl<'a> Worker<'a> {
             } else {
                 clock.hard_stop
             };
-            let wait = until
+            let mut wait = until
                 .duration_since(now)
                 .min(Duration::from_millis(100))
                 .max(Duration::from_millis(1));
+            if sending {
+                while let Some(&Reverse((at, slot))) = self.timers.peek() {
+                    if at > now {
+                        // A due message is sent on time, not at the next millisecond.
+                        wait = wait.min(at - now);
+                        break;
+                    }
+                    self.timers.pop();
+                    if self.conns[slot]
+                        .as_ref()
+                        .is_some_and(|c| c.armed == Some(at))
+                    {
+                        if let Some(c) = self.conns[slot].as_mut() {
+                            c.armed = None;
+                        }
+                        self.send(slot, now);
+                    }
+                }
+            }
             let timeout = rustix::event::Timespec::try_from(wait).expect("small timeout");
             events.clear();
             match epoll::wait(&self.ep, spare_capacity(&mut events), Some(&timeout)) {
@@ -539,12 +607,24 @@ impl<'a> Worker<'a> {
             return;
         };
         while conn.inflight.len() < self.pipeline {
+            let queued = match self.period {
+                None => now,
+                Some(_) if conn.due > now => {
+                    if conn.armed != Some(conn.due) {
+                        conn.armed = Some(conn.due);
+                        self.timers.push(Reverse((conn.due, slot)));
+                    }
+                    break;
+                }
+                Some(period) => {
+                    let due = conn.due;
+                    conn.due += period;
+                    due
+                }
+            };
             let offset = Pattern::offset(conn.id, conn.next_seq);
             conn.next_seq += 1;
-            conn.inflight.push_back(InFlight {
-                queued: now,
-                offset,
-            });
+            conn.inflight.push_back(InFlight { queued, offset });
             self.in_flight += 1;
         }
         while conn.unsent < conn.inflight.len() {
@@ -631,6 +711,7 @@ mod tests {
                 ..Latency::default()
             },
             failures,
+            rate: None,
         }
     }
 

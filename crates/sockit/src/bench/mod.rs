@@ -30,6 +30,7 @@
 pub mod chat;
 pub mod conns;
 pub mod echo;
+pub mod http;
 
 mod connect;
 mod json;
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 pub use conns::{ConnsConfig, ConnsReport};
 pub use echo::{EchoConfig, EchoReport};
+pub use http::{HttpConfig, HttpReport};
 pub use report::{FailureKind, Failures, Latency, format_duration};
 
 /// What a run is doing, for a progress line.

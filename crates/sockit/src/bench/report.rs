@@ -23,6 +23,9 @@ pub enum FailureKind {
     Closed,
     /// An echoed message differed from what was sent.
     Corrupt,
+    /// A response that breaks the protocol (a head that does not parse, a bad chunk, a
+    /// body longer than its Content-Length running into the next head).
+    Malformed,
     /// The peer sent bytes nobody asked for.
     Unexpected,
     /// Out of file descriptors (EMFILE, ENFILE).
@@ -37,12 +40,13 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in report order.
-    pub const ALL: [FailureKind; 10] = [
+    pub const ALL: [FailureKind; 11] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::Reset,
         FailureKind::Closed,
         FailureKind::Corrupt,
+        FailureKind::Malformed,
         FailureKind::Unexpected,
         FailureKind::NoFds,
         FailureKind::NoPorts,
@@ -58,6 +62,7 @@ impl FailureKind {
             FailureKind::Reset => "reset",
             FailureKind::Closed => "closed",
             FailureKind::Corrupt => "corrupt",
+            FailureKind::Malformed => "malformed",
             FailureKind::Unexpected => "unexpected",
             FailureKind::NoFds => "no_fds",
             FailureKind::NoPorts => "no_ports",
@@ -161,6 +166,8 @@ pub struct Latency {
     pub mean: Duration,
     /// The median.
     pub p50: Duration,
+    /// 90th percentile (what wrk and wrk2 print beside the median).
+    pub p90: Duration,
     /// 99th percentile.
     pub p99: Duration,
     /// 99.9th percentile.
@@ -186,6 +193,7 @@ impl Latency {
             min: ns(h.min()),
             mean: ns(h.mean().round() as u64),
             p50: ns(h.value_at_quantile(0.50)),
+            p90: ns(h.value_at_quantile(0.90)),
             p99: ns(h.value_at_quantile(0.99)),
             p999: ns(h.value_at_quantile(0.999)),
             max: ns(h.max()),
@@ -199,6 +207,7 @@ impl Latency {
         o.num("min", ns(self.min));
         o.num("mean", ns(self.mean));
         o.num("p50", ns(self.p50));
+        o.num("p90", ns(self.p90));
         o.num("p99", ns(self.p99));
         o.num("p999", ns(self.p999));
         o.num("max", ns(self.max));

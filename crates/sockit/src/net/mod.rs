@@ -9,3 +9,5 @@ pub mod ping;
 pub mod ports;
 pub mod subnet;
 pub mod syn;
+pub mod targets;
+pub mod tcping;

@@ -124,6 +124,9 @@ pub struct Stats {
     pub late: u32,
     /// ICMP errors about our requests, and failed sends.
     pub errors: u32,
+    /// TCP ping only: probes the host answered with a reset (the port is closed, but the
+    /// host is up); not counted as received, since nothing listens there.
+    pub refused: u32,
     /// Round-trip times of the counted replies.
     pub rtts: Vec<Duration>,
     /// From the first request to the end of the run.
