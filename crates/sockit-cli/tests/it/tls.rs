@@ -13,14 +13,12 @@ use crate::util::{
 
 #[test]
 fn tls_addresses_are_refused_by_commands_that_cannot_speak_tls_yet() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 3] = [
         (&["chat", "serve", "tls://127.0.0.1:0"], "chat serve"),
         (
             &["chat", "join", "--nick", "a", "tls://127.0.0.1:1"],
             "chat join",
         ),
-        (&["bench", "echo", "tls://127.0.0.1:1"], "bench echo"),
-        (&["bench", "conns", "tls://127.0.0.1:1"], "bench conns"),
         (
             &["exec", "serve", "--permit", "cat", "tls://127.0.0.1:0"],
             "exec serve",
