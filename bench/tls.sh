@@ -281,6 +281,26 @@ wrk_row() {
                 (q > 0 ? c / q / 1000 : 0), 100 * c / w, 100 * (lu + ls) * 1e9 / w, e }')"
 }
 
+# stime_row ROUND NAME PID PORT: `openssl s_time -new`: one connection at a time, each a
+# full handshake (no resumption) and one GET of 1k.bin, for $SECS seconds.
+stime_row() {
+    local round=$1 name=$2 pid=$3 port=$4 before after out times t0 t1 n
+    times=$(mktemp)
+    before=$(server_cpu_ns "$pid")
+    t0=$(date +%s%N)
+    out=$( { TIMEFORMAT='%U %S'; time "${L[@]}" openssl s_time -connect "127.0.0.1:$port" -new \
+        -time "$SECS" -www /1k.bin 2>&1; } 2>"$times")
+    t1=$(date +%s%N)
+    after=$(server_cpu_ns "$pid")
+    read -r lu ls <"$times"
+    rm -f "$times"
+    n=$(awk '/connections in .* real seconds/ { print $1; exit }' <<<"$out")
+    emit "$(awk -v r="$round" -v s="$name" -v n="${n:-0}" -v c=$((after - before)) -v w=$((t1 - t0)) \
+        -v lu="$lu" -v ls="$ls" 'BEGIN {
+            printf "| %s | %s | 1k.bin | %.0f | %d | %.1f µs | %.0f%% | %.0f%% | 0 |", r, s, n / (w / 1e9), n,
+                (n > 0 ? c / n / 1000 : 0), 100 * c / w, 100 * (lu + ls) * 1e9 / w }')"
+}
+
 https() {
     mkdir -p "$work/www"
     head -c 1024 /dev/urandom >"$work/www/1k.bin"
@@ -304,6 +324,8 @@ https() {
         case " $PARTS " in *" hs "*)
             wrk_row "$round" "sockit http serve ($MODEL), Connection: close" "$sk_pid" "$sk_port" 1k.bin handshake -H 'Connection: close'
             wrk_row "$round" "nginx, Connection: close" "$NGINX_PID" "$NGINX_PORT" 1k.bin handshake -H 'Connection: close'
+            stime_row "$round" "sockit http serve ($MODEL), s_time -new" "$sk_pid" "$sk_port"
+            stime_row "$round" "nginx, s_time -new" "$NGINX_PID" "$NGINX_PORT"
             ;;
         esac
     done
@@ -319,11 +341,15 @@ https() {
     emit "    # ssl_session_tickets on; ssl_buffer_size 16k; listen ... ssl; ssl_certificate CERT; ..."
     emit "taskset -c $LOAD_CPU wrk -t1 -c50 -d$DURATION https://127.0.0.1:PORT/1k.bin      # and 1m.bin"
     emit "taskset -c $LOAD_CPU wrk -t1 -c50 -d$DURATION -H 'Connection: close' https://127.0.0.1:PORT/1k.bin"
+    emit "taskset -c $LOAD_CPU openssl s_time -connect 127.0.0.1:PORT -new -time $SECS -www /1k.bin"
     emit '```'
     emit ""
-    emit "Server CPU: schedstat run time of all the server's threads over the wrk run, divided by"
-    emit "the requests wrk completed (with Connection: close, each request is a new connection"
-    emit "and a full handshake, so that is the CPU per handshake plus one small request)."
+    emit "Server CPU: schedstat run time of all the server's threads over the run, divided by"
+    emit "the requests completed. With Connection: close each request is a new connection, but"
+    emit "wrk keeps its TLS session across reconnects (SSL_clear), so those handshakes are"
+    emit "resumptions (PSK with a fresh X25519 exchange, no certificate signature), which both"
+    emit "servers accept (rustls's session cache, nginx's tickets); \`s_time -new\` makes a full"
+    emit "handshake per connection (certificate signature included), one at a time."
 }
 
 # --- echo and handshakes with sockit bench --------------------------------------------
