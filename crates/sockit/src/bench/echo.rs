@@ -493,8 +493,8 @@ impl<'a> Worker<'a> {
     }
 
     /// Reads what arrived on `slot` and checks it against what was sent: one `read` on a
-    /// plain socket; over TLS, reads until nothing is left (rustls may hold decrypted
-    /// bytes that epoll will never announce).
+    /// plain socket; over TLS, again while rustls holds records already read (epoll will
+    /// never announce them), without the extra `read` that would only say `EAGAIN`.
     fn receive(&mut self, slot: usize, now: Instant, in_window: bool) {
         loop {
             let Some(conn) = self.conns[slot].as_mut() else {
@@ -508,7 +508,6 @@ impl<'a> Worker<'a> {
                 }
                 Err(e) => return self.fail(slot, FailureKind::of_io(&e)),
             };
-            let again = matches!(conn.stream, Wire::Tls(_));
             let mut data = &self.buf[..n];
             while !data.is_empty() {
                 let written = if conn.unsent > 0 {
@@ -543,7 +542,7 @@ impl<'a> Worker<'a> {
                     }
                 }
             }
-            if !again {
+            if !conn.stream.buffered() {
                 return;
             }
         }
