@@ -14,7 +14,7 @@
 # Servers pinned to core $SERVER_CPU, load generators and senders to core $LOAD_CPU; the
 # load generator's CPU is beside every row. Prints a ready-to-paste markdown report.
 #
-# Usage: bench/tls.sh                                   (~2-3 min)
+# Usage: bench/tls.sh                                   (~4 min)
 #        PARTS="echo hs" KEY=rsa ROUNDS=3 bench/tls.sh
 # Variables: PARTS ("bulk https echo hs"), KEY (ec: ECDSA P-256, or rsa: RSA-2048),
 # SECS (3, per echo row), DURATION (4s, per wrk row), SIZE_MIB (2048, bulk), HS_CONNS
@@ -24,7 +24,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/bench/peers.sh"
-needs bench/tls.sh openssl socat ncat nginx wrk taskset python3 /usr/bin/time
+needs bench/tls.sh openssl socat ncat nginx wrk curl taskset python3 /usr/bin/time
 
 PARTS=${PARTS:-bulk https echo hs}
 KEY=${KEY:-ec}
