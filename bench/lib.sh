@@ -3,7 +3,8 @@
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SOCKIT=$ROOT/target/release/sockit
+# Where cargo puts the release binary: $CARGO_TARGET_DIR when that is set.
+SOCKIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/sockit
 REF_TOKIO=$ROOT/bench/ref-tokio/target/release/ref-tokio
 REF_EPOLL=$ROOT/target/bench/ref-epoll
 CLK_TCK=$(getconf CLK_TCK)

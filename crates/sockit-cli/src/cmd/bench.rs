@@ -9,7 +9,7 @@ use sockit::Endpoint;
 use sockit::bench::{ConnsConfig, EchoConfig, HttpConfig, Progress, conns, echo, http};
 use sockit::proto::http::client::url::Url;
 
-use crate::args::{parse_bytes, parse_duration, parse_positive_seconds};
+use crate::args::{TlsClientArgs, parse_bytes, parse_duration, parse_positive_seconds};
 
 pub mod chat;
 
@@ -49,13 +49,17 @@ enum Bench {
 /// direction), latency p50/p90/p99/p99.9 (from queuing a message to its last echoed byte)
 /// and errors by kind.
 ///
+/// Over tls:// every connection makes its handshake while opening, before the clock
+/// starts; the server is trusted as `sockit connect` trusts it (--pin, --cacert, -k).
+///
 /// Examples:
 ///   sockit bench echo 127.0.0.1:7000 --conns 50 --size 64 --secs 3 --pipeline 16
 ///   sockit bench echo 127.0.0.1:7000 --conns 50 --rate 20000
+///   sockit bench echo tls://127.0.0.1:7443 --pin sha256:5f0c...e1 --conns 50
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 struct EchoArgs {
-    /// The echo server (HOST:PORT, tcp://..., unix:PATH).
+    /// The echo server (HOST:PORT, tcp://..., tls://..., unix:PATH).
     addr: Endpoint,
     /// Connections.
     #[arg(long, short = 'c', default_value_t = 1)]
@@ -84,13 +88,16 @@ struct EchoArgs {
     /// Print the report as one JSON object (latencies in nanoseconds).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 /// HTTP/1.1 load over keep-alive connections, closed or open loop.
 ///
 /// Closed loop (as wrk) or, with --rate, open loop (as wrk2: latency from each request's
-/// scheduled time, so a stalled server's queue shows in the percentiles). Every response is parsed and its body framed (Content-Length or chunked): a short or
-/// overlong body is an error. Reports requests/s, status counts, bytes, latency
+/// scheduled time, so a stalled server's queue shows in the percentiles). Every response
+/// is parsed and its body framed (Content-Length or chunked): a short or overlong body is
+/// an error. Reports requests/s, status counts, bytes, latency
 /// p50/p90/p99/p99.9/max and errors; a progress line on a terminal only. Exit 1 when any
 /// error was counted.
 ///
@@ -159,13 +166,17 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 ///
 /// Each ping is 8 bytes that must come back; the report says how many connections opened,
 /// stayed open and answered. Raises the open-file limit as far as the hard limit allows.
+/// Over tls:// each connection makes a full handshake while opening (the open time is then
+/// the handshakes' time), trusting the server as `sockit connect` does (--pin, --cacert,
+/// -k).
 ///
 /// Examples:
 ///   sockit bench conns 127.0.0.1:7000 --conns 10000 --hold 10s
+///   sockit bench conns tls://127.0.0.1:7443 -k --conns 2000 --hold 1s
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 struct ConnsArgs {
-    /// The echo server (HOST:PORT, tcp://..., unix:PATH).
+    /// The echo server (HOST:PORT, tcp://..., tls://..., unix:PATH).
     addr: Endpoint,
     /// Connections to open.
     #[arg(long, short = 'c', default_value_t = 1000)]
@@ -185,14 +196,16 @@ struct ConnsArgs {
     /// Print the report as one JSON object (latencies in nanoseconds).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut line = ProgressLine::new(args.quiet);
     let (text, errors) = match args.command {
         Bench::Echo(a) => {
-            crate::args::refuse_tls("bench echo", &a.addr)?;
             let config = EchoConfig {
+                tls: a.tls.client_tls(&a.addr)?,
                 conns: a.conns,
                 size: a.size,
                 duration: a.secs,
@@ -241,8 +254,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (text, report.errors())
         }
         Bench::Conns(a) => {
-            crate::args::refuse_tls("bench conns", &a.addr)?;
             let config = ConnsConfig {
+                tls: a.tls.client_tls(&a.addr)?,
                 conns: a.conns,
                 hold: a.hold,
                 connect_concurrency: a.concurrency,

@@ -449,7 +449,7 @@ fn connect_all(options: &Options) -> Result<Clients> {
     let t = options.targets.len();
     let mut per_target = Vec::with_capacity(t);
     for (k, endpoint) in options.targets.iter().enumerate() {
-        let target = Target::new(endpoint)?;
+        let target = Target::new(endpoint, None)?;
         // Clients k, k + t, k + 2t, ... go to target k.
         let count = n / t + usize::from(k < n % t);
         let plan = connect::Plan {
@@ -468,7 +468,7 @@ fn connect_all(options: &Options) -> Result<Clients> {
                 opened.streams.len()
             )));
         }
-        per_target.push(opened.streams.into_iter());
+        per_target.push(opened.into_plain().into_iter());
     }
     let ep =
         epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| Error::io("epoll", e.into()))?;

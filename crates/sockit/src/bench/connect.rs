@@ -4,6 +4,10 @@
 //! A Unix stream listener whose backlog is full makes a non-blocking `connect` fail with
 //! `EAGAIN` at once (TCP would retransmit its SYN instead); such attempts are retried a
 //! millisecond later until their own timeout.
+//!
+//! For `tls://` a connection is open only once its TLS handshake is done: the handshake
+//! runs non-blocking in the same loop, in the same slot, under the same timeout, so a
+//! run of N connections to a TLS server makes N full handshakes, `concurrency` at a time.
 
 use std::collections::VecDeque;
 use std::io;
@@ -18,13 +22,15 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::report::{FailureKind, Failures};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::socket::Stream;
+use crate::socket::{ClientTls, Stream, TlsStream, Wire};
 
 /// Where the connections go, resolved once.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     addr: SockAddr,
     kind: Kind,
+    /// For `tls://`: the client's settings and the host name to send and check.
+    tls: Option<(ClientTls, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,25 +40,36 @@ enum Kind {
 }
 
 impl Target {
-    /// Resolves a stream endpoint (the first address a TCP name resolves to).
-    pub(crate) fn new(endpoint: &Endpoint) -> Result<Target> {
+    /// Resolves a stream endpoint (the first address a TCP name resolves to). A `tls://`
+    /// endpoint needs the client's TLS settings, and only it takes them.
+    pub(crate) fn new(endpoint: &Endpoint, tls: Option<&ClientTls>) -> Result<Target> {
+        let tcp = |hp: &crate::addr::HostPort, tls| -> Result<Target> {
+            let addr: SocketAddr = hp.resolve()?[0];
+            Ok(Target {
+                addr: addr.into(),
+                kind: Kind::Tcp,
+                tls,
+            })
+        };
+        if tls.is_some() && !matches!(endpoint, Endpoint::Tls(_)) {
+            return Err(Error::Setting(format!(
+                "TLS settings were given for {endpoint}, which is not a tls:// address"
+            )));
+        }
         match endpoint {
-            Endpoint::Tcp(hp) => {
-                let addr: SocketAddr = hp.resolve()?[0];
-                Ok(Target {
-                    addr: addr.into(),
-                    kind: Kind::Tcp,
-                })
-            }
+            Endpoint::Tcp(hp) => tcp(hp, None),
             Endpoint::Unix(path) => Ok(Target {
                 addr: SockAddr::unix(path)
                     .map_err(|e| Error::io(format!("socket address {endpoint}"), e))?,
                 kind: Kind::Unix,
+                tls: None,
             }),
-            Endpoint::Tls(_) => Err(Error::Unsupported {
-                model: "bench",
-                what: "tls:// endpoints yet",
-            }),
+            Endpoint::Tls(hp) => match tls {
+                Some(tls) => tcp(hp, Some((tls.clone(), hp.host.clone()))),
+                None => Err(Error::Setting(format!(
+                    "{endpoint} needs the client's TLS settings (whom to trust)"
+                ))),
+            },
             Endpoint::Udp(_) | Endpoint::UnixDgram(_) => Err(Error::Unsupported {
                 model: "bench",
                 what: "datagram endpoints (it measures stream servers)",
@@ -89,11 +106,48 @@ impl Target {
             Kind::Unix => Stream::Unix(socket.into()),
         })
     }
+
+    /// A connected socket made ready for use: as it is, or with its TLS handshake begun
+    /// (and finished, if the server was quick).
+    fn ready(&self, stream: Stream) -> std::result::Result<Step, Error> {
+        let Some((tls, host)) = &self.tls else {
+            return Ok(Step::Done(Wire::Plain(stream)));
+        };
+        let mut tls = TlsStream::client(stream, tls, host)?;
+        Ok(if tls.handshake_step()? {
+            Step::Done(Wire::from(tls))
+        } else {
+            Step::Handshaking(Box::new(tls))
+        })
+    }
 }
 
 enum Begun {
     Done(Stream),
     Pending(Socket),
+}
+
+/// Where a connection stands once its socket is connected.
+enum Step {
+    /// Ready for load.
+    Done(Wire),
+    /// Its TLS handshake waits for the server.
+    Handshaking(Box<TlsStream>),
+}
+
+/// What a slot holds: a connect in progress, or a TLS handshake in progress.
+enum Pending {
+    Connecting(Socket),
+    Handshaking(Box<TlsStream>),
+}
+
+impl AsFd for Pending {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Pending::Connecting(s) => s.as_fd(),
+            Pending::Handshaking(t) => t.as_fd(),
+        }
+    }
 }
 
 /// How many connections to open, and how patiently.
@@ -105,10 +159,11 @@ pub(crate) struct Plan {
     pub(crate) limit: Duration,
 }
 
-/// What opening produced: non-blocking streams, and what went wrong with the others.
+/// What opening produced: non-blocking connections (TLS ones with their handshake done),
+/// and what went wrong with the others.
 #[derive(Debug, Default)]
 pub(crate) struct Opened {
-    pub(crate) streams: Vec<Stream>,
+    pub(crate) streams: Vec<Wire>,
     pub(crate) failures: Failures,
     /// The first error, to explain a run where nothing connected.
     pub(crate) first_error: Option<io::Error>,
@@ -134,15 +189,61 @@ impl Opened {
         ))
     }
 
+    /// The connections of a target without TLS, as the sockets they are (a load
+    /// generator that speaks no TLS makes its target with none, so every one is plain).
+    pub(crate) fn into_plain(self) -> Vec<Stream> {
+        self.streams
+            .into_iter()
+            .filter_map(|w| match w {
+                Wire::Plain(s) => Some(s),
+                Wire::Tls(_) => None,
+            })
+            .collect()
+    }
+
     fn fail(&mut self, e: io::Error) {
         self.failures.add(FailureKind::of_io(&e));
         self.first_error.get_or_insert(e);
     }
+
+    /// A connection that could not be made ready: an OS error counts by its kind, a TLS
+    /// failure (untrusted certificate, a handshake the server broke off) as `tls`.
+    fn fail_setup(&mut self, e: Error) {
+        match e {
+            Error::Io { source, .. } => self.fail(source),
+            e => {
+                self.failures.add(FailureKind::Tls);
+                self.first_error.get_or_insert_with(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+                });
+            }
+        }
+    }
+
+    /// Takes a connected socket through [`Target::ready`]; `Some` when it needs its slot
+    /// (and epoll registration) for a handshake still under way.
+    fn settle(&mut self, target: &Target, stream: Stream) -> Option<Box<TlsStream>> {
+        match target.ready(stream) {
+            Ok(Step::Done(wire)) => self.streams.push(wire),
+            Ok(Step::Handshaking(tls)) => return Some(tls),
+            Err(e) => self.fail_setup(e),
+        }
+        None
+    }
 }
 
 struct Attempt {
-    socket: Socket,
+    pending: Pending,
     first: Instant,
+}
+
+/// The events a handshake waits for: the server's records, and room for ours.
+fn handshake_events(tls: &TlsStream) -> epoll::EventFlags {
+    if tls.wants_write() {
+        epoll::EventFlags::IN | epoll::EventFlags::OUT
+    } else {
+        epoll::EventFlags::IN
+    }
 }
 
 /// Opens `plan.count` connections to `target`; `progress(open, failed)` is called a few
@@ -182,25 +283,33 @@ pub(crate) fn open(
                 out.failures.add(FailureKind::Timeout);
                 continue;
             }
-            match target.begin() {
-                Ok(Begun::Done(stream)) => out.streams.push(stream),
-                Ok(Begun::Pending(socket)) => {
-                    let slot = free.pop().expect("a free slot");
-                    let flags = epoll::EventFlags::OUT;
-                    if let Err(e) =
-                        epoll::add(&ep, &socket, epoll::EventData::new_u64(slot as u64), flags)
-                    {
-                        free.push(slot);
-                        out.fail(e.into());
-                        continue;
-                    }
-                    slots[slot] = Some(Attempt { socket, first });
-                }
+            let pending = match target.begin() {
+                Ok(Begun::Done(stream)) => match out.settle(target, stream) {
+                    Some(tls) => Pending::Handshaking(tls),
+                    None => continue,
+                },
+                Ok(Begun::Pending(socket)) => Pending::Connecting(socket),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && target.kind == Kind::Unix => {
                     retries.push_back((first, now + Duration::from_millis(1)));
+                    continue;
                 }
-                Err(e) => out.fail(e),
+                Err(e) => {
+                    out.fail(e);
+                    continue;
+                }
+            };
+            let slot = free.pop().expect("a free slot");
+            let flags = match &pending {
+                Pending::Connecting(_) => epoll::EventFlags::OUT,
+                Pending::Handshaking(tls) => handshake_events(tls),
+            };
+            if let Err(e) = epoll::add(&ep, &pending, epoll::EventData::new_u64(slot as u64), flags)
+            {
+                free.push(slot);
+                out.fail(e.into());
+                continue;
             }
+            slots[slot] = Some(Attempt { pending, first });
         }
         let in_flight = concurrency - free.len();
         if in_flight == 0 && retries.is_empty() && (started == plan.count || now >= stop_starting) {
@@ -224,14 +333,66 @@ pub(crate) fn open(
             let Some(attempt) = slots[slot].take() else {
                 continue;
             };
-            free.push(slot);
-            let _ = epoll::delete(&ep, &attempt.socket);
-            match attempt.socket.take_error() {
-                Ok(None) => match target.established(attempt.socket) {
-                    Ok(stream) => out.streams.push(stream),
-                    Err(e) => out.fail(e),
-                },
-                Ok(Some(e)) | Err(e) => out.fail(e),
+            let first = attempt.first;
+            let mut tls = match attempt.pending {
+                Pending::Connecting(socket) => {
+                    let _ = epoll::delete(&ep, &socket);
+                    let connected = match socket.take_error() {
+                        Ok(None) => target.established(socket),
+                        Ok(Some(e)) | Err(e) => Err(e),
+                    };
+                    let handshaking = match connected {
+                        Ok(stream) => out.settle(target, stream),
+                        Err(e) => {
+                            out.fail(e);
+                            None
+                        }
+                    };
+                    if let Some(tls) = handshaking {
+                        // Same slot, now waiting for the server's records.
+                        let data = epoll::EventData::new_u64(slot as u64);
+                        match epoll::add(&ep, &tls, data, handshake_events(&tls)) {
+                            Ok(()) => {
+                                slots[slot] = Some(Attempt {
+                                    pending: Pending::Handshaking(tls),
+                                    first,
+                                });
+                                continue;
+                            }
+                            Err(e) => out.fail(e.into()),
+                        }
+                    }
+                    free.push(slot);
+                    continue;
+                }
+                Pending::Handshaking(tls) => tls,
+            };
+            match tls.handshake_step() {
+                Ok(true) => {
+                    let _ = epoll::delete(&ep, &tls);
+                    out.streams.push(Wire::Tls(tls));
+                    free.push(slot);
+                }
+                Ok(false) => {
+                    let data = epoll::EventData::new_u64(slot as u64);
+                    match epoll::modify(&ep, &tls, data, handshake_events(&tls)) {
+                        Ok(()) => {
+                            slots[slot] = Some(Attempt {
+                                pending: Pending::Handshaking(tls),
+                                first,
+                            });
+                        }
+                        Err(e) => {
+                            out.fail(e.into());
+                            free.push(slot);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = epoll::delete(&ep, &tls);
+                    out.fail_setup(e);
+                    free.push(slot);
+                }
             }
         }
 
@@ -242,7 +403,7 @@ pub(crate) fn open(
                 .is_some_and(|a| now.duration_since(a.first) >= plan.timeout)
             {
                 if let Some(attempt) = entry.take() {
-                    let _ = epoll::delete(&ep, attempt.socket.as_fd());
+                    let _ = epoll::delete(&ep, attempt.pending.as_fd());
                 }
                 free.push(slot);
                 out.failures.add(FailureKind::Timeout);

@@ -8,6 +8,11 @@
 //! Latency is per message, from the moment it is queued for `write` to the moment its
 //! last byte has come back. Messages still in flight when the duration ends are waited
 //! for (and checked) during a grace period, but no longer counted in the rate.
+//!
+//! Over `tls://` every connection makes its handshake while opening (not in the window);
+//! the messages queued in one `writev` go to rustls as one vectored write, so they share
+//! records as they would share a TCP segment, and a wake-up reads until the socket and
+//! rustls are both empty (epoll cannot see what rustls has already decrypted).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -28,8 +33,7 @@ use super::report::{FailureKind, Failures, Latency, new_histogram, per_sec};
 use super::{Phase, Progress, SPARE_FDS};
 use crate::addr::Endpoint;
 use crate::error::{Error, Result};
-use crate::socket::Stream;
-use crate::socket::raise_nofile_limit;
+use crate::socket::{ClientTls, Stream, Wire, raise_nofile_limit};
 
 /// Bytes read per `read` call, one buffer per loop thread.
 const READ_BUF: usize = 256 * 1024;
@@ -39,8 +43,10 @@ const MAX_IOV: usize = 64;
 /// What an echo benchmark does.
 #[derive(Debug, Clone)]
 pub struct EchoConfig {
-    /// The echo server (tcp or unix).
+    /// The echo server (tcp, tls or unix).
     pub endpoint: Endpoint,
+    /// For a `tls://` endpoint: whom to trust (handshakes are made while opening).
+    pub tls: Option<ClientTls>,
     /// Connections.
     pub conns: usize,
     /// Bytes per message.
@@ -69,6 +75,7 @@ impl EchoConfig {
     pub fn new(endpoint: Endpoint) -> EchoConfig {
         EchoConfig {
             endpoint,
+            tls: None,
             conns: 1,
             size: 64,
             duration: Duration::from_secs(5),
@@ -218,7 +225,7 @@ impl fmt::Display for EchoReport {
 /// Runs the benchmark; `progress` is called a few times a second from the calling thread.
 pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<EchoReport> {
     config.check()?;
-    let target = Target::new(&config.endpoint)?;
+    let target = Target::new(&config.endpoint, config.tls.as_ref())?;
     raise_nofile_limit(config.conns as u64 + SPARE_FDS);
 
     let began = Instant::now();
@@ -242,7 +249,7 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
     }
     let connected = opened.streams.len();
     let threads = config.threads.min(connected);
-    let mut shares: Vec<Vec<(u64, Stream)>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<(u64, Wire)>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, stream) in opened.streams.into_iter().enumerate() {
         shares[i % threads].push((i as u64, stream));
     }
@@ -316,11 +323,13 @@ pub fn run(config: &EchoConfig, mut progress: impl FnMut(&Progress)) -> Result<E
     })
 }
 
-/// One `writev` for all the slices (`Stream`'s own `Write` writes only the first).
-fn write_vectored(stream: &Stream, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
-    match stream {
-        Stream::Tcp(s) => (&*s).write_vectored(iov),
-        Stream::Unix(s) => (&*s).write_vectored(iov),
+/// One `writev` for all the slices (`Stream`'s own `Write` writes only the first); over
+/// TLS, one vectored write into rustls (the slices share records), then the records out.
+fn write_vectored(wire: &mut Wire, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
+    match wire {
+        Wire::Plain(Stream::Tcp(s)) => (&*s).write_vectored(iov),
+        Wire::Plain(Stream::Unix(s)) => (&*s).write_vectored(iov),
+        Wire::Tls(t) => t.write_vectored(iov),
     }
 }
 
@@ -380,7 +389,7 @@ struct InFlight {
 /// One connection's state: its messages in flight, how far each has been written and
 /// echoed.
 struct Conn {
-    stream: Stream,
+    stream: Wire,
     id: u64,
     next_seq: u64,
     inflight: VecDeque<InFlight>,
@@ -392,7 +401,7 @@ struct Conn {
     echoed: usize,
     /// `inflight[0]` had a byte that differs.
     corrupt: bool,
-    /// EPOLLOUT is registered (a write could not finish).
+    /// EPOLLOUT is registered (a write could not finish, or TLS records wait).
     want_write: bool,
     /// Open loop: when this connection's next message is scheduled.
     due: Instant,
@@ -420,7 +429,7 @@ struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     fn new(
-        share: Vec<(u64, Stream)>,
+        share: Vec<(u64, Wire)>,
         pattern: &'a Pattern,
         config: &EchoConfig,
         meter: &'a Meter,
@@ -551,51 +560,58 @@ impl<'a> Worker<'a> {
         self.tally.unfinished += self.in_flight as u64;
     }
 
-    /// Reads what arrived on `slot` and checks it against what was sent.
+    /// Reads what arrived on `slot` and checks it against what was sent: one `read` on a
+    /// plain socket; over TLS, again while rustls holds records already read (epoll will
+    /// never announce them), without the extra `read` that would only say `EAGAIN`.
     fn receive(&mut self, slot: usize, now: Instant, in_window: bool) {
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let n = match (&conn.stream).read(&mut self.buf) {
-            Ok(0) => return self.fail(slot, FailureKind::Closed),
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+        loop {
+            let Some(conn) = self.conns[slot].as_mut() else {
                 return;
-            }
-            Err(e) => return self.fail(slot, FailureKind::of_io(&e)),
-        };
-        let mut data = &self.buf[..n];
-        while !data.is_empty() {
-            let written = if conn.unsent > 0 {
-                self.size
-            } else {
-                conn.unsent_pos
             };
-            let take = (written - conn.echoed).min(data.len());
-            if take == 0 {
-                // More bytes than were sent: not an echo.
-                return self.fail(slot, FailureKind::Unexpected);
-            }
-            let front = conn.inflight[0];
-            if data[..take] != *self.pattern.part(front.offset, conn.echoed, take) {
-                conn.corrupt = true;
-            }
-            conn.echoed += take;
-            data = &data[take..];
-            if conn.echoed == self.size {
-                conn.inflight.pop_front();
-                conn.unsent -= 1;
-                conn.echoed = 0;
-                self.in_flight -= 1;
-                if std::mem::take(&mut conn.corrupt) {
-                    self.tally.failures.add(FailureKind::Corrupt);
-                } else if in_window {
-                    self.tally.msgs += 1;
-                    let ns = now.duration_since(front.queued).as_nanos() as u64;
-                    self.tally.hist.saturating_record(ns.max(1));
-                } else {
-                    self.tally.drained += 1;
+            let n = match conn.stream.read(&mut self.buf) {
+                Ok(0) => return self.fail(slot, FailureKind::Closed),
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    return;
                 }
+                Err(e) => return self.fail(slot, FailureKind::of_io(&e)),
+            };
+            let mut data = &self.buf[..n];
+            while !data.is_empty() {
+                let written = if conn.unsent > 0 {
+                    self.size
+                } else {
+                    conn.unsent_pos
+                };
+                let take = (written - conn.echoed).min(data.len());
+                if take == 0 {
+                    // More bytes than were sent: not an echo.
+                    return self.fail(slot, FailureKind::Unexpected);
+                }
+                let front = conn.inflight[0];
+                if data[..take] != *self.pattern.part(front.offset, conn.echoed, take) {
+                    conn.corrupt = true;
+                }
+                conn.echoed += take;
+                data = &data[take..];
+                if conn.echoed == self.size {
+                    conn.inflight.pop_front();
+                    conn.unsent -= 1;
+                    conn.echoed = 0;
+                    self.in_flight -= 1;
+                    if std::mem::take(&mut conn.corrupt) {
+                        self.tally.failures.add(FailureKind::Corrupt);
+                    } else if in_window {
+                        self.tally.msgs += 1;
+                        let ns = now.duration_since(front.queued).as_nanos() as u64;
+                        self.tally.hist.saturating_record(ns.max(1));
+                    } else {
+                        self.tally.drained += 1;
+                    }
+                }
+            }
+            if !conn.stream.buffered() {
+                return;
             }
         }
     }
@@ -641,7 +657,7 @@ impl<'a> Worker<'a> {
                 iov[i] = IoSlice::new(if i == 0 { &msg[conn.unsent_pos..] } else { msg });
                 count = i + 1;
             }
-            match write_vectored(&conn.stream, &iov[..count]) {
+            match write_vectored(&mut conn.stream, &iov[..count]) {
                 Ok(n) => {
                     let mut n = n;
                     while n > 0 {
@@ -661,7 +677,15 @@ impl<'a> Worker<'a> {
                 Err(e) => return self.fail(slot, FailureKind::of_io(&e)),
             }
         }
-        let want_write = conn.unsent < conn.inflight.len();
+        // TLS records rustls took but the socket did not (yet).
+        if conn.stream.wants_write() {
+            match conn.stream.write_pending() {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => return self.fail(slot, FailureKind::of_io(&e)),
+            }
+        }
+        let want_write = conn.unsent < conn.inflight.len() || conn.stream.wants_write();
         if want_write != conn.want_write {
             conn.want_write = want_write;
             let mut flags = epoll::EventFlags::IN;

@@ -34,13 +34,16 @@ pub enum FailureKind {
     NoPorts,
     /// Not attempted: the run's time limit came first.
     Skipped,
+    /// TLS failed: the handshake (an untrusted certificate, a server that broke it off)
+    /// or a record that did not decrypt.
+    Tls,
     /// Any other error.
     Other,
 }
 
 impl FailureKind {
     /// Every kind, in report order.
-    pub const ALL: [FailureKind; 11] = [
+    pub const ALL: [FailureKind; 12] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::Reset,
@@ -51,6 +54,7 @@ impl FailureKind {
         FailureKind::NoFds,
         FailureKind::NoPorts,
         FailureKind::Skipped,
+        FailureKind::Tls,
         FailureKind::Other,
     ];
 
@@ -67,6 +71,7 @@ impl FailureKind {
             FailureKind::NoFds => "no_fds",
             FailureKind::NoPorts => "no_ports",
             FailureKind::Skipped => "skipped",
+            FailureKind::Tls => "tls",
             FailureKind::Other => "other",
         }
     }
@@ -80,6 +85,10 @@ impl FailureKind {
             Some(libc::EMFILE | libc::ENFILE) => FailureKind::NoFds,
             Some(libc::EADDRNOTAVAIL | libc::EADDRINUSE) => FailureKind::NoPorts,
             _ if e.kind() == io::ErrorKind::TimedOut => FailureKind::Timeout,
+            // A TLS stream's records that do not decrypt, or its alerts.
+            _ if e.kind() == io::ErrorKind::InvalidData => FailureKind::Tls,
+            // A TLS peer that closed its socket without close_notify.
+            _ if e.kind() == io::ErrorKind::UnexpectedEof => FailureKind::Closed,
             _ => FailureKind::Other,
         }
     }

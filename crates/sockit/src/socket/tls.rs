@@ -614,6 +614,22 @@ impl Write for TlsStream {
         Ok(n)
     }
 
+    /// All the slices in one go: rustls packs them into the same records (many small
+    /// messages cost one record, one seal and one `writev`, not one each).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let flushed = |r: io::Result<()>| match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        };
+        flushed(self.write_pending())?;
+        let n = self.conn.writer().write_vectored(bufs)?;
+        flushed(self.write_pending())?;
+        if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.conn.writer().flush()?;
         self.write_pending()
