@@ -1262,3 +1262,271 @@ fn slow_heads_cannot_fill_max_conns() {
         assert!(server.stop().0.success(), "{model}");
     }
 }
+
+/// `curl -s -i`: the status, the response head (lines, CRLF stripped) and the body.
+fn curl_i(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "-m", "20"])
+        .args(args)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head from curl {args:?}: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.replace('\r', ""), raw[split + 4..].to_vec())
+}
+
+/// The value of header `name` (case-insensitive) in a head from [`curl_i`].
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Serves `root` with `extra` arguments under `model`.
+fn serve_with(root: &str, model: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["http", "serve", root, "127.0.0.1:0", "--model", model];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Reads log lines until one contains `needle` (bounded by `WAIT` per line).
+fn log_line_with(server: &Server, needle: &str) -> String {
+    loop {
+        let line = server
+            .next_line()
+            .unwrap_or_else(|| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// `--auth user:password`: curl -u right gets the file, wrong and missing credentials get
+/// 401 with `WWW-Authenticate: Basic realm="sockit"`, the failure is logged with the user
+/// name escaped; under several models.
+#[test]
+fn http_serve_auth_with_curl_user() {
+    let tree = Tree::new();
+    for model in ["epoll", "threads", "async"] {
+        let server = serve_with(
+            &tree.root(),
+            model,
+            &["--auth", "alice:open sesame", "--auth", "bob:b:c"],
+        );
+        let url = format!("{}/hello.txt", base(&server));
+        let (code, body) = curl(&["-u", "alice:open sesame", &url]);
+        assert_eq!((code, &body[..]), (200, &b"hello, world\n"[..]), "{model}");
+        assert_eq!(curl(&["-u", "bob:b:c", &url]).0, 200, "{model}");
+        for creds in [
+            &["-u", "alice:open sesamE"][..],
+            &["-u", "bob:alice"],
+            &["-u", "nobody:open sesame"],
+            &[],
+            &["-H", "Authorization: Basic !!!"],
+        ] {
+            let mut args = creds.to_vec();
+            args.push(&url);
+            let (code, head, body) = curl_i(&args);
+            assert_eq!(code, 401, "{model} {creds:?}");
+            assert_eq!(
+                header_of(&head, "WWW-Authenticate"),
+                Some("Basic realm=\"sockit\", charset=\"UTF-8\""),
+                "{model} {creds:?}"
+            );
+            assert!(!contains(&body, b"hello"), "{model}");
+        }
+        // A HEAD is refused too, and the directory listing as well.
+        assert_eq!(curl(&["-I", &url]).0, 401, "{model}");
+        assert_eq!(curl(&[&format!("{}/", base(&server))]).0, 401, "{model}");
+        // The user who failed is named in the log, escaped for the terminal.
+        let (code, _) = curl(&["-u", "ev\x1b[2Jil:x", &url]);
+        assert_eq!(code, 401);
+        let line = log_line_with(&server, "auth failed for user \"ev");
+        assert!(
+            line.contains("401") && line.contains("\"ev\\x1b[2Jil\""),
+            "{model}: {line}"
+        );
+        assert!(server.stop().0.success(), "{model}");
+    }
+}
+
+/// `--auth-file` with an argon2id hash made by Python's argon2-cffi and a bcrypt hash made
+/// by Python's bcrypt, over tls:// with curl --cacert as well as plain.
+#[test]
+fn http_serve_auth_file_with_argon2_and_bcrypt_over_tls() {
+    let tree = Tree::new();
+    let hashes = Command::new("python3")
+        .args([
+            "-c",
+            "import argon2, bcrypt\n\
+             print('ar:' + argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash('pw-argon'))\n\
+             print('bc:' + bcrypt.hashpw(b'pw-bcrypt', bcrypt.gensalt(6)).decode())",
+        ])
+        .output()
+        .expect("python3 with argon2-cffi and bcrypt (test.sh installs them)");
+    assert!(
+        hashes.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hashes.stderr)
+    );
+    let file = tree.tmp.path("users.txt");
+    let mut text = b"# made by argon2-cffi and bcrypt\n".to_vec();
+    text.extend_from_slice(&hashes.stdout);
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap();
+    let certs = TempDir::new("http-auth-tls");
+    let (cert, key) = crate::util::openssl_cert(&certs, "localhost");
+    for tls in [false, true] {
+        let server = if tls {
+            Server::start(&[
+                "http",
+                "serve",
+                &tree.root(),
+                "tls://127.0.0.1:0",
+                "--model",
+                "epoll",
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--auth-file",
+                file,
+            ])
+        } else {
+            serve_with(&tree.root(), "threads", &["--auth-file", file])
+        };
+        let url = if tls {
+            format!("https://127.0.0.1:{}/hello.txt", server.port())
+        } else {
+            format!("{}/hello.txt", base(&server))
+        };
+        let with = |creds: &str| curl(&["--cacert", &cert, "-u", creds, &url]);
+        assert_eq!(with("ar:pw-argon"), (200, b"hello, world\n".to_vec()));
+        assert_eq!(with("bc:pw-bcrypt").0, 200, "tls {tls}");
+        assert_eq!(with("ar:pw-bcrypt").0, 401, "tls {tls}");
+        assert_eq!(with("bc:pw-argon").0, 401, "tls {tls}");
+        assert_eq!(with("zz:pw-argon").0, 401, "tls {tls}");
+        assert_eq!(curl(&["--cacert", &cert, &url]).0, 401, "tls {tls}");
+        // Keep-alive: the second request on the connection rides on the first one's check.
+        let (code, body) = curl(&["--cacert", &cert, "-u", "ar:pw-argon", &url, &url]);
+        assert_eq!(code, 200);
+        // curl writes the first status after the first body (-w runs per URL).
+        assert_eq!(body, b"hello, world\n\n200hello, world\n");
+    }
+    // A file with a hash of another kind is a usage error, before anything is bound.
+    std::fs::write(tree.tmp.path("bad.txt"), "u:$1$abc$def\n").unwrap();
+    let out = crate::util::sockit()
+        .args(["http", "serve", &tree.root(), "127.0.0.1:0", "--auth-file"])
+        .arg(tree.tmp.path("bad.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1") && err.contains("neither argon2"),
+        "{err}"
+    );
+}
+
+/// `--header`, `--cache-control` and `--cors`: added where they belong (responses below
+/// 400), the OPTIONS preflight answered 204, bad headers refused before binding.
+#[test]
+fn http_serve_headers_cache_control_and_cors() {
+    let tree = Tree::new();
+    for model in ["epoll", "blocking"] {
+        let server = serve_with(
+            &tree.root(),
+            model,
+            &[
+                "--header",
+                "X-Content-Type-Options: nosniff",
+                "--header",
+                "X-Frame-Options:DENY",
+                "--cache-control",
+                "public, max-age=60",
+                "--cors",
+            ],
+        );
+        let b = base(&server);
+        let (code, head, body) = curl_i(&[&format!("{b}/hello.txt")]);
+        assert_eq!((code, &body[..]), (200, &b"hello, world\n"[..]), "{model}");
+        for (n, v) in [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Cache-Control", "public, max-age=60"),
+            ("Access-Control-Allow-Origin", "*"),
+        ] {
+            assert_eq!(header_of(&head, n), Some(v), "{model}: {head}");
+        }
+        // 404: CORS still, the cache headers not.
+        let (code, head, _) = curl_i(&[&format!("{b}/nope")]);
+        assert_eq!(code, 404);
+        assert_eq!(header_of(&head, "Cache-Control"), None, "{head}");
+        assert_eq!(header_of(&head, "Access-Control-Allow-Origin"), Some("*"));
+        // The preflight a browser sends before a cross-origin GET with a Range header.
+        let (code, head, body) = curl_i(&[
+            "-X",
+            "OPTIONS",
+            "-H",
+            "Origin: http://example.test",
+            "-H",
+            "Access-Control-Request-Method: GET",
+            "-H",
+            "Access-Control-Request-Headers: range",
+            &format!("{b}/hello.txt"),
+        ]);
+        assert_eq!(code, 204, "{model}: {head}");
+        assert!(body.is_empty());
+        assert_eq!(header_of(&head, "Content-Length"), None, "{head}");
+        assert_eq!(
+            header_of(&head, "Access-Control-Allow-Methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            header_of(&head, "Access-Control-Allow-Headers"),
+            Some("range")
+        );
+        assert_eq!(header_of(&head, "Access-Control-Allow-Origin"), Some("*"));
+        // The connection goes on after the 204: a second request on it is answered.
+        let (code, body) = curl(&[
+            "-X",
+            "OPTIONS",
+            &format!("{b}/hello.txt"),
+            "-X",
+            "GET",
+            &format!("{b}/hello.txt"),
+        ]);
+        assert_eq!(code, 200, "{model}");
+        assert!(body.ends_with(b"hello, world\n"), "{model}");
+        assert!(server.stop().0.success(), "{model}");
+    }
+    // Without --cors, OPTIONS is still 501.
+    let server = serve_with(&tree.root(), "epoll", &[]);
+    let (code, head, _) = curl_i(&["-X", "OPTIONS", &format!("{}/", base(&server))]);
+    assert_eq!(code, 501);
+    assert_eq!(header_of(&head, "Access-Control-Allow-Origin"), None);
+    for bad in [
+        &["--header", "X-A: b\r\nSet-Cookie: x"][..],
+        &["--header", "Bad Name: x"],
+        &["--header", "Content-Length: 5"],
+        &["--cache-control", "a\nb"],
+        &["--auth", "nopassword"],
+    ] {
+        let out = crate::util::sockit()
+            .args(["http", "serve", &tree.root(), "127.0.0.1:0"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -29,10 +29,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use percent_encoding::percent_decode;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 use crate::proto::http::HttpError;
+use crate::proto::http::server::auth::{CHALLENGE, Users, Verdict};
 use crate::proto::http::server::conditional::Validators;
+use crate::proto::http::server::cors;
 use crate::proto::http::server::decide::{Decision, FileFacts, Found, decide, target_path};
 use crate::proto::http::server::head::{error_page, write_head};
 use crate::proto::http::server::listing::listing_page;
@@ -60,6 +64,20 @@ pub enum Log {
     Quiet,
 }
 
+/// What `http serve` adds to plain file serving; the default adds nothing, and costs
+/// nothing per request.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The users let in by HTTP Basic (`--auth`, `--auth-file`); empty: no auth.
+    pub users: Users,
+    /// Headers added to every response below 400, as nginx's `add_header` does
+    /// (`--header`, `--cache-control`): already validated (a token name, no CR or LF).
+    pub headers: Vec<(String, String)>,
+    /// Whether cross-origin pages may read the files (`--cors`): see
+    /// [`cors`](crate::proto::http::server::cors).
+    pub cors: bool,
+}
+
 /// Serves the files under one directory.
 #[derive(Debug, Clone)]
 pub struct FileServer {
@@ -71,11 +89,18 @@ struct Root {
     /// The directory, opened once (`O_PATH`): every lookup is relative to it.
     dir: OwnedFd,
     log: Log,
+    /// Auth, extra headers, CORS.
+    options: Options,
 }
 
 impl FileServer {
     /// Serves `dir`, which must be a directory.
     pub fn new(dir: &Path, log: Log) -> Result<FileServer> {
+        FileServer::with_options(dir, log, Options::default())
+    }
+
+    /// Serves `dir`, which must be a directory, with `options`.
+    pub fn with_options(dir: &Path, log: Log, options: Options) -> Result<FileServer> {
         let fd = rustix::fs::open(
             dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -83,7 +108,11 @@ impl FileServer {
         )
         .map_err(|e| Error::io(format!("open directory {}", dir.display()), e.into()))?;
         Ok(FileServer {
-            root: Arc::new(Root { dir: fd, log }),
+            root: Arc::new(Root {
+                dir: fd,
+                log,
+                options,
+            }),
         })
     }
 }
@@ -98,6 +127,7 @@ impl Service for FileServer {
             buf: Vec::new(),
             skip: 0,
             partial: false,
+            authorized: None,
         }
     }
 }
@@ -113,6 +143,9 @@ pub struct FileHandler {
     /// Whether `buf` ends in part of a request head: what [`Handler::in_head`] answers, so
     /// the driver holds a head that trickles in to the header timeout.
     partial: bool,
+    /// SHA-256 of the last `Authorization` value that passed: browsers send it with every
+    /// request, and a password hash per request would cost more than the file.
+    authorized: Option<[u8; 32]>,
 }
 
 impl Handler for FileHandler {
@@ -232,6 +265,8 @@ struct Reply {
     status: u16,
     headers: Vec<(&'static str, Cow<'static, str>)>,
     body: Body,
+    /// Said at the end of the log line (who failed to authenticate).
+    note: Option<String>,
 }
 
 enum Body {
@@ -255,14 +290,49 @@ impl Body {
 
 impl FileHandler {
     /// Answers one request; [`Flow::Close`] when the connection ends after it.
-    fn respond(&self, req: &Request, out: &mut Output) -> Flow {
+    fn respond(&mut self, req: &Request, out: &mut Output) -> Flow {
         let keep = req.keep_alive();
         let head_only = req.method == "HEAD";
+        if self.root.options.cors && req.method == "OPTIONS" {
+            // Before auth: a preflight never carries credentials.
+            return self.send(req, preflight(req), keep, false, out);
+        }
+        if !self.root.options.users.is_empty()
+            && let Some(refusal) = self.authorize(req)
+        {
+            return self.send(req, refusal, keep, head_only, out);
+        }
         let reply = match target_path(req) {
             Ok(raw_path) => self.lookup(req, raw_path),
             Err(decision) => reply_of(decision),
         };
         self.send(req, reply, keep, head_only, out)
+    }
+
+    /// `None` when the request may go on, else the 401 to send.
+    fn authorize(&mut self, req: &Request) -> Option<Reply> {
+        let header = req.header("authorization");
+        if let (Some(h), Some(ok)) = (header, &self.authorized) {
+            let digest: [u8; 32] = Sha256::digest(h).into();
+            if bool::from(digest.ct_eq(ok)) {
+                return None;
+            }
+        }
+        let note = match self.root.options.users.check(header) {
+            Verdict::Allowed(_) => {
+                self.authorized = header.map(|h| Sha256::digest(h).into());
+                return None;
+            }
+            Verdict::Missing => None,
+            Verdict::Refused(user) => Some(format!(
+                "auth failed for user \"{}\"",
+                crate::text::terminal_safe(user.as_bytes())
+            )),
+        };
+        let mut r = error_reply(401);
+        r.headers.push(("WWW-Authenticate", CHALLENGE.into()));
+        r.note = note;
+        Some(r)
     }
 
     fn error(&self, out: &mut Output, req: &Request, status: u16) {
@@ -285,16 +355,26 @@ impl FileHandler {
             ("Date", &date),
             ("Connection", if keep { "keep-alive" } else { "close" }),
         ];
-        if reply.status != 304 {
+        if reply.status != 304 && reply.status != 204 {
             headers.push(("Content-Length", &len_text));
         }
         for (n, v) in &reply.headers {
             headers.push((n, v));
         }
+        let options = &self.root.options;
+        if reply.status < 400 {
+            for (n, v) in &options.headers {
+                headers.push((n, v));
+            }
+        }
+        if options.cors {
+            headers.push(("Access-Control-Allow-Origin", "*"));
+            headers.push(("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS));
+        }
         write_head(out, reply.status, &headers);
         let mut status = reply.status;
         let mut keep = keep;
-        if !head_only && reply.status != 304 {
+        if !head_only && reply.status != 304 && reply.status != 204 {
             match reply.body {
                 Body::Bytes(b) => out.extend_from_slice(&b),
                 Body::File { file, offset, len } if len >= READ_BELOW => {
@@ -316,13 +396,15 @@ impl FileHandler {
         }
         if self.root.log == Log::Stderr {
             eprintln!(
-                "{} \"{} {} HTTP/1.{}\" {} {}",
+                "{} \"{} {} HTTP/1.{}\" {} {}{}{}",
                 self.peer,
                 req.method,
                 req.target.escape_debug(),
                 req.minor_version,
                 status,
-                if head_only { 0 } else { len }
+                if head_only { 0 } else { len },
+                if reply.note.is_some() { " " } else { "" },
+                reply.note.as_deref().unwrap_or("")
             );
         }
         if keep { Flow::Continue } else { Flow::Close }
@@ -447,6 +529,25 @@ fn error_reply(status: u16) -> Reply {
         status,
         headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
         body: Body::Bytes(error_page(status)),
+        note: None,
+    }
+}
+
+/// 204 to an `OPTIONS` request under `--cors`: what a cross-origin page may do.
+fn preflight(req: &Request) -> Reply {
+    Reply {
+        status: 204,
+        headers: vec![
+            ("Allow", cors::ALLOW_METHODS.into()),
+            ("Access-Control-Allow-Methods", cors::ALLOW_METHODS.into()),
+            (
+                "Access-Control-Allow-Headers",
+                cors::allow_headers(req).to_owned().into(),
+            ),
+            ("Access-Control-Max-Age", cors::MAX_AGE.into()),
+        ],
+        body: Body::Bytes(Vec::new()),
+        note: None,
     }
 }
 
@@ -527,6 +628,7 @@ fn file_reply(
                     ("Last-Modified", last_modified.into()),
                 ],
                 body: Body::Bytes(Vec::new()),
+                note: None,
             };
         }
         other => return reply_of(other),
@@ -548,6 +650,7 @@ fn file_reply(
                     offset: from,
                     len: to - from + 1,
                 },
+                note: None,
             }
         }
         None => Reply {
@@ -558,6 +661,7 @@ fn file_reply(
                 offset: 0,
                 len: size,
             },
+            note: None,
         },
     }
 }
@@ -587,6 +691,7 @@ fn listing(dir: &File, raw_path: &str) -> Reply {
         status: 200,
         headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
         body: Body::Bytes(listing_page(raw_path, &mut names)),
+        note: None,
     }
 }
 
