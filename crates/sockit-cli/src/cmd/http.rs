@@ -121,6 +121,12 @@ struct GetArgs {
 /// and --cache-control are added to every response below 400; --cors lets any origin read
 /// the files and answers OPTIONS preflights with 204.
 ///
+/// Compression: text, scripts, JSON, SVG, wasm (1 KiB or more) go brotli, zstd or gzip as
+/// Accept-Encoding prefers (q-values honoured; never for a Range, never for images or
+/// archives), with Vary: Accept-Encoding and an ETag per encoding. A precompressed
+/// sibling at least as new (app.js.br, app.js.zst, app.js.gz) is sent as it is;
+/// otherwise the file is compressed on the fly (in a stream of chunks above 256 KiB).
+///
 /// Examples:
 ///   sockit http serve ./public 127.0.0.1:8000 --model epoll
 ///   sockit http serve ./public tls://0.0.0.0:8443 --cert cert.pem --key key.pem
@@ -162,6 +168,10 @@ struct ServeArgs {
     /// response, and OPTIONS (a preflight) answered 204 with the methods and headers.
     #[arg(long)]
     cors: bool,
+    /// Never compress: by default text, scripts, JSON, SVG, wasm and the like of 1 KiB
+    /// or more go br, zstd or gzip when the client's Accept-Encoding asks for one.
+    #[arg(long)]
+    no_compress: bool,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -291,6 +301,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         users,
         headers,
         cors: args.cors,
+        compress: !args.no_compress,
     };
     let files = FileServer::with_options(&args.dir, log, options).map_err(usage)?;
     let config = Config {

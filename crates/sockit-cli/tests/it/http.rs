@@ -1530,3 +1530,292 @@ fn http_serve_headers_cache_control_and_cors() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// Runs `cmd args` with `input` on stdin and returns its stdout, which must succeed: the
+/// decompressors (`brotli -d`, `zstd -d`, `gzip -d`) nobody here wrote.
+fn filter(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::process::Stdio;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd} (test.sh installs it): {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The identity bytes of a body in `coding`, decoded by that coding's own tool.
+fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
+    match coding {
+        "br" => filter("brotli", &["-d", "-c"], body),
+        "zstd" => filter("zstd", &["-d", "-c", "-q"], body),
+        "gzip" => filter("gzip", &["-d", "-c"], body),
+        other => panic!("no decoder for {other}"),
+    }
+}
+
+/// Text that compresses, `len` bytes of numbered lines.
+fn text(len: usize) -> Vec<u8> {
+    let mut t = Vec::with_capacity(len + 64);
+    let mut i = 0;
+    while t.len() < len {
+        t.extend_from_slice(format!("line {i}: the quick brown fox jumps over it\n").as_bytes());
+        i += 1;
+    }
+    t.truncate(len);
+    t
+}
+
+/// A tree of compressible and incompressible files, and precompressed siblings made by
+/// the `brotli` and `gzip` tools.
+struct Web {
+    tmp: TempDir,
+    app: Vec<u8>,
+    big: Vec<u8>,
+}
+
+impl Web {
+    fn new() -> Web {
+        let tmp = TempDir::new("http-compress");
+        let root = tmp.path("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let app = text(100 << 10);
+        let big = text(3 << 20);
+        std::fs::write(root.join("app.js"), &app).unwrap();
+        std::fs::write(root.join("big.txt"), &big).unwrap();
+        std::fs::write(root.join("small.css"), "p { color: red }\n").unwrap();
+        std::fs::write(root.join("pic.png"), crate::util::payload(20 << 10, 3)).unwrap();
+        std::fs::write(root.join("pre.js"), &app).unwrap();
+        std::fs::write(
+            root.join("pre.js.br"),
+            filter("brotli", &["-c", "-q", "11"], &app),
+        )
+        .unwrap();
+        std::fs::write(root.join("pre.js.gz"), filter("gzip", &["-c", "-9"], &app)).unwrap();
+        Web { tmp, app, big }
+    }
+
+    fn root(&self) -> String {
+        self.tmp.path("root").to_str().unwrap().to_owned()
+    }
+}
+
+/// Compression end to end: each of br, zstd and gzip asked for with curl and decoded by
+/// its own tool byte for byte, q-values, Vary, ETags per encoding and If-None-Match,
+/// precompressed siblings sent byte-exact, no compression for ranges, images or small
+/// files, HEAD, and a 3 MiB file streamed in chunks (and close-delimited on HTTP/1.0);
+/// under several models.
+#[test]
+fn http_serve_compresses_as_accept_encoding_asks() {
+    let web = Web::new();
+    for model in ["epoll", "threads", "async"] {
+        let server = serve_with(&web.root(), model, &[]);
+        let b = base(&server);
+        let ae = |v: &str| format!("Accept-Encoding: {v}");
+        let app = format!("{b}/app.js");
+        let mut etags = Vec::new();
+        for coding in ["br", "zstd", "gzip"] {
+            let (code, head, body) = curl_i(&["-H", &ae(coding), &app]);
+            assert_eq!(code, 200, "{model} {coding}");
+            assert_eq!(header_of(&head, "Content-Encoding"), Some(coding), "{head}");
+            assert_eq!(header_of(&head, "Vary"), Some("Accept-Encoding"), "{head}");
+            assert_eq!(
+                header_of(&head, "Content-Length"),
+                Some(body.len().to_string().as_str())
+            );
+            assert!(body.len() < web.app.len() / 4, "{model} {coding}");
+            assert!(decode(coding, &body) == web.app, "{model} {coding} differs");
+            let etag = header_of(&head, "ETag").unwrap().to_owned();
+            assert!(etag.ends_with(&format!("-{coding}\"")), "{etag}");
+            // If-None-Match is per encoding: this tag is current for this coding only.
+            let inm = format!("If-None-Match: {etag}");
+            let (code, head, _) = curl_i(&["-H", &ae(coding), "-H", &inm, &app]);
+            assert_eq!(code, 304, "{model} {coding}");
+            assert_eq!(header_of(&head, "Vary"), Some("Accept-Encoding"));
+            assert_eq!(curl(&["-H", &inm, &app]).0, 200, "{model} {coding}");
+            etags.push(etag);
+        }
+        // The identity has its own tag too.
+        let (code, head, body) = curl_i(&[&app]);
+        assert_eq!(code, 200);
+        assert_eq!(header_of(&head, "Content-Encoding"), None);
+        assert_eq!(header_of(&head, "Vary"), Some("Accept-Encoding"));
+        assert!(body == web.app);
+        etags.push(header_of(&head, "ETag").unwrap().to_owned());
+        etags.sort();
+        etags.dedup();
+        assert_eq!(etags.len(), 4, "{etags:?}");
+        // q-values: refused codings are never sent, the best weight wins.
+        for (accept, expect) in [
+            ("gzip;q=0, br", Some("br")),
+            ("br;q=0.2, zstd;q=0.9, gzip;q=0.5", Some("zstd")),
+            ("br;q=0, zstd;q=0, *;q=0.1", Some("gzip")),
+            ("gzip;q=0.5, identity", None),
+            ("identity", None),
+            ("*;q=0", None),
+        ] {
+            let (code, head, body) = curl_i(&["-H", &ae(accept), &app]);
+            assert_eq!(code, 200, "{accept}");
+            assert_eq!(header_of(&head, "Content-Encoding"), expect, "{accept}");
+            match expect {
+                Some(c) => assert!(decode(c, &body) == web.app, "{accept}"),
+                None => assert!(body == web.app, "{accept}"),
+            }
+        }
+        // curl's own negotiation and decoding.
+        let (code, body) = curl(&["--compressed", &app]);
+        assert_eq!(code, 200);
+        assert!(body == web.app, "{model}: curl --compressed");
+        // Precompressed siblings: sent as they are on disk.
+        let pre = format!("{b}/pre.js");
+        for (coding, file) in [("br", "pre.js.br"), ("gzip", "pre.js.gz")] {
+            let (code, head, body) = curl_i(&["-H", &ae(coding), &pre]);
+            assert_eq!(code, 200);
+            assert_eq!(header_of(&head, "Content-Encoding"), Some(coding));
+            assert_eq!(
+                header_of(&head, "Content-Type"),
+                header_of(&curl_i(&[&app]).1, "Content-Type")
+            );
+            let on_disk = std::fs::read(web.tmp.path("root").join(file)).unwrap();
+            assert!(body == on_disk, "{model}: {file} not byte-exact");
+        }
+        // No coding for a range, an image or a file under 1 KiB.
+        let (code, head, body) = curl_i(&["-H", &ae("br, gzip"), "-r", "0-9", &app]);
+        assert_eq!((code, &body[..]), (206, &web.app[..10]), "{model}");
+        assert_eq!(header_of(&head, "Content-Encoding"), None);
+        for path in ["/pic.png", "/small.css"] {
+            let (code, head, _) = curl_i(&["-H", &ae("br, gzip, zstd"), &format!("{b}{path}")]);
+            assert_eq!(code, 200);
+            assert_eq!(header_of(&head, "Content-Encoding"), None, "{path}");
+        }
+        assert_eq!(
+            header_of(&curl_i(&[&format!("{b}/pic.png")]).1, "Vary"),
+            None,
+            "an image never varies"
+        );
+        // HEAD: the GET's head, no body.
+        let (_, head, body) = curl_i(&["-I", "-H", &ae("gzip"), &app]);
+        let (_, _, got) = curl_i(&["-H", &ae("gzip"), &app]);
+        assert!(body.is_empty());
+        assert_eq!(
+            header_of(&head, "Content-Length"),
+            Some(got.len().to_string().as_str())
+        );
+        // 3 MiB: streamed in chunks, then the connection goes on (the next URL rides it).
+        let big = format!("{b}/big.txt");
+        for coding in ["br", "zstd", "gzip"] {
+            let (code, head, body) = curl_i(&["--raw", "-H", &ae(coding), &big]);
+            assert_eq!(code, 200, "{model} {coding}");
+            assert_eq!(header_of(&head, "Transfer-Encoding"), Some("chunked"));
+            assert_eq!(header_of(&head, "Content-Length"), None);
+            let body = dechunk(&body);
+            assert!(
+                decode(coding, &body) == web.big,
+                "{model} {coding}: big differs"
+            );
+        }
+        let (code, body) = curl(&["--compressed", &big, &format!("{b}/small.css")]);
+        assert_eq!(code, 200);
+        let mut want = web.big.clone();
+        want.extend_from_slice(b"\n200p { color: red }\n");
+        assert!(body == want, "{model}: keep-alive after a stream");
+        // HTTP/1.0: no chunks, the body ends with the connection.
+        let (code, head, body) = curl_i(&["-0", "-H", &ae("gzip"), &big]);
+        assert_eq!(code, 200);
+        assert_eq!(header_of(&head, "Transfer-Encoding"), None);
+        assert_eq!(header_of(&head, "Connection"), Some("close"));
+        assert!(decode("gzip", &body) == web.big, "{model}: HTTP/1.0 stream");
+        let (_, head, body) = curl_i(&["-I", "-H", &ae("br"), &big]);
+        assert!(body.is_empty());
+        assert_eq!(header_of(&head, "Transfer-Encoding"), Some("chunked"));
+        assert!(server.stop().0.success(), "{model}");
+    }
+    // --no-compress: never.
+    let server = serve_with(&web.root(), "epoll", &["--no-compress"]);
+    let (_, head, body) = curl_i(&[
+        "-H",
+        "Accept-Encoding: br",
+        &format!("{}/app.js", base(&server)),
+    ]);
+    assert_eq!(header_of(&head, "Content-Encoding"), None);
+    assert!(body == web.app);
+}
+
+/// Over tls://: compressed bodies (at once and streamed) go through the TLS layer; curl
+/// trusts the server by --cacert.
+#[test]
+fn http_serve_compresses_over_tls() {
+    let web = Web::new();
+    let certs = TempDir::new("http-compress-tls");
+    let (cert, key) = crate::util::openssl_cert(&certs, "localhost");
+    for model in ["epoll", "threads"] {
+        let server = Server::start(&[
+            "http",
+            "serve",
+            &web.root(),
+            "tls://127.0.0.1:0",
+            "--model",
+            model,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ]);
+        let b = format!("https://127.0.0.1:{}", server.port());
+        for (path, want) in [("/app.js", &web.app), ("/big.txt", &web.big)] {
+            for coding in ["br", "zstd", "gzip"] {
+                let (code, head, body) = curl_i(&[
+                    "--cacert",
+                    &cert,
+                    "--raw",
+                    "-H",
+                    &format!("Accept-Encoding: {coding}"),
+                    &format!("{b}{path}"),
+                ]);
+                assert_eq!(code, 200, "{model} {path} {coding}");
+                assert_eq!(header_of(&head, "Content-Encoding"), Some(coding));
+                let body = if header_of(&head, "Transfer-Encoding").is_some() {
+                    dechunk(&body)
+                } else {
+                    body
+                };
+                assert!(decode(coding, &body) == *want, "{model} {path} {coding}");
+            }
+        }
+        assert!(server.stop().0.success(), "{model}");
+    }
+}
+
+/// A chunked body (from `curl --raw`) decoded, checking its framing on the way.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let nl = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap(), 16)
+            .expect("hex chunk size");
+        raw = &raw[nl + 2..];
+        if size == 0 {
+            assert_eq!(raw, b"\r\n", "the body ends after the last chunk");
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        assert_eq!(&raw[size..size + 2], b"\r\n");
+        raw = &raw[size + 2..];
+    }
+}

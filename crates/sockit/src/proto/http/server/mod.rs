@@ -8,6 +8,8 @@
 //! - [`cors`]: `--cors`: the preflight answer and the headers every response gets.
 //! - [`decide`]: the pure request → decision function: given the request head and what
 //!   the filesystem holds at its path, which status, which range, where to redirect.
+//! - [`encoding`]: `Accept-Encoding` negotiation (br, zstd, gzip) and what is worth
+//!   compressing.
 //! - [`conditional`]: `If-None-Match`, `If-Modified-Since`, `If-Range`.
 //! - [`range`]: the `Range` header, judged against a file size.
 //! - [`mime`]: content types by file name.
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod conditional;
 pub mod cors;
 pub mod decide;
+pub mod encoding;
 pub mod head;
 pub mod listing;
 pub mod mime;
