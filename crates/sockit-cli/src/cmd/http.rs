@@ -102,7 +102,9 @@ struct GetArgs {
 
 /// Serve the files of DIR over HTTP, like `python3 -m http.server`.
 ///
-/// Directory listings, index.html, Content-Type by extension, HEAD, keep-alive, Range,
+/// Directory listings (sortable: ?sort=name|size|mtime&order=asc|desc; ?format=json or
+/// Accept: application/json for JSON; dotfiles hidden and refused unless --hidden),
+/// index.html, Content-Type by extension, HEAD, keep-alive, Range,
 /// If-Modified-Since; nothing outside DIR is ever served. One log line per request on
 /// stderr after the `listening on` line. Keep-alive connections idle for 60s are closed
 /// unless --idle-timeout says otherwise. A request head (request line and headers) must
@@ -172,6 +174,10 @@ struct ServeArgs {
     /// or more go br, zstd or gzip when the client's Accept-Encoding asks for one.
     #[arg(long)]
     no_compress: bool,
+    /// List and serve dotfiles (.git, .env, ...): by default they are left out of
+    /// listings and a path naming one gets 404.
+    #[arg(long)]
+    hidden: bool,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -302,6 +308,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         headers,
         cors: args.cors,
         compress: !args.no_compress,
+        hidden: args.hidden,
     };
     let files = FileServer::with_options(&args.dir, log, options).map_err(usage)?;
     let config = Config {

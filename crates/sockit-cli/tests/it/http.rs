@@ -1819,3 +1819,114 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[size + 2..];
     }
 }
+
+/// The listing people use: sizes and times, sorted by each column both ways, breadcrumbs
+/// and a parent link, a viewport and no script, JSON by `?format=json` or `Accept`, and
+/// dotfiles neither listed nor served unless `--hidden`; under two models.
+#[test]
+fn http_serve_listing_sorts_answers_json_and_hides_dotfiles() {
+    let tmp = TempDir::new("http-listing");
+    let root = tmp.path("root");
+    std::fs::create_dir_all(root.join("d <1>/.git")).unwrap();
+    std::fs::write(root.join("d <1>/small"), "x").unwrap();
+    std::fs::write(root.join("d <1>/big"), vec![b'a'; 3 << 20]).unwrap();
+    std::fs::write(root.join("d <1>/mid&"), vec![b'a'; 1536]).unwrap();
+    std::fs::write(root.join("d <1>/.env"), "SECRET=1\n").unwrap();
+    std::fs::write(root.join("d <1>/.git/config"), "[core]\n").unwrap();
+    // Times apart, so that sorting by time has one answer: small oldest, big newest.
+    for (name, secs) in [
+        ("small", 1_000_000),
+        ("mid&", 2_000_000),
+        ("big", 3_000_000),
+    ] {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("d <1>").join(name))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    let root = root.to_str().unwrap().to_owned();
+    for model in ["epoll", "threads"] {
+        let server = serve_with(&root, model, &[]);
+        let dir = format!("{}/d%20%3C1%3E/", base(&server));
+        let order = |query: &str| {
+            let (code, body) = curl(&[&format!("{dir}{query}")]);
+            assert_eq!(code, 200, "{model} {query}");
+            let html = String::from_utf8(body).unwrap();
+            let pos = |n: &str| html.find(&format!("href=\"{n}\"")).unwrap_or(usize::MAX);
+            let mut names = ["small", "big", "mid%26"];
+            names.sort_by_key(|n| pos(n));
+            (names.join(","), html)
+        };
+        let (names, html) = order("");
+        assert_eq!(names, "big,mid%26,small", "{model}");
+        assert!(html.contains("name=\"viewport\""), "{html}");
+        assert!(!html.contains("<script"));
+        assert!(html.contains("<a href=\"../\">../</a>"));
+        assert!(
+            html.contains("<a href=\"/d%20%3C1%3E/\">d &lt;1&gt;</a>/"),
+            "{html}"
+        );
+        assert!(
+            html.contains(">mid&amp;</a>") && html.contains("1.5 KiB"),
+            "{html}"
+        );
+        assert!(html.contains("3.0 MiB") && html.contains("1 B"), "{html}");
+        assert!(html.contains("Mon, 12 Jan 1970 13:46:40 GMT"), "{html}");
+        assert!(!html.contains(".env") && !html.contains(".git"), "{html}");
+        assert_eq!(order("?sort=name&order=desc").0, "small,mid%26,big");
+        assert_eq!(order("?sort=size").0, "small,mid%26,big");
+        assert_eq!(order("?sort=size&order=desc").0, "big,mid%26,small");
+        assert_eq!(order("?sort=mtime").0, "small,mid%26,big");
+        assert_eq!(order("?sort=mtime&order=desc").0, "big,mid%26,small");
+        // JSON, by query or by Accept, parsed by Python's json.
+        for args in [
+            vec![format!("{dir}?format=json&sort=size")],
+            vec![
+                "-H".into(),
+                "Accept: application/json".into(),
+                format!("{dir}?sort=size"),
+            ],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, head, body) = curl_i(&args);
+            assert_eq!(code, 200);
+            assert_eq!(header_of(&head, "Content-Type"), Some("application/json"));
+            let summary = filter(
+                "python3",
+                &[
+                    "-c",
+                    "import json,sys; d=json.load(sys.stdin); print(d['path'], \
+                     [(e['name'], e['type'], e['size'], e['mtime']) for e in d['entries']])",
+                ],
+                &body,
+            );
+            assert_eq!(
+                String::from_utf8(summary).unwrap(),
+                "/d <1>/ [('small', 'file', 1, 1000000), ('mid&', 'file', 1536, 2000000), \
+                 ('big', 'file', 3145728, 3000000)]\n",
+                "{model}"
+            );
+        }
+        // Dotfiles are not served either, at any depth, however the name is encoded.
+        for path in [".env", "%2eenv", ".git/config", ".git/"] {
+            assert_eq!(curl(&[&format!("{dir}{path}")]).0, 404, "{model} {path}");
+        }
+        assert!(server.stop().0.success(), "{model}");
+    }
+    let server = serve_with(&root, "epoll", &["--hidden"]);
+    let dir = format!("{}/d%20%3C1%3E/", base(&server));
+    let (_, body) = curl(&[&dir]);
+    let html = String::from_utf8(body).unwrap();
+    assert!(
+        html.contains("href=\".env\"") && html.contains("href=\".git/\""),
+        "{html}"
+    );
+    assert_eq!(
+        curl(&[&format!("{dir}.env")]),
+        (200, b"SECRET=1\n".to_vec())
+    );
+    assert_eq!(curl(&[&format!("{dir}.git/config")]).0, 200);
+}

@@ -40,7 +40,7 @@ use crate::proto::http::server::cors;
 use crate::proto::http::server::decide::{Decision, FileFacts, Found, decide, target_path};
 use crate::proto::http::server::encoding::{self, Coding};
 use crate::proto::http::server::head::{error_page, write_head};
-use crate::proto::http::server::listing::listing_page;
+use crate::proto::http::server::listing::{Entry, View, is_hidden, listing_json, listing_page};
 use crate::proto::http::server::mime::content_type;
 use crate::proto::http::server::request::{Request, parse_request};
 use crate::server::{Flow, Handler, Output, Service};
@@ -86,13 +86,16 @@ pub struct Options {
     /// (`--header`, `--cache-control`): already validated (a token name, no CR or LF).
     pub headers: Vec<(String, String)>,
     /// Whether cross-origin pages may read the files (`--cors`): see
-    /// [`cors`](crate::proto::http::server::cors).
+    /// [`cors`].
     pub cors: bool,
     /// Whether compressible files are sent brotli-, zstd- or gzip-encoded when the client
     /// asks for it (`Accept-Encoding`): a fresh precompressed sibling (`app.js.br`) by
     /// `sendfile`, else compressed on the fly; see
-    /// [`encoding`](crate::proto::http::server::encoding).
+    /// [`encoding`].
     pub compress: bool,
+    /// Whether dotfiles are listed and served (`--hidden`); otherwise they are left out
+    /// of listings and a request naming one, at any depth, gets 404.
+    pub hidden: bool,
 }
 
 /// Serves the files under one directory.
@@ -623,6 +626,13 @@ impl FileHandler {
         let Some(rel) = decode_path(raw_path) else {
             return error_reply(400);
         };
+        if !self.root.options.hidden
+            && rel
+                .components()
+                .any(|c| is_hidden(c.as_os_str().as_bytes()))
+        {
+            return error_reply(404);
+        }
         let file = match self.open(&rel) {
             Ok(f) => f,
             Err(status) => return reply_of(decide(req, raw_path, &Found::Missing(status))),
@@ -657,7 +667,7 @@ impl FileHandler {
                         "index.html",
                     );
                 }
-                listing(&file, raw_path)
+                listing(req, &file, raw_path, self.root.options.hidden)
             }
             decision => reply_of(decision),
         }
@@ -967,31 +977,59 @@ impl FileHandler {
     }
 }
 
-/// A directory's listing: its entries read here, the page written by [`listing_page`].
-fn listing(dir: &File, raw_path: &str) -> Reply {
+/// A directory's listing: its entries read here (dotfiles left out unless `hidden`), the
+/// page or JSON written by [`listing_page`] / [`listing_json`] as the request's
+/// [`View`] asks.
+fn listing(req: &Request, dir: &File, raw_path: &str, hidden: bool) -> Reply {
+    use rustix::fs::{AtFlags, FileType};
     let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
         return error_reply(403);
     };
-    let mut names: Vec<(Vec<u8>, bool)> = entries
+    let mut list: Vec<Entry> = entries
         .filter_map(|e| e.ok())
         .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .filter(|e| hidden || !is_hidden(e.file_name().to_bytes()))
         .map(|e| {
+            // Not following symlinks: a link's own size and time say nothing of what
+            // lies outside the directory.
+            let stat = rustix::fs::statat(dir, e.file_name(), AtFlags::SYMLINK_NOFOLLOW).ok();
             let is_dir = match e.file_type() {
-                rustix::fs::FileType::Directory => true,
-                rustix::fs::FileType::Unknown => {
-                    rustix::fs::statat(dir, e.file_name(), rustix::fs::AtFlags::empty())
-                        .map(|s| rustix::fs::FileType::from_raw_mode(s.st_mode).is_dir())
-                        .unwrap_or(false)
+                FileType::Directory => true,
+                FileType::Unknown => {
+                    stat.is_some_and(|s| FileType::from_raw_mode(s.st_mode).is_dir())
                 }
                 _ => false,
             };
-            (e.file_name().to_bytes().to_vec(), is_dir)
+            Entry {
+                name: e.file_name().to_bytes().to_vec(),
+                is_dir,
+                size: if is_dir {
+                    0
+                } else {
+                    stat.map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0))
+                },
+                mtime: stat.map_or(0, |s| u64::try_from(s.st_mtime).unwrap_or(0)),
+            }
         })
         .collect();
+    let view = View::of(req);
+    let (content_type, body) = if view.json {
+        ("application/json", listing_json(raw_path, &mut list, view))
+    } else {
+        let date = |t: u64| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(t));
+        (
+            "text/html; charset=utf-8",
+            listing_page(raw_path, &mut list, view, date),
+        )
+    };
     Reply {
         status: 200,
-        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-        body: Body::Bytes(listing_page(raw_path, &mut names)),
+        headers: vec![
+            ("Content-Type", content_type.into()),
+            // The same URL answers HTML or JSON by Accept.
+            ("Vary", "Accept".into()),
+        ],
+        body: Body::Bytes(body),
         note: None,
     }
 }
