@@ -881,11 +881,13 @@ impl FileHandler {
             }
             other => return reply_of(other),
         };
-        let mut headers: Vec<(&'static str, Cow<'static, str>)> = vec![
+        // Room for every header a file response can get: no reallocation per request.
+        let mut headers: Vec<(&'static str, Cow<'static, str>)> = Vec::with_capacity(6);
+        headers.extend([
             ("Content-Type", content_type.into()),
             ("Last-Modified", last_modified.into()),
             ("ETag", etag.into()),
-        ];
+        ]);
         if compress {
             headers.push(vary);
         }
