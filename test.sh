@@ -29,6 +29,8 @@ peers=(
   "microsocks microsocks"
   "tinyproxy tinyproxy"
   "nginx nginx"
+  "brotli brotli"
+  "zstd zstd"
 )
 need=()
 for p in "${peers[@]}"; do
@@ -46,6 +48,16 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || true
   apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Python peers: password hashes made by libraries nobody here wrote (http serve --auth-file).
+py_need=()
+python3 -c 'import argon2' 2>/dev/null || py_need+=(argon2-cffi)
+python3 -c 'import bcrypt' 2>/dev/null || py_need+=(bcrypt)
+if [ ${#py_need[@]} -gt 0 ]; then
+  echo "test.sh: installing python packages ${py_need[*]}" >&2
+  python3 -m pip install -q "${py_need[@]}" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "${py_need[@]}"
 fi
 
 # 1,100 simultaneous clients in one test process need more than the default 1,024 fds.

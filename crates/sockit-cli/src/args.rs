@@ -383,9 +383,59 @@ pub fn is_sweep(words: &[String], targets: &[sockit::net::targets::Target]) -> b
     }
 }
 
+/// A response header to add, `Name: value`: the name a token (RFC 9110), the value free
+/// of CR, LF and NUL (no header can smuggle another), neither one the server owns
+/// (framing, encoding, ranges: setting those would break the responses).
+pub fn parse_response_header(s: &str) -> Result<(String, String), String> {
+    use sockit::proto::http::server::cors::is_token_byte;
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not 'Name: value'"))?;
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    let value = parse_header_value(value)?;
+    const OWNED: [&str; 7] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "content-encoding",
+        "content-range",
+        "content-type",
+        "vary",
+    ];
+    if OWNED.iter().any(|o| name.eq_ignore_ascii_case(o)) {
+        return Err(format!(
+            "{name} is set by the server and cannot be replaced"
+        ));
+    }
+    Ok((name.to_owned(), value))
+}
+
+/// A header value given on the command line: trimmed, and free of CR, LF and NUL.
+pub fn parse_header_value(s: &str) -> Result<String, String> {
+    if s.contains(['\r', '\n', '\0']) {
+        return Err("a header value may not hold CR, LF or NUL".into());
+    }
+    Ok(s.trim().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_headers_are_validated() {
+        assert_eq!(
+            parse_response_header("X-Frame-Options:  DENY "),
+            Ok(("X-Frame-Options".into(), "DENY".into()))
+        );
+        assert!(parse_response_header("X-A: b\r\nSet-Cookie: c").is_err());
+        assert!(parse_response_header("X A: b").is_err());
+        assert!(parse_response_header(": b").is_err());
+        assert!(parse_response_header("nocolon").is_err());
+        assert!(parse_response_header("content-length: 1").is_err());
+    }
 
     #[test]
     fn sizes() {

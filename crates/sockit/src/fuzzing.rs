@@ -596,7 +596,16 @@ fn http_tree() -> &'static crate::http::serve::FileServer {
         write(root.join("big.bin"), &big);
         let _ = std::os::unix::fs::symlink("../outside/secret", root.join("leak"));
         let _ = std::os::unix::fs::symlink("../outside", root.join("out"));
-        FileServer::new(&root, Log::Quiet).expect("serve the fuzz tree")
+        // Compressible and above the threshold, so Accept-Encoding in the input is
+        // negotiated and compressed (in one go: the tree holds nothing large enough to be
+        // streamed, so every response keeps its Content-Length).
+        let text: Vec<u8> = (0..3_000u32).map(|i| b"text\n"[(i % 5) as usize]).collect();
+        write(root.join("t.txt"), &text);
+        let options = crate::http::serve::Options {
+            compress: true,
+            ..Default::default()
+        };
+        FileServer::with_options(&root, Log::Quiet, options).expect("serve the fuzz tree")
     })
 }
 
@@ -766,6 +775,9 @@ mod tests {
         );
         check_http_serve(b"\x00HEAD /big.bin HTTP/1.1\r\n\r\nGET /a.txt HTTP/1.1\r\n");
         check_http_serve(b"\x01\x00garbage\r\n\r\n");
+        check_http_serve(
+            b"\x04GET /t.txt HTTP/1.1\r\nAccept-Encoding: br\r\n\r\nHEAD /t.txt HTTP/1.1\r\nAccept-Encoding: gzip, zstd\r\n\r\nGET /t.txt HTTP/1.0\r\nAccept-Encoding: zstd\r\nRange: bytes=1-2\r\n\r\n",
+        );
         check_http_serve(
             b"\x07GET //sub?x HTTP/1.1\r\n\r\nGET /a.txt HTTP/1.1\r\nIf-None-Match: W/\"x\", \"5f-a\"\r\nRange: bytes=-3\r\n\r\nGET /big.bin HTTP/1.1\r\nRange: bytes=0-\r\nIf-Range: \"no\"\r\n\r\nPOST / HTTP/1.1\r\n\r\n",
         );

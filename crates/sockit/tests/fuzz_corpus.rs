@@ -105,9 +105,10 @@ fn http_serve_corpus_holds_the_invariants() {
         (x % n as u64) as usize
     };
     const METHODS: [&str; 4] = ["GET", "GET", "HEAD", "POST"];
-    const PATHS: [&str; 10] = [
+    const PATHS: [&str; 11] = [
         "/",
         "/a.txt",
+        "/t.txt",
         "/big.bin",
         "/sub",
         "/sub/",
@@ -117,8 +118,10 @@ fn http_serve_corpus_holds_the_invariants() {
         "/a%2etxt",
         "/nope",
     ];
-    const HEADERS: [&str; 8] = [
+    const HEADERS: [&str; 10] = [
         "",
+        "Accept-Encoding: gzip;q=0.5, br, zstd;q=0\r\n",
+        "Accept-Encoding: *\r\n",
         "Range: bytes=3-9\r\n",
         "Range: bytes=-100\r\n",
         "Range: bytes=99999-\r\n",

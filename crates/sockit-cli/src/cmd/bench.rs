@@ -136,20 +136,22 @@ struct HttpArgs {
     json: bool,
 }
 
-/// `Name: value`, the name a token, the value without CR or LF.
+/// `Name: value`, the name a token, the value without CR, LF or NUL (the same rules as
+/// `http serve --header`, without its list of headers the server owns: a load test may
+/// send any).
 fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once(':')
         .ok_or_else(|| format!("{s:?} is not `Name: value`"))?;
     let name = name.trim();
-    let ok = !name.is_empty()
-        && name
+    if name.is_empty()
+        || !name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !ok || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            .all(sockit::proto::http::server::cors::is_token_byte)
+    {
         return Err(format!("{s:?} is not a valid header"));
     }
-    Ok((name.to_owned(), value.trim().to_owned()))
+    Ok((name.to_owned(), crate::args::parse_header_value(value)?))
 }
 
 /// Requests per second: a positive number.

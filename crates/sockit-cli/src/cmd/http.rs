@@ -10,14 +10,16 @@ use std::time::Duration;
 use anyhow::Context;
 use sockit::Endpoint;
 use sockit::http::client::{self, Method, Options, Redirects};
-use sockit::http::serve::{FileServer, Log};
+use sockit::http::serve::{FileServer, Log, Options as ServeOptions};
 use sockit::proto::http::client::url::Url;
+use sockit::proto::http::server::auth::Users;
 use sockit::server::{Config, TlsService};
 use sockit::socket::tls::Identity;
 use sockit::text::terminal_safe;
 
 use crate::args::{
-    ServerArgs, TlsServerArgs, announce_fingerprint, parse_duration, parse_nonzero_duration,
+    ServerArgs, TlsServerArgs, announce_fingerprint, parse_duration, parse_header_value,
+    parse_nonzero_duration, parse_response_header,
 };
 use crate::usage;
 
@@ -108,7 +110,9 @@ struct GetArgs {
 
 /// Serve the files of DIR over HTTP, like `python3 -m http.server`.
 ///
-/// Directory listings, index.html, Content-Type by extension, HEAD, keep-alive, Range,
+/// Directory listings (sortable: ?sort=name|size|mtime&order=asc|desc; ?format=json or
+/// Accept: application/json for JSON; dotfiles hidden and refused unless --hidden),
+/// index.html, Content-Type by extension, HEAD, keep-alive, Range,
 /// If-Modified-Since; nothing outside DIR is ever served. One log line per request on
 /// stderr after the `listening on` line. Keep-alive connections idle for 60s are closed
 /// unless --idle-timeout says otherwise. A request head (request line and headers) must
@@ -120,9 +124,24 @@ struct GetArgs {
 /// and its fingerprint printed after the `listening on` line; ALPN offers http/1.1. The
 /// TLS handshake is held to --header-timeout too.
 ///
+/// Auth: --auth user:password (repeatable) or --auth-file (one user:hash per line, argon2
+/// or bcrypt) asks every request for HTTP Basic credentials (401 with
+/// WWW-Authenticate: Basic realm="sockit" otherwise; failures are logged with the user
+/// name). Basic sends the password in clear text: use it over tls:// only. --header
+/// and --cache-control are added to every response below 400; --cors lets any origin read
+/// the files and answers OPTIONS preflights with 204.
+///
+/// Compression: text, scripts, JSON, SVG, wasm (1 KiB or more) go brotli, zstd or gzip as
+/// Accept-Encoding prefers (q-values honoured; never for a Range, never for images or
+/// archives), with Vary: Accept-Encoding and an ETag per encoding. A precompressed
+/// sibling at least as new (app.js.br, app.js.zst, app.js.gz) is sent as it is;
+/// otherwise the file is compressed on the fly (in a stream of chunks above 256 KiB).
+///
 /// Examples:
 ///   sockit http serve ./public 127.0.0.1:8000 --model epoll
 ///   sockit http serve ./public tls://0.0.0.0:8443 --cert cert.pem --key key.pem
+///   sockit http serve ./private tls://0.0.0.0:8443 --auth-file users.txt
+///   sockit http serve ./dist --cache-control 'max-age=3600' --cors
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 struct ServeArgs {
@@ -139,6 +158,34 @@ struct ServeArgs {
     /// not 0), however steadily it arrives: slow clients cannot hold connections with it.
     #[arg(long, default_value = "10s", value_parser = parse_nonzero_duration)]
     header_timeout: Duration,
+    /// Let in this user with this password (repeatable), by HTTP Basic: use tls://, or
+    /// the password crosses the network in clear text.
+    #[arg(long = "auth", value_name = "USER:PASSWORD")]
+    auth: Vec<String>,
+    /// Let in the users of FILE: one user:hash per line, the hash argon2 ($argon2id$...,
+    /// as argon2-cffi writes it) or bcrypt ($2b$..., as htpasswd -B writes it); lines
+    /// starting with # are skipped.
+    #[arg(long, value_name = "FILE")]
+    auth_file: Option<PathBuf>,
+    /// Add this header to every response below 400 (repeatable), e.g.
+    /// --header 'X-Content-Type-Options: nosniff'.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_response_header)]
+    headers: Vec<(String, String)>,
+    /// Cache-Control of every response below 400, e.g. 'no-cache' or 'max-age=3600'.
+    #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
+    cache_control: Option<String>,
+    /// Let pages of any origin read the files: Access-Control-Allow-Origin: * on every
+    /// response, and OPTIONS (a preflight) answered 204 with the methods and headers.
+    #[arg(long)]
+    cors: bool,
+    /// Never compress: by default text, scripts, JSON, SVG, wasm and the like of 1 KiB
+    /// or more go br, zstd or gzip when the client's Accept-Encoding asks for one.
+    #[arg(long)]
+    no_compress: bool,
+    /// List and serve dotfiles (.git, .env, ...): by default they are left out of
+    /// listings and a path naming one gets 404.
+    #[arg(long)]
+    hidden: bool,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -256,7 +303,29 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tls = args.tls.server_tls(&args.addr)?;
     args.server.idle_timeout.get_or_insert(DEFAULT_IDLE);
     let log = if args.quiet { Log::Quiet } else { Log::Stderr };
-    let files = FileServer::new(&args.dir, log).map_err(usage)?;
+    let mut users = Users::default();
+    for spec in &args.auth {
+        users.add(spec).map_err(|e| usage(format!("--auth: {e}")))?;
+    }
+    if let Some(path) = &args.auth_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--auth-file {}: {e}", path.display())))?;
+        users
+            .add_file(&text)
+            .map_err(|e| usage(format!("--auth-file {}: {e}", path.display())))?;
+    }
+    let mut headers = args.headers.clone();
+    if let Some(cc) = &args.cache_control {
+        headers.push(("Cache-Control".into(), cc.clone()));
+    }
+    let options = ServeOptions {
+        users,
+        headers,
+        cors: args.cors,
+        compress: !args.no_compress,
+        hidden: args.hidden,
+    };
+    let files = FileServer::with_options(&args.dir, log, options).map_err(usage)?;
     let config = Config {
         header_timeout: Some(args.header_timeout),
         ..args.server.config()

@@ -1262,3 +1262,671 @@ fn slow_heads_cannot_fill_max_conns() {
         assert!(server.stop().0.success(), "{model}");
     }
 }
+
+/// `curl -s -i`: the status, the response head (lines, CRLF stripped) and the body.
+fn curl_i(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "-m", "20"])
+        .args(args)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head from curl {args:?}: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.replace('\r', ""), raw[split + 4..].to_vec())
+}
+
+/// The value of header `name` (case-insensitive) in a head from [`curl_i`].
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Serves `root` with `extra` arguments under `model`.
+fn serve_with(root: &str, model: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["http", "serve", root, "127.0.0.1:0", "--model", model];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Reads log lines until one contains `needle` (bounded by `WAIT` per line).
+fn log_line_with(server: &Server, needle: &str) -> String {
+    loop {
+        let line = server
+            .next_line()
+            .unwrap_or_else(|| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// `--auth user:password`: curl -u right gets the file, wrong and missing credentials get
+/// 401 with `WWW-Authenticate: Basic realm="sockit"`, the failure is logged with the user
+/// name escaped; under several models.
+#[test]
+fn http_serve_auth_with_curl_user() {
+    let tree = Tree::new();
+    for model in ["epoll", "threads", "async"] {
+        let server = serve_with(
+            &tree.root(),
+            model,
+            &["--auth", "alice:open sesame", "--auth", "bob:b:c"],
+        );
+        let url = format!("{}/hello.txt", base(&server));
+        let (code, body) = curl(&["-u", "alice:open sesame", &url]);
+        assert_eq!((code, &body[..]), (200, &b"hello, world\n"[..]), "{model}");
+        assert_eq!(curl(&["-u", "bob:b:c", &url]).0, 200, "{model}");
+        for creds in [
+            &["-u", "alice:open sesamE"][..],
+            &["-u", "bob:alice"],
+            &["-u", "nobody:open sesame"],
+            &[],
+            &["-H", "Authorization: Basic !!!"],
+        ] {
+            let mut args = creds.to_vec();
+            args.push(&url);
+            let (code, head, body) = curl_i(&args);
+            assert_eq!(code, 401, "{model} {creds:?}");
+            assert_eq!(
+                header_of(&head, "WWW-Authenticate"),
+                Some("Basic realm=\"sockit\", charset=\"UTF-8\""),
+                "{model} {creds:?}"
+            );
+            assert!(!contains(&body, b"hello"), "{model}");
+        }
+        // A HEAD is refused too, and the directory listing as well.
+        assert_eq!(curl(&["-I", &url]).0, 401, "{model}");
+        assert_eq!(curl(&[&format!("{}/", base(&server))]).0, 401, "{model}");
+        // The user who failed is named in the log, escaped for the terminal.
+        let (code, _) = curl(&["-u", "ev\x1b[2Jil:x", &url]);
+        assert_eq!(code, 401);
+        let line = log_line_with(&server, "auth failed for user \"ev");
+        assert!(
+            line.contains("401") && line.contains("\"ev\\x1b[2Jil\""),
+            "{model}: {line}"
+        );
+        assert!(server.stop().0.success(), "{model}");
+    }
+}
+
+/// `--auth-file` with an argon2id hash made by Python's argon2-cffi and a bcrypt hash made
+/// by Python's bcrypt, over tls:// with curl --cacert as well as plain.
+#[test]
+fn http_serve_auth_file_with_argon2_and_bcrypt_over_tls() {
+    let tree = Tree::new();
+    let hashes = Command::new("python3")
+        .args([
+            "-c",
+            "import argon2, bcrypt\n\
+             print('ar:' + argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash('pw-argon'))\n\
+             print('bc:' + bcrypt.hashpw(b'pw-bcrypt', bcrypt.gensalt(6)).decode())",
+        ])
+        .output()
+        .expect("python3 with argon2-cffi and bcrypt (test.sh installs them)");
+    assert!(
+        hashes.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hashes.stderr)
+    );
+    let file = tree.tmp.path("users.txt");
+    let mut text = b"# made by argon2-cffi and bcrypt\n".to_vec();
+    text.extend_from_slice(&hashes.stdout);
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap();
+    let certs = TempDir::new("http-auth-tls");
+    let (cert, key) = crate::util::openssl_cert(&certs, "localhost");
+    for tls in [false, true] {
+        let server = if tls {
+            Server::start(&[
+                "http",
+                "serve",
+                &tree.root(),
+                "tls://127.0.0.1:0",
+                "--model",
+                "epoll",
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--auth-file",
+                file,
+            ])
+        } else {
+            serve_with(&tree.root(), "threads", &["--auth-file", file])
+        };
+        let url = if tls {
+            format!("https://127.0.0.1:{}/hello.txt", server.port())
+        } else {
+            format!("{}/hello.txt", base(&server))
+        };
+        let with = |creds: &str| curl(&["--cacert", &cert, "-u", creds, &url]);
+        assert_eq!(with("ar:pw-argon"), (200, b"hello, world\n".to_vec()));
+        assert_eq!(with("bc:pw-bcrypt").0, 200, "tls {tls}");
+        assert_eq!(with("ar:pw-bcrypt").0, 401, "tls {tls}");
+        assert_eq!(with("bc:pw-argon").0, 401, "tls {tls}");
+        assert_eq!(with("zz:pw-argon").0, 401, "tls {tls}");
+        assert_eq!(curl(&["--cacert", &cert, &url]).0, 401, "tls {tls}");
+        // Keep-alive: the second request on the connection rides on the first one's check.
+        let (code, body) = curl(&["--cacert", &cert, "-u", "ar:pw-argon", &url, &url]);
+        assert_eq!(code, 200);
+        // curl writes the first status after the first body (-w runs per URL).
+        assert_eq!(body, b"hello, world\n\n200hello, world\n");
+    }
+    // A file with a hash of another kind is a usage error, before anything is bound.
+    std::fs::write(tree.tmp.path("bad.txt"), "u:$1$abc$def\n").unwrap();
+    let out = crate::util::sockit()
+        .args(["http", "serve", &tree.root(), "127.0.0.1:0", "--auth-file"])
+        .arg(tree.tmp.path("bad.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1") && err.contains("neither argon2"),
+        "{err}"
+    );
+}
+
+/// `--header`, `--cache-control` and `--cors`: added where they belong (responses below
+/// 400), the OPTIONS preflight answered 204, bad headers refused before binding.
+#[test]
+fn http_serve_headers_cache_control_and_cors() {
+    let tree = Tree::new();
+    for model in ["epoll", "blocking"] {
+        let server = serve_with(
+            &tree.root(),
+            model,
+            &[
+                "--header",
+                "X-Content-Type-Options: nosniff",
+                "--header",
+                "X-Frame-Options:DENY",
+                "--cache-control",
+                "public, max-age=60",
+                "--cors",
+            ],
+        );
+        let b = base(&server);
+        let (code, head, body) = curl_i(&[&format!("{b}/hello.txt")]);
+        assert_eq!((code, &body[..]), (200, &b"hello, world\n"[..]), "{model}");
+        for (n, v) in [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Cache-Control", "public, max-age=60"),
+            ("Access-Control-Allow-Origin", "*"),
+        ] {
+            assert_eq!(header_of(&head, n), Some(v), "{model}: {head}");
+        }
+        // 404: CORS still, the cache headers not.
+        let (code, head, _) = curl_i(&[&format!("{b}/nope")]);
+        assert_eq!(code, 404);
+        assert_eq!(header_of(&head, "Cache-Control"), None, "{head}");
+        assert_eq!(header_of(&head, "Access-Control-Allow-Origin"), Some("*"));
+        // The preflight a browser sends before a cross-origin GET with a Range header.
+        let (code, head, body) = curl_i(&[
+            "-X",
+            "OPTIONS",
+            "-H",
+            "Origin: http://example.test",
+            "-H",
+            "Access-Control-Request-Method: GET",
+            "-H",
+            "Access-Control-Request-Headers: range",
+            &format!("{b}/hello.txt"),
+        ]);
+        assert_eq!(code, 204, "{model}: {head}");
+        assert!(body.is_empty());
+        assert_eq!(header_of(&head, "Content-Length"), None, "{head}");
+        assert_eq!(
+            header_of(&head, "Access-Control-Allow-Methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            header_of(&head, "Access-Control-Allow-Headers"),
+            Some("range")
+        );
+        assert_eq!(header_of(&head, "Access-Control-Allow-Origin"), Some("*"));
+        // The connection goes on after the 204: a second request on it is answered.
+        let (code, body) = curl(&[
+            "-X",
+            "OPTIONS",
+            &format!("{b}/hello.txt"),
+            "-X",
+            "GET",
+            &format!("{b}/hello.txt"),
+        ]);
+        assert_eq!(code, 200, "{model}");
+        assert!(body.ends_with(b"hello, world\n"), "{model}");
+        assert!(server.stop().0.success(), "{model}");
+    }
+    // Without --cors, OPTIONS is still 501.
+    let server = serve_with(&tree.root(), "epoll", &[]);
+    let (code, head, _) = curl_i(&["-X", "OPTIONS", &format!("{}/", base(&server))]);
+    assert_eq!(code, 501);
+    assert_eq!(header_of(&head, "Access-Control-Allow-Origin"), None);
+    for bad in [
+        &["--header", "X-A: b\r\nSet-Cookie: x"][..],
+        &["--header", "Bad Name: x"],
+        &["--header", "Content-Length: 5"],
+        &["--cache-control", "a\nb"],
+        &["--auth", "nopassword"],
+    ] {
+        let out = crate::util::sockit()
+            .args(["http", "serve", &tree.root(), "127.0.0.1:0"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+/// Runs `cmd args` with `input` on stdin and returns its stdout, which must succeed: the
+/// decompressors (`brotli -d`, `zstd -d`, `gzip -d`) nobody here wrote.
+fn filter(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::process::Stdio;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd} (test.sh installs it): {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The identity bytes of a body in `coding`, decoded by that coding's own tool.
+fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
+    match coding {
+        "br" => filter("brotli", &["-d", "-c"], body),
+        "zstd" => filter("zstd", &["-d", "-c", "-q"], body),
+        "gzip" => filter("gzip", &["-d", "-c"], body),
+        other => panic!("no decoder for {other}"),
+    }
+}
+
+/// Text that compresses, `len` bytes of numbered lines.
+fn text(len: usize) -> Vec<u8> {
+    let mut t = Vec::with_capacity(len + 64);
+    let mut i = 0;
+    while t.len() < len {
+        t.extend_from_slice(format!("line {i}: the quick brown fox jumps over it\n").as_bytes());
+        i += 1;
+    }
+    t.truncate(len);
+    t
+}
+
+/// A tree of compressible and incompressible files, and precompressed siblings made by
+/// the `brotli` and `gzip` tools.
+struct Web {
+    tmp: TempDir,
+    app: Vec<u8>,
+    big: Vec<u8>,
+}
+
+impl Web {
+    fn new() -> Web {
+        let tmp = TempDir::new("http-compress");
+        let root = tmp.path("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let app = text(100 << 10);
+        let big = text(3 << 20);
+        std::fs::write(root.join("app.js"), &app).unwrap();
+        std::fs::write(root.join("big.txt"), &big).unwrap();
+        std::fs::write(root.join("small.css"), "p { color: red }\n").unwrap();
+        std::fs::write(root.join("pic.png"), crate::util::payload(20 << 10, 3)).unwrap();
+        std::fs::write(root.join("pre.js"), &app).unwrap();
+        std::fs::write(
+            root.join("pre.js.br"),
+            filter("brotli", &["-c", "-q", "11"], &app),
+        )
+        .unwrap();
+        std::fs::write(root.join("pre.js.gz"), filter("gzip", &["-c", "-9"], &app)).unwrap();
+        Web { tmp, app, big }
+    }
+
+    fn root(&self) -> String {
+        self.tmp.path("root").to_str().unwrap().to_owned()
+    }
+}
+
+/// Compression end to end: each of br, zstd and gzip asked for with curl and decoded by
+/// its own tool byte for byte, q-values, Vary, ETags per encoding and If-None-Match,
+/// precompressed siblings sent byte-exact, no compression for ranges, images or small
+/// files, HEAD, and a 3 MiB file streamed in chunks (and close-delimited on HTTP/1.0);
+/// under several models.
+#[test]
+fn http_serve_compresses_as_accept_encoding_asks() {
+    let web = Web::new();
+    for model in ["epoll", "threads", "async"] {
+        let server = serve_with(&web.root(), model, &[]);
+        let b = base(&server);
+        let ae = |v: &str| format!("Accept-Encoding: {v}");
+        let app = format!("{b}/app.js");
+        let mut etags = Vec::new();
+        for coding in ["br", "zstd", "gzip"] {
+            let (code, head, body) = curl_i(&["-H", &ae(coding), &app]);
+            assert_eq!(code, 200, "{model} {coding}");
+            assert_eq!(header_of(&head, "Content-Encoding"), Some(coding), "{head}");
+            assert_eq!(header_of(&head, "Vary"), Some("Accept-Encoding"), "{head}");
+            assert_eq!(
+                header_of(&head, "Content-Length"),
+                Some(body.len().to_string().as_str())
+            );
+            assert!(body.len() < web.app.len() / 4, "{model} {coding}");
+            assert!(decode(coding, &body) == web.app, "{model} {coding} differs");
+            let etag = header_of(&head, "ETag").unwrap().to_owned();
+            assert!(etag.ends_with(&format!("-{coding}\"")), "{etag}");
+            // If-None-Match is per encoding: this tag is current for this coding only.
+            let inm = format!("If-None-Match: {etag}");
+            let (code, head, _) = curl_i(&["-H", &ae(coding), "-H", &inm, &app]);
+            assert_eq!(code, 304, "{model} {coding}");
+            assert_eq!(header_of(&head, "Vary"), Some("Accept-Encoding"));
+            assert_eq!(curl(&["-H", &inm, &app]).0, 200, "{model} {coding}");
+            etags.push(etag);
+        }
+        // The identity has its own tag too.
+        let (code, head, body) = curl_i(&[&app]);
+        assert_eq!(code, 200);
+        assert_eq!(header_of(&head, "Content-Encoding"), None);
+        assert_eq!(header_of(&head, "Vary"), Some("Accept-Encoding"));
+        assert!(body == web.app);
+        etags.push(header_of(&head, "ETag").unwrap().to_owned());
+        etags.sort();
+        etags.dedup();
+        assert_eq!(etags.len(), 4, "{etags:?}");
+        // q-values: refused codings are never sent, the best weight wins.
+        for (accept, expect) in [
+            ("gzip;q=0, br", Some("br")),
+            ("br;q=0.2, zstd;q=0.9, gzip;q=0.5", Some("zstd")),
+            ("br;q=0, zstd;q=0, *;q=0.1", Some("gzip")),
+            ("gzip;q=0.5, identity", None),
+            ("identity", None),
+            ("*;q=0", None),
+        ] {
+            let (code, head, body) = curl_i(&["-H", &ae(accept), &app]);
+            assert_eq!(code, 200, "{accept}");
+            assert_eq!(header_of(&head, "Content-Encoding"), expect, "{accept}");
+            match expect {
+                Some(c) => assert!(decode(c, &body) == web.app, "{accept}"),
+                None => assert!(body == web.app, "{accept}"),
+            }
+        }
+        // curl's own negotiation and decoding.
+        let (code, body) = curl(&["--compressed", &app]);
+        assert_eq!(code, 200);
+        assert!(body == web.app, "{model}: curl --compressed");
+        // Precompressed siblings: sent as they are on disk.
+        let pre = format!("{b}/pre.js");
+        for (coding, file) in [("br", "pre.js.br"), ("gzip", "pre.js.gz")] {
+            let (code, head, body) = curl_i(&["-H", &ae(coding), &pre]);
+            assert_eq!(code, 200);
+            assert_eq!(header_of(&head, "Content-Encoding"), Some(coding));
+            assert_eq!(
+                header_of(&head, "Content-Type"),
+                header_of(&curl_i(&[&app]).1, "Content-Type")
+            );
+            let on_disk = std::fs::read(web.tmp.path("root").join(file)).unwrap();
+            assert!(body == on_disk, "{model}: {file} not byte-exact");
+        }
+        // No coding for a range, an image or a file under 1 KiB.
+        let (code, head, body) = curl_i(&["-H", &ae("br, gzip"), "-r", "0-9", &app]);
+        assert_eq!((code, &body[..]), (206, &web.app[..10]), "{model}");
+        assert_eq!(header_of(&head, "Content-Encoding"), None);
+        for path in ["/pic.png", "/small.css"] {
+            let (code, head, _) = curl_i(&["-H", &ae("br, gzip, zstd"), &format!("{b}{path}")]);
+            assert_eq!(code, 200);
+            assert_eq!(header_of(&head, "Content-Encoding"), None, "{path}");
+        }
+        assert_eq!(
+            header_of(&curl_i(&[&format!("{b}/pic.png")]).1, "Vary"),
+            None,
+            "an image never varies"
+        );
+        // HEAD: the GET's head, no body.
+        let (_, head, body) = curl_i(&["-I", "-H", &ae("gzip"), &app]);
+        let (_, _, got) = curl_i(&["-H", &ae("gzip"), &app]);
+        assert!(body.is_empty());
+        assert_eq!(
+            header_of(&head, "Content-Length"),
+            Some(got.len().to_string().as_str())
+        );
+        // 3 MiB: streamed in chunks, then the connection goes on (the next URL rides it).
+        let big = format!("{b}/big.txt");
+        for coding in ["br", "zstd", "gzip"] {
+            let (code, head, body) = curl_i(&["--raw", "-H", &ae(coding), &big]);
+            assert_eq!(code, 200, "{model} {coding}");
+            assert_eq!(header_of(&head, "Transfer-Encoding"), Some("chunked"));
+            assert_eq!(header_of(&head, "Content-Length"), None);
+            let body = dechunk(&body);
+            assert!(
+                decode(coding, &body) == web.big,
+                "{model} {coding}: big differs"
+            );
+        }
+        let (code, body) = curl(&["--compressed", &big, &format!("{b}/small.css")]);
+        assert_eq!(code, 200);
+        let mut want = web.big.clone();
+        want.extend_from_slice(b"\n200p { color: red }\n");
+        assert!(body == want, "{model}: keep-alive after a stream");
+        // HTTP/1.0: no chunks, the body ends with the connection.
+        let (code, head, body) = curl_i(&["-0", "-H", &ae("gzip"), &big]);
+        assert_eq!(code, 200);
+        assert_eq!(header_of(&head, "Transfer-Encoding"), None);
+        assert_eq!(header_of(&head, "Connection"), Some("close"));
+        assert!(decode("gzip", &body) == web.big, "{model}: HTTP/1.0 stream");
+        let (_, head, body) = curl_i(&["-I", "-H", &ae("br"), &big]);
+        assert!(body.is_empty());
+        assert_eq!(header_of(&head, "Transfer-Encoding"), Some("chunked"));
+        assert!(server.stop().0.success(), "{model}");
+    }
+    // --no-compress: never.
+    let server = serve_with(&web.root(), "epoll", &["--no-compress"]);
+    let (_, head, body) = curl_i(&[
+        "-H",
+        "Accept-Encoding: br",
+        &format!("{}/app.js", base(&server)),
+    ]);
+    assert_eq!(header_of(&head, "Content-Encoding"), None);
+    assert!(body == web.app);
+}
+
+/// Over tls://: compressed bodies (at once and streamed) go through the TLS layer; curl
+/// trusts the server by --cacert.
+#[test]
+fn http_serve_compresses_over_tls() {
+    let web = Web::new();
+    let certs = TempDir::new("http-compress-tls");
+    let (cert, key) = crate::util::openssl_cert(&certs, "localhost");
+    for model in ["epoll", "threads"] {
+        let server = Server::start(&[
+            "http",
+            "serve",
+            &web.root(),
+            "tls://127.0.0.1:0",
+            "--model",
+            model,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ]);
+        let b = format!("https://127.0.0.1:{}", server.port());
+        for (path, want) in [("/app.js", &web.app), ("/big.txt", &web.big)] {
+            for coding in ["br", "zstd", "gzip"] {
+                let (code, head, body) = curl_i(&[
+                    "--cacert",
+                    &cert,
+                    "--raw",
+                    "-H",
+                    &format!("Accept-Encoding: {coding}"),
+                    &format!("{b}{path}"),
+                ]);
+                assert_eq!(code, 200, "{model} {path} {coding}");
+                assert_eq!(header_of(&head, "Content-Encoding"), Some(coding));
+                let body = if header_of(&head, "Transfer-Encoding").is_some() {
+                    dechunk(&body)
+                } else {
+                    body
+                };
+                assert!(decode(coding, &body) == *want, "{model} {path} {coding}");
+            }
+        }
+        assert!(server.stop().0.success(), "{model}");
+    }
+}
+
+/// A chunked body (from `curl --raw`) decoded, checking its framing on the way.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let nl = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap(), 16)
+            .expect("hex chunk size");
+        raw = &raw[nl + 2..];
+        if size == 0 {
+            assert_eq!(raw, b"\r\n", "the body ends after the last chunk");
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        assert_eq!(&raw[size..size + 2], b"\r\n");
+        raw = &raw[size + 2..];
+    }
+}
+
+/// The listing people use: sizes and times, sorted by each column both ways, breadcrumbs
+/// and a parent link, a viewport and no script, JSON by `?format=json` or `Accept`, and
+/// dotfiles neither listed nor served unless `--hidden`; under two models.
+#[test]
+fn http_serve_listing_sorts_answers_json_and_hides_dotfiles() {
+    let tmp = TempDir::new("http-listing");
+    let root = tmp.path("root");
+    std::fs::create_dir_all(root.join("d <1>/.git")).unwrap();
+    std::fs::write(root.join("d <1>/small"), "x").unwrap();
+    std::fs::write(root.join("d <1>/big"), vec![b'a'; 3 << 20]).unwrap();
+    std::fs::write(root.join("d <1>/mid&"), vec![b'a'; 1536]).unwrap();
+    std::fs::write(root.join("d <1>/.env"), "SECRET=1\n").unwrap();
+    std::fs::write(root.join("d <1>/.git/config"), "[core]\n").unwrap();
+    // Times apart, so that sorting by time has one answer: small oldest, big newest.
+    for (name, secs) in [
+        ("small", 1_000_000),
+        ("mid&", 2_000_000),
+        ("big", 3_000_000),
+    ] {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("d <1>").join(name))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    let root = root.to_str().unwrap().to_owned();
+    for model in ["epoll", "threads"] {
+        let server = serve_with(&root, model, &[]);
+        let dir = format!("{}/d%20%3C1%3E/", base(&server));
+        let order = |query: &str| {
+            let (code, body) = curl(&[&format!("{dir}{query}")]);
+            assert_eq!(code, 200, "{model} {query}");
+            let html = String::from_utf8(body).unwrap();
+            let pos = |n: &str| html.find(&format!("href=\"{n}\"")).unwrap_or(usize::MAX);
+            let mut names = ["small", "big", "mid%26"];
+            names.sort_by_key(|n| pos(n));
+            (names.join(","), html)
+        };
+        let (names, html) = order("");
+        assert_eq!(names, "big,mid%26,small", "{model}");
+        assert!(html.contains("name=\"viewport\""), "{html}");
+        assert!(!html.contains("<script"));
+        assert!(html.contains("<a href=\"../\">../</a>"));
+        assert!(
+            html.contains("<a href=\"/d%20%3C1%3E/\">d &lt;1&gt;</a>/"),
+            "{html}"
+        );
+        assert!(
+            html.contains(">mid&amp;</a>") && html.contains("1.5 KiB"),
+            "{html}"
+        );
+        assert!(html.contains("3.0 MiB") && html.contains("1 B"), "{html}");
+        assert!(html.contains("Mon, 12 Jan 1970 13:46:40 GMT"), "{html}");
+        assert!(!html.contains(".env") && !html.contains(".git"), "{html}");
+        assert_eq!(order("?sort=name&order=desc").0, "small,mid%26,big");
+        assert_eq!(order("?sort=size").0, "small,mid%26,big");
+        assert_eq!(order("?sort=size&order=desc").0, "big,mid%26,small");
+        assert_eq!(order("?sort=mtime").0, "small,mid%26,big");
+        assert_eq!(order("?sort=mtime&order=desc").0, "big,mid%26,small");
+        // JSON, by query or by Accept, parsed by Python's json.
+        for args in [
+            vec![format!("{dir}?format=json&sort=size")],
+            vec![
+                "-H".into(),
+                "Accept: application/json".into(),
+                format!("{dir}?sort=size"),
+            ],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, head, body) = curl_i(&args);
+            assert_eq!(code, 200);
+            assert_eq!(header_of(&head, "Content-Type"), Some("application/json"));
+            let summary = filter(
+                "python3",
+                &[
+                    "-c",
+                    "import json,sys; d=json.load(sys.stdin); print(d['path'], \
+                     [(e['name'], e['type'], e['size'], e['mtime']) for e in d['entries']])",
+                ],
+                &body,
+            );
+            assert_eq!(
+                String::from_utf8(summary).unwrap(),
+                "/d <1>/ [('small', 'file', 1, 1000000), ('mid&', 'file', 1536, 2000000), \
+                 ('big', 'file', 3145728, 3000000)]\n",
+                "{model}"
+            );
+        }
+        // Dotfiles are not served either, at any depth, however the name is encoded.
+        for path in [".env", "%2eenv", ".git/config", ".git/"] {
+            assert_eq!(curl(&[&format!("{dir}{path}")]).0, 404, "{model} {path}");
+        }
+        assert!(server.stop().0.success(), "{model}");
+    }
+    let server = serve_with(&root, "epoll", &["--hidden"]);
+    let dir = format!("{}/d%20%3C1%3E/", base(&server));
+    let (_, body) = curl(&[&dir]);
+    let html = String::from_utf8(body).unwrap();
+    assert!(
+        html.contains("href=\".env\"") && html.contains("href=\".git/\""),
+        "{html}"
+    );
+    assert_eq!(
+        curl(&[&format!("{dir}.env")]),
+        (200, b"SECRET=1\n".to_vec())
+    );
+    assert_eq!(curl(&[&format!("{dir}.git/config")]).0, 200);
+}

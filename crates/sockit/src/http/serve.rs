@@ -29,13 +29,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use percent_encoding::percent_decode;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 use crate::proto::http::HttpError;
+use crate::proto::http::server::auth::{CHALLENGE, Users, Verdict};
 use crate::proto::http::server::conditional::Validators;
+use crate::proto::http::server::cors;
 use crate::proto::http::server::decide::{Decision, FileFacts, Found, decide, target_path};
+use crate::proto::http::server::encoding::{self, Coding};
 use crate::proto::http::server::head::{error_page, write_head};
-use crate::proto::http::server::listing::listing_page;
+use crate::proto::http::server::listing::{Entry, View, is_hidden, listing_json, listing_page};
+use crate::proto::http::server::mime::content_type;
 use crate::proto::http::server::request::{Request, parse_request};
 use crate::server::{Flow, Handler, Output, Service};
 use crate::socket::Peer;
@@ -51,6 +57,16 @@ pub const MAX_FILES_QUEUED: usize = 8;
 /// Response bytes queued at once, likewise.
 pub const MAX_BYTES_QUEUED: usize = 1 << 20;
 
+/// Compressible files up to this size are compressed at once and sent with a
+/// `Content-Length`; larger ones are compressed as they are sent, [`STREAM_CHUNK`] at a
+/// time, in chunked transfer coding (close-delimited on HTTP/1.0): memory per connection
+/// stays bounded whatever the file's size.
+pub const COMPRESS_AT_ONCE_BELOW: u64 = 256 << 10;
+/// File bytes read and compressed per step of a streamed compression.
+pub const STREAM_CHUNK: usize = 64 << 10;
+/// Compressed bytes queued before a streamed compression waits for the socket to drain.
+pub const STREAM_QUEUED: usize = 128 << 10;
+
 /// Whether each request is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Log {
@@ -58,6 +74,28 @@ pub enum Log {
     Stderr,
     /// Nothing (benchmarks).
     Quiet,
+}
+
+/// What `http serve` adds to plain file serving; the default adds nothing, and costs
+/// nothing per request.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The users let in by HTTP Basic (`--auth`, `--auth-file`); empty: no auth.
+    pub users: Users,
+    /// Headers added to every response below 400, as nginx's `add_header` does
+    /// (`--header`, `--cache-control`): already validated (a token name, no CR or LF).
+    pub headers: Vec<(String, String)>,
+    /// Whether cross-origin pages may read the files (`--cors`): see
+    /// [`cors`].
+    pub cors: bool,
+    /// Whether compressible files are sent brotli-, zstd- or gzip-encoded when the client
+    /// asks for it (`Accept-Encoding`): a fresh precompressed sibling (`app.js.br`) by
+    /// `sendfile`, else compressed on the fly; see
+    /// [`encoding`].
+    pub compress: bool,
+    /// Whether dotfiles are listed and served (`--hidden`); otherwise they are left out
+    /// of listings and a request naming one, at any depth, gets 404.
+    pub hidden: bool,
 }
 
 /// Serves the files under one directory.
@@ -71,11 +109,18 @@ struct Root {
     /// The directory, opened once (`O_PATH`): every lookup is relative to it.
     dir: OwnedFd,
     log: Log,
+    /// Auth, extra headers, CORS.
+    options: Options,
 }
 
 impl FileServer {
     /// Serves `dir`, which must be a directory.
     pub fn new(dir: &Path, log: Log) -> Result<FileServer> {
+        FileServer::with_options(dir, log, Options::default())
+    }
+
+    /// Serves `dir`, which must be a directory, with `options`.
+    pub fn with_options(dir: &Path, log: Log, options: Options) -> Result<FileServer> {
         let fd = rustix::fs::open(
             dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -83,7 +128,11 @@ impl FileServer {
         )
         .map_err(|e| Error::io(format!("open directory {}", dir.display()), e.into()))?;
         Ok(FileServer {
-            root: Arc::new(Root { dir: fd, log }),
+            root: Arc::new(Root {
+                dir: fd,
+                log,
+                options,
+            }),
         })
     }
 }
@@ -98,6 +147,8 @@ impl Service for FileServer {
             buf: Vec::new(),
             skip: 0,
             partial: false,
+            authorized: None,
+            stream: None,
         }
     }
 }
@@ -113,6 +164,45 @@ pub struct FileHandler {
     /// Whether `buf` ends in part of a request head: what [`Handler::in_head`] answers, so
     /// the driver holds a head that trickles in to the header timeout.
     partial: bool,
+    /// SHA-256 of the last `Authorization` value that passed: browsers send it with every
+    /// request, and a password hash per request would cost more than the file.
+    authorized: Option<[u8; 32]>,
+    /// A response body being compressed as it is sent: requests after it wait until it
+    /// is finished.
+    stream: Option<Box<Streaming>>,
+}
+
+/// A file compressed on the fly into the output, a step per drain.
+struct Streaming {
+    file: File,
+    /// Where the next read starts.
+    offset: u64,
+    /// File bytes not yet read.
+    remaining: u64,
+    encoder: Encoder,
+    /// Chunked transfer coding (HTTP/1.1), or the body ends with the connection (1.0).
+    chunked: bool,
+    /// Whether the connection stays open after the body.
+    keep: bool,
+}
+
+impl std::fmt::Debug for Streaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming")
+            .field("offset", &self.offset)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+/// What a step of a streamed compression came to.
+enum Pump {
+    /// The body is finished: go on with the next request.
+    Done,
+    /// More to send once the output drains.
+    More,
+    /// Finished (or failed) and the connection must close.
+    Close,
 }
 
 impl Handler for FileHandler {
@@ -122,7 +212,7 @@ impl Handler for FileHandler {
     }
 
     fn on_drained(&mut self, out: &mut Output) -> Flow {
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && self.stream.is_none() {
             return Flow::Continue;
         }
         self.answer(out)
@@ -167,6 +257,13 @@ impl FileHandler {
                 self.skip -= n as u64;
                 if self.skip > 0 {
                     break Flow::Continue;
+                }
+            }
+            if self.stream.is_some() {
+                match self.pump(out) {
+                    Pump::Done => {}
+                    Pump::More => break Flow::Continue,
+                    Pump::Close => break Flow::Close,
                 }
             }
             if out.queued_files() >= MAX_FILES_QUEUED || out.len() >= MAX_BYTES_QUEUED {
@@ -225,6 +322,131 @@ impl FileHandler {
         }
         flow
     }
+
+    /// Compresses the next steps of the body being streamed, until [`STREAM_QUEUED`]
+    /// bytes wait in the output or the file is done.
+    fn pump(&mut self, out: &mut Output) -> Pump {
+        let Some(s) = self.stream.as_mut() else {
+            return Pump::Done;
+        };
+        let mut input = vec![0u8; STREAM_CHUNK];
+        while out.len() < STREAM_QUEUED {
+            if s.remaining == 0 {
+                let Some(s) = self.stream.take() else {
+                    return Pump::Done;
+                };
+                let Ok(rest) = s.encoder.finish() else {
+                    return Pump::Close;
+                };
+                write_chunk(out, &rest, s.chunked);
+                if s.chunked {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                }
+                return if s.keep { Pump::Done } else { Pump::Close };
+            }
+            // Below STREAM_CHUNK, so it fits in usize.
+            let n = s.remaining.min(STREAM_CHUNK as u64) as usize;
+            let compressed = match s.file.read_exact_at(&mut input[..n], s.offset) {
+                Ok(()) => s.encoder.write(&input[..n]),
+                Err(e) => Err(e),
+            };
+            match compressed {
+                Ok(bytes) => {
+                    write_chunk(out, bytes, s.chunked);
+                    bytes.clear();
+                }
+                Err(e) => {
+                    // The head is out: all that is left is to cut the body short.
+                    tracing::warn!("compressing failed mid-response: {e}");
+                    self.stream = None;
+                    return Pump::Close;
+                }
+            }
+            s.offset += n as u64;
+            s.remaining -= n as u64;
+        }
+        Pump::More
+    }
+}
+
+/// Appends `bytes` as one chunk (or as they are, for a close-delimited body); nothing
+/// for no bytes, since an empty chunk would end the body.
+fn write_chunk(out: &mut Output, bytes: &[u8], chunked: bool) {
+    if bytes.is_empty() {
+        return;
+    }
+    if chunked {
+        let _ = std::io::Write::write_fmt(&mut **out, format_args!("{:x}\r\n", bytes.len()));
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// A compressor writing into a `Vec` that is emptied after every step.
+enum Encoder {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Br(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Encoder {
+    /// Levels for on-the-fly work, as servers pick them: most of the gain for a small
+    /// part of the time of the highest levels; brotli's window is 1 MiB, bounding its
+    /// memory.
+    fn new(coding: Coding) -> std::io::Result<Encoder> {
+        Ok(match coding {
+            Coding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(6),
+            )),
+            Coding::Br => Encoder::Br(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                16 << 10,
+                5,
+                20,
+            ))),
+            Coding::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), 3)?),
+        })
+    }
+
+    /// Compresses `input`; the compressed bytes so far are in the returned buffer, which
+    /// the caller empties.
+    fn write(&mut self, input: &[u8]) -> std::io::Result<&mut Vec<u8>> {
+        use std::io::Write as _;
+        Ok(match self {
+            Encoder::Gzip(e) => {
+                e.write_all(input)?;
+                e.get_mut()
+            }
+            Encoder::Br(e) => {
+                e.write_all(input)?;
+                e.get_mut()
+            }
+            Encoder::Zstd(e) => {
+                e.write_all(input)?;
+                e.get_mut()
+            }
+        })
+    }
+
+    /// Ends the stream: the bytes not yet returned by [`Encoder::write`].
+    fn finish(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Br(e) => Ok(e.into_inner()),
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+/// `data` compressed with `coding`, in one go.
+fn compress_all(coding: Coding, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut e = Encoder::new(coding)?;
+    let mut out = std::mem::take(e.write(data)?);
+    out.extend_from_slice(&e.finish()?);
+    Ok(out)
 }
 
 /// A response being built: status and headers, then the body bytes.
@@ -232,10 +454,14 @@ struct Reply {
     status: u16,
     headers: Vec<(&'static str, Cow<'static, str>)>,
     body: Body,
+    /// Said at the end of the log line (who failed to authenticate).
+    note: Option<String>,
 }
 
 enum Body {
     Bytes(Vec<u8>),
+    /// A file compressed as it is sent: its length is not known beforehand.
+    Stream(Box<Streaming>),
     /// `len` bytes of `file` from `offset`.
     File {
         file: File,
@@ -249,15 +475,25 @@ impl Body {
         match self {
             Body::Bytes(b) => b.len() as u64,
             Body::File { len, .. } => *len,
+            Body::Stream(s) => s.remaining,
         }
     }
 }
 
 impl FileHandler {
     /// Answers one request; [`Flow::Close`] when the connection ends after it.
-    fn respond(&self, req: &Request, out: &mut Output) -> Flow {
+    fn respond(&mut self, req: &Request, out: &mut Output) -> Flow {
         let keep = req.keep_alive();
         let head_only = req.method == "HEAD";
+        if self.root.options.cors && req.method == "OPTIONS" {
+            // Before auth: a preflight never carries credentials.
+            return self.send(req, preflight(req), keep, false, out);
+        }
+        if !self.root.options.users.is_empty()
+            && let Some(refusal) = self.authorize(req)
+        {
+            return self.send(req, refusal, keep, head_only, out);
+        }
         let reply = match target_path(req) {
             Ok(raw_path) => self.lookup(req, raw_path),
             Err(decision) => reply_of(decision),
@@ -265,12 +501,38 @@ impl FileHandler {
         self.send(req, reply, keep, head_only, out)
     }
 
-    fn error(&self, out: &mut Output, req: &Request, status: u16) {
+    /// `None` when the request may go on, else the 401 to send.
+    fn authorize(&mut self, req: &Request) -> Option<Reply> {
+        let header = req.header("authorization");
+        if let (Some(h), Some(ok)) = (header, &self.authorized) {
+            let digest: [u8; 32] = Sha256::digest(h).into();
+            if bool::from(digest.ct_eq(ok)) {
+                return None;
+            }
+        }
+        let note = match self.root.options.users.check(header) {
+            Verdict::Allowed(_) => {
+                self.authorized = header.map(|h| Sha256::digest(h).into());
+                return None;
+            }
+            Verdict::Missing => None,
+            Verdict::Refused(user) => Some(format!(
+                "auth failed for user \"{}\"",
+                crate::text::terminal_safe(user.as_bytes())
+            )),
+        };
+        let mut r = error_reply(401);
+        r.headers.push(("WWW-Authenticate", CHALLENGE.into()));
+        r.note = note;
+        Some(r)
+    }
+
+    fn error(&mut self, out: &mut Output, req: &Request, status: u16) {
         self.send(req, error_reply(status), false, false, out);
     }
 
     fn send(
-        &self,
+        &mut self,
         req: &Request,
         reply: Reply,
         keep: bool,
@@ -278,6 +540,9 @@ impl FileHandler {
         out: &mut Output,
     ) -> Flow {
         let len = reply.body.len();
+        let streaming = matches!(reply.body, Body::Stream(_));
+        // HTTP/1.0 has no chunks: a body of unknown length ends with the connection.
+        let keep = keep && !(streaming && req.minor_version == 0);
         let date = http_date_now();
         let len_text = len.to_string();
         let mut headers: Vec<(&str, &str)> = vec![
@@ -285,18 +550,37 @@ impl FileHandler {
             ("Date", &date),
             ("Connection", if keep { "keep-alive" } else { "close" }),
         ];
-        if reply.status != 304 {
+        if streaming {
+            if req.minor_version >= 1 {
+                headers.push(("Transfer-Encoding", "chunked"));
+            }
+        } else if reply.status != 304 && reply.status != 204 {
             headers.push(("Content-Length", &len_text));
         }
         for (n, v) in &reply.headers {
             headers.push((n, v));
         }
+        let options = &self.root.options;
+        if reply.status < 400 {
+            for (n, v) in &options.headers {
+                headers.push((n, v));
+            }
+        }
+        if options.cors {
+            headers.push(("Access-Control-Allow-Origin", "*"));
+            headers.push(("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS));
+        }
         write_head(out, reply.status, &headers);
         let mut status = reply.status;
         let mut keep = keep;
-        if !head_only && reply.status != 304 {
+        if !head_only && reply.status != 304 && reply.status != 204 {
             match reply.body {
                 Body::Bytes(b) => out.extend_from_slice(&b),
+                Body::Stream(mut s) => {
+                    s.chunked = req.minor_version >= 1;
+                    s.keep = keep;
+                    self.stream = Some(s);
+                }
                 Body::File { file, offset, len } if len >= READ_BELOW => {
                     out.send_file(file, offset, len);
                 }
@@ -316,16 +600,23 @@ impl FileHandler {
         }
         if self.root.log == Log::Stderr {
             eprintln!(
-                "{} \"{} {} HTTP/1.{}\" {} {}",
+                "{} \"{} {} HTTP/1.{}\" {} {}{}{}",
                 self.peer,
                 req.method,
                 req.target.escape_debug(),
                 req.minor_version,
                 status,
-                if head_only { 0 } else { len }
+                if head_only { 0 } else { len },
+                if reply.note.is_some() { " " } else { "" },
+                reply.note.as_deref().unwrap_or("")
             );
         }
-        if keep { Flow::Continue } else { Flow::Close }
+        // A stream being compressed closes the connection itself when it ends.
+        if keep || self.stream.is_some() {
+            Flow::Continue
+        } else {
+            Flow::Close
+        }
     }
 
     /// Looks at what is at `raw_path` (confined to the root) and answers as
@@ -335,6 +626,13 @@ impl FileHandler {
         let Some(rel) = decode_path(raw_path) else {
             return error_reply(400);
         };
+        if !self.root.options.hidden
+            && rel
+                .components()
+                .any(|c| is_hidden(c.as_os_str().as_bytes()))
+        {
+            return error_reply(404);
+        }
         let file = match self.open(&rel) {
             Ok(f) => f,
             Err(status) => return reply_of(decide(req, raw_path, &Found::Missing(status))),
@@ -347,7 +645,7 @@ impl FileHandler {
                 .file_name()
                 .map(OsStr::to_string_lossy)
                 .unwrap_or_default();
-            return file_reply(req, raw_path, file, &meta, &name);
+            return self.file_reply(req, raw_path, &rel, file, &meta, &name);
         }
         let found = if meta.is_dir() {
             Found::Dir
@@ -360,9 +658,16 @@ impl FileHandler {
                     && let Ok(m) = f.metadata()
                     && m.is_file()
                 {
-                    return file_reply(req, raw_path, f, &m, "index.html");
+                    return self.file_reply(
+                        req,
+                        raw_path,
+                        &rel.join("index.html"),
+                        f,
+                        &m,
+                        "index.html",
+                    );
                 }
-                listing(&file, raw_path)
+                listing(req, &file, raw_path, self.root.options.hidden)
             }
             decision => reply_of(decision),
         }
@@ -447,6 +752,25 @@ fn error_reply(status: u16) -> Reply {
         status,
         headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
         body: Body::Bytes(error_page(status)),
+        note: None,
+    }
+}
+
+/// 204 to an `OPTIONS` request under `--cors`: what a cross-origin page may do.
+fn preflight(req: &Request) -> Reply {
+    Reply {
+        status: 204,
+        headers: vec![
+            ("Allow", cors::ALLOW_METHODS.into()),
+            ("Access-Control-Allow-Methods", cors::ALLOW_METHODS.into()),
+            (
+                "Access-Control-Allow-Headers",
+                cors::allow_headers(req).to_owned().into(),
+            ),
+            ("Access-Control-Max-Age", cors::MAX_AGE.into()),
+        ],
+        body: Body::Bytes(Vec::new()),
+        note: None,
     }
 }
 
@@ -491,102 +815,224 @@ fn decode_path(raw: &str) -> Option<PathBuf> {
     Some(rel)
 }
 
-/// A regular file, as [`decide`] says: 200, or 206/416 for a `Range`, or 304.
-fn file_reply(
-    req: &Request,
-    raw_path: &str,
-    file: File,
-    meta: &std::fs::Metadata,
-    name: &str,
-) -> Reply {
-    let size = meta.len();
-    let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    let (last_modified, etag) = VALIDATORS.with(|c| c.of(mtime, size));
-    let facts = FileFacts {
-        name,
-        size,
-        validators: Validators {
-            etag: &etag,
-            last_modified: &last_modified,
-            mtime: mtime
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        },
-    };
-    let (content_type, range) = match decide(req, raw_path, &Found::File(facts)) {
-        Decision::File {
-            content_type,
-            range,
-        } => (content_type, range),
-        Decision::NotModified => {
-            return Reply {
-                status: 304,
-                headers: vec![
+impl FileHandler {
+    /// A regular file, as [`decide`] says: 200, or 206/416 for a `Range`, or 304; in the
+    /// coding [`encoding::choose`] picks when compression is on (a fresh precompressed
+    /// sibling at `rel` + `.br`/`.zst`/`.gz`, else compressed here).
+    fn file_reply(
+        &self,
+        req: &Request,
+        raw_path: &str,
+        rel: &Path,
+        file: File,
+        meta: &std::fs::Metadata,
+        name: &str,
+    ) -> Reply {
+        let size = meta.len();
+        let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+        let (last_modified, mut etag) = VALIDATORS.with(|c| c.of(mtime, size));
+        // Only a compressible type pays for negotiation; the plain path stays as it was.
+        let compress = self.root.options.compress && encoding::compressible(content_type(name));
+        let coding = if compress {
+            encoding::choose(req, content_type(name), |c| {
+                size >= encoding::MIN_SIZE || self.sibling(rel, c, mtime).is_some()
+            })
+        } else {
+            None
+        };
+        if let Some(c) = coding {
+            // Another representation, another tag: `"5f-a"` becomes `"5f-a-br"`.
+            etag.pop();
+            etag.push_str(c.etag_suffix());
+            etag.push('"');
+        }
+        let facts = FileFacts {
+            name,
+            size,
+            validators: Validators {
+                etag: &etag,
+                last_modified: &last_modified,
+                mtime: mtime
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            },
+        };
+        let vary = ("Vary", Cow::Borrowed("Accept-Encoding"));
+        let (content_type, range) = match decide(req, raw_path, &Found::File(facts)) {
+            Decision::File {
+                content_type,
+                range,
+            } => (content_type, range),
+            Decision::NotModified => {
+                let mut headers = vec![
                     ("ETag", etag.into()),
                     ("Last-Modified", last_modified.into()),
-                ],
-                body: Body::Bytes(Vec::new()),
+                ];
+                if compress {
+                    headers.push(vary);
+                }
+                return Reply {
+                    status: 304,
+                    headers,
+                    body: Body::Bytes(Vec::new()),
+                    note: None,
+                };
+            }
+            other => return reply_of(other),
+        };
+        // Room for every header a file response can get: no reallocation per request.
+        let mut headers: Vec<(&'static str, Cow<'static, str>)> = Vec::with_capacity(6);
+        headers.extend([
+            ("Content-Type", content_type.into()),
+            ("Last-Modified", last_modified.into()),
+            ("ETag", etag.into()),
+        ]);
+        if compress {
+            headers.push(vary);
+        }
+        if let Some(c) = coding {
+            headers.push(("Content-Encoding", c.token().into()));
+            let note = Some(c.token().to_owned());
+            if let Some((sibling, len)) = self.sibling(rel, c, mtime) {
+                return Reply {
+                    status: 200,
+                    headers,
+                    body: Body::File {
+                        file: sibling,
+                        offset: 0,
+                        len,
+                    },
+                    note,
+                };
+            }
+            if size >= COMPRESS_AT_ONCE_BELOW {
+                return match Encoder::new(c) {
+                    Ok(encoder) => Reply {
+                        status: 200,
+                        headers,
+                        body: Body::Stream(Box::new(Streaming {
+                            file,
+                            offset: 0,
+                            remaining: size,
+                            encoder,
+                            chunked: true,
+                            keep: true,
+                        })),
+                        note,
+                    },
+                    Err(_) => error_reply(500),
+                };
+            }
+            // Below COMPRESS_AT_ONCE_BELOW, so it fits in usize.
+            let mut data = vec![0u8; size as usize];
+            return match file
+                .read_exact_at(&mut data, 0)
+                .and_then(|()| compress_all(c, &data))
+            {
+                Ok(body) => Reply {
+                    status: 200,
+                    headers,
+                    body: Body::Bytes(body),
+                    note,
+                },
+                Err(_) => error_reply(500),
             };
         }
-        other => return reply_of(other),
-    };
-    let mut headers: Vec<(&'static str, Cow<'static, str>)> = vec![
-        ("Content-Type", content_type.into()),
-        ("Last-Modified", last_modified.into()),
-        ("ETag", etag.into()),
-        ("Accept-Ranges", "bytes".into()),
-    ];
-    match range {
-        Some((from, to)) => {
-            headers.push(("Content-Range", format!("bytes {from}-{to}/{size}").into()));
-            Reply {
-                status: 206,
+        headers.push(("Accept-Ranges", "bytes".into()));
+        match range {
+            Some((from, to)) => {
+                headers.push(("Content-Range", format!("bytes {from}-{to}/{size}").into()));
+                Reply {
+                    status: 206,
+                    headers,
+                    body: Body::File {
+                        file,
+                        offset: from,
+                        len: to - from + 1,
+                    },
+                    note: None,
+                }
+            }
+            None => Reply {
+                status: 200,
                 headers,
                 body: Body::File {
                     file,
-                    offset: from,
-                    len: to - from + 1,
+                    offset: 0,
+                    len: size,
                 },
-            }
-        }
-        None => Reply {
-            status: 200,
-            headers,
-            body: Body::File {
-                file,
-                offset: 0,
-                len: size,
+                note: None,
             },
-        },
+        }
+    }
+
+    /// The precompressed sibling of `rel` for `coding` (`app.js.br`) and its length, if
+    /// it is a regular file at least as new as the original (an older one is stale).
+    fn sibling(&self, rel: &Path, coding: Coding, mtime: SystemTime) -> Option<(File, u64)> {
+        let mut name = rel.as_os_str().to_owned();
+        name.push(coding.file_suffix());
+        let file = self.open(Path::new(&name)).ok()?;
+        let meta = file.metadata().ok()?;
+        let fresh = meta.is_file() && meta.modified().is_ok_and(|m| m >= mtime);
+        fresh.then_some((file, meta.len()))
     }
 }
 
-/// A directory's listing: its entries read here, the page written by [`listing_page`].
-fn listing(dir: &File, raw_path: &str) -> Reply {
+/// A directory's listing: its entries read here (dotfiles left out unless `hidden`), the
+/// page or JSON written by [`listing_page`] / [`listing_json`] as the request's
+/// [`View`] asks.
+fn listing(req: &Request, dir: &File, raw_path: &str, hidden: bool) -> Reply {
+    use rustix::fs::{AtFlags, FileType};
     let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
         return error_reply(403);
     };
-    let mut names: Vec<(Vec<u8>, bool)> = entries
+    let mut list: Vec<Entry> = entries
         .filter_map(|e| e.ok())
         .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .filter(|e| hidden || !is_hidden(e.file_name().to_bytes()))
         .map(|e| {
+            // Not following symlinks: a link's own size and time say nothing of what
+            // lies outside the directory.
+            let stat = rustix::fs::statat(dir, e.file_name(), AtFlags::SYMLINK_NOFOLLOW).ok();
             let is_dir = match e.file_type() {
-                rustix::fs::FileType::Directory => true,
-                rustix::fs::FileType::Unknown => {
-                    rustix::fs::statat(dir, e.file_name(), rustix::fs::AtFlags::empty())
-                        .map(|s| rustix::fs::FileType::from_raw_mode(s.st_mode).is_dir())
-                        .unwrap_or(false)
+                FileType::Directory => true,
+                FileType::Unknown => {
+                    stat.is_some_and(|s| FileType::from_raw_mode(s.st_mode).is_dir())
                 }
                 _ => false,
             };
-            (e.file_name().to_bytes().to_vec(), is_dir)
+            Entry {
+                name: e.file_name().to_bytes().to_vec(),
+                is_dir,
+                size: if is_dir {
+                    0
+                } else {
+                    stat.map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0))
+                },
+                mtime: stat.map_or(0, |s| u64::try_from(s.st_mtime).unwrap_or(0)),
+            }
         })
         .collect();
+    let view = View::of(req);
+    let (content_type, body) = if view.json {
+        ("application/json", listing_json(raw_path, &mut list, view))
+    } else {
+        let date = |t: u64| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(t));
+        (
+            "text/html; charset=utf-8",
+            listing_page(raw_path, &mut list, view, date),
+        )
+    };
     Reply {
         status: 200,
-        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-        body: Body::Bytes(listing_page(raw_path, &mut names)),
+        headers: vec![
+            ("Content-Type", content_type.into()),
+            // The same URL answers HTML or JSON by Accept.
+            ("Vary", "Accept".into()),
+        ],
+        body: Body::Bytes(body),
+        note: None,
     }
 }
 

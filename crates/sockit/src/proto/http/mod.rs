@@ -49,6 +49,25 @@ pub enum HttpError {
     },
 }
 
+/// The user and password of a `Basic` credential (RFC 7617): `Basic base64(user:pass)`,
+/// the scheme case-insensitive. `None` for another scheme, bad base64, text that is not
+/// UTF-8 or has no `:`. Used by `http serve --auth` (`Authorization`) and the HTTP
+/// CONNECT proxy core (`Proxy-Authorization`).
+pub fn basic_credentials(value: &[u8]) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 impl HttpError {
     pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
         HttpError::Malformed {

@@ -146,20 +146,11 @@ fn authority(target: &str) -> Option<HostPort> {
     })
 }
 
-/// The user and password of a `Basic` credential.
+/// The user and password of a `Basic` credential (the one decoder, shared with
+/// `http serve --auth`).
 fn basic(value: &[u8]) -> Option<Credentials> {
-    let value = std::str::from_utf8(value).ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = BASE64.decode(token.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some(Credentials {
-        user: user.to_owned(),
-        password: password.to_owned(),
-    })
+    let (user, password) = crate::proto::http::basic_credentials(value)?;
+    Some(Credentials { user, password })
 }
 
 #[cfg(test)]

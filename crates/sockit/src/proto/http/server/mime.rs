@@ -8,7 +8,7 @@ pub fn content_type(name: &str) -> &'static str {
         return "application/octet-stream";
     };
     // Lower-cased on the stack: this runs for every file served.
-    let mut lower = [0u8; 8];
+    let mut lower = [0u8; 11];
     if ext.len() > lower.len() {
         return "application/octet-stream";
     }
@@ -17,12 +17,13 @@ pub fn content_type(name: &str) -> &'static str {
     }
     match &lower[..ext.len()] {
         b"html" | b"htm" => "text/html; charset=utf-8",
-        b"txt" | b"text" | b"log" | b"md" | b"rs" | b"py" | b"sh" | b"toml" | b"c" | b"h" => {
+        b"txt" | b"text" | b"log" | b"rs" | b"py" | b"sh" | b"toml" | b"c" | b"h" => {
             "text/plain; charset=utf-8"
         }
         b"css" => "text/css; charset=utf-8",
         b"js" | b"mjs" => "text/javascript; charset=utf-8",
-        b"json" => "application/json",
+        b"json" | b"map" => "application/json",
+        b"webmanifest" => "application/manifest+json",
         b"xml" => "application/xml",
         b"csv" => "text/csv; charset=utf-8",
         b"svg" => "image/svg+xml",
@@ -30,6 +31,7 @@ pub fn content_type(name: &str) -> &'static str {
         b"jpg" | b"jpeg" => "image/jpeg",
         b"gif" => "image/gif",
         b"webp" => "image/webp",
+        b"avif" => "image/avif",
         b"ico" => "image/vnd.microsoft.icon",
         b"pdf" => "application/pdf",
         b"zip" => "application/zip",
@@ -41,6 +43,13 @@ pub fn content_type(name: &str) -> &'static str {
         b"webm" => "video/webm",
         b"woff" => "font/woff",
         b"woff2" => "font/woff2",
+        b"ttf" => "font/ttf",
+        b"otf" => "font/otf",
+        b"ogg" => "audio/ogg",
+        b"wav" => "audio/wav",
+        b"md" => "text/markdown; charset=utf-8",
+        b"zst" => "application/zstd",
+        b"br" => "application/x-brotli",
         _ => "application/octet-stream",
     }
 }
@@ -55,6 +64,18 @@ mod tests {
         assert_eq!(content_type("noext"), "application/octet-stream");
         assert_eq!(content_type("x.tar.gz"), "application/gzip");
         assert_eq!(content_type("x.woff2"), "font/woff2");
+        // The types browsers insist on: a module script or wasm with another type is
+        // refused (strict MIME checking), an image decoded only if recognised.
+        assert_eq!(content_type("m.mjs"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("a.wasm"), "application/wasm");
+        assert_eq!(content_type("p.webp"), "image/webp");
+        assert_eq!(content_type("p.AVIF"), "image/avif");
+        assert_eq!(content_type("d.json"), "application/json");
+        assert_eq!(content_type("i.svg"), "image/svg+xml");
+        assert_eq!(
+            content_type("site.webmanifest"),
+            "application/manifest+json"
+        );
         assert_eq!(content_type("x.averylongext"), "application/octet-stream");
         assert_eq!(content_type("x."), "application/octet-stream");
     }
