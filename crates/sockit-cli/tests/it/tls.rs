@@ -1179,3 +1179,19 @@ fn http_get_shows_a_client_certificate_to_openssl_s_server() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// `connect tls:// --send-only` never reads the socket, yet its peer's session tickets
+/// arrive there after every TLS 1.3 handshake: closed unread, they would turn its FIN into
+/// a reset that makes the receiver drop the tail of the stream. 100 MiB arrive whole.
+#[test]
+fn connect_tls_send_only_delivers_everything_to_listen_recv_only() {
+    let mut listen = Proc::sockit(&["listen", "tls://127.0.0.1:0", "--recv-only"]);
+    let addr = listen.listening_on();
+    let pin = listen.tls_pin();
+    let sent = payload(100 << 20, 71);
+    let mut connect = Proc::sockit(&["connect", &addr, "--pin", &pin, "--send-only"]);
+    connect.feed_and_close(sent.clone());
+    assert_exit_0(&mut connect);
+    assert_exit_0(&mut listen);
+    assert_same("listen --recv-only got", &listen.stdout(), &sent);
+}

@@ -31,7 +31,10 @@
 //!    (a client that sends its request, shuts down writing, pauses, then reads the reply
 //!    piped into `sockit listen`) gets all of it, and an interactive terminal with nothing
 //!    typed still ends [`LINGER`] after the peer's EOF.
-//! 5. **[`Direction::SendOnly`]** (`--send-only`, as ncat): the socket is never read;
+//! 5. **[`Direction::SendOnly`]** (`--send-only`, as ncat): the socket is never read
+//!    (what arrived is discarded unseen before the close, so that it ends with a FIN, not
+//!    a reset that would cost the peer the bytes it has not read yet; over TLS the
+//!    server's session tickets always arrive);
 //!    at stdin EOF the relay sends what is queued, half-closes and ends (with
 //!    `--no-shutdown`: waits for the peer to close instead). A peer that closes first
 //!    still ends it.

@@ -27,6 +27,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections accepted per wake-up, so a flood cannot starve stdin and the others.
 const ACCEPTS_PER_WAKE: usize = 64;
 
+/// The most unread bytes [`Conn::discard_unread`] takes off a socket before closing it.
+const DISCARD_BUDGET: usize = 1 << 20;
+
 /// One relayed connection.
 #[derive(Debug)]
 pub(super) struct Conn {
@@ -101,6 +104,24 @@ impl Conn {
             read_closed: false,
             gone: None,
         })
+    }
+
+    /// Empties the socket's receive queue unseen, before a `--send-only` relay closes it:
+    /// a socket closed with unread bytes sends a reset, not a FIN, and a reset makes the
+    /// peer's kernel drop whatever of ours it has not read yet. Over TLS there always are
+    /// such bytes: the session tickets a server sends after the handshake. Bounded, so a
+    /// peer that never stops sending gets the reset plain `--send-only` would give it.
+    fn discard_unread(&self) {
+        let sock = socket2::SockRef::from(&self.io);
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
+        let mut budget = DISCARD_BUDGET;
+        while budget > 0 {
+            match sock.recv_with_flags(&mut scratch, libc::MSG_DONTWAIT) {
+                Ok(n) if n > 0 => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
     }
 
     fn interest(&self, direction: Direction) -> PollFlags {
@@ -466,6 +487,7 @@ pub(super) fn relay<O: Write>(
                 && !input_open
                 && conn.write == WriteSide::Closed
             {
+                conn.discard_unread();
                 return Ok(End::InputDone);
             }
         }
