@@ -13,6 +13,7 @@ pub mod listen;
 pub mod man;
 pub mod ping;
 pub mod ports;
+pub mod proxy;
 pub mod recv;
 pub mod send;
 pub mod subnet;

@@ -1,12 +1,13 @@
-//! `--proxy`: `connect` and `http get` through proxies nobody here wrote: microsocks
-//! (SOCKS5, with and without a user), tinyproxy and ncat's HTTP proxy (HTTP CONNECT,
-//! with and without a user); TLS end to end through a tunnel; every refusal named in one
-//! line.
+//! Proxies. `--proxy`: `connect` and `http get` through proxies nobody here wrote:
+//! microsocks (SOCKS5, with and without a user), tinyproxy and ncat's HTTP proxy (HTTP
+//! CONNECT, with and without a user); TLS end to end through a tunnel; every refusal named
+//! in one line. `sockit proxy`: curl through it by SOCKS5 and CONNECT, its destination
+//! rules, its passwords, and clients that say nothing or garbage.
 
 use std::process::Command;
 
 use crate::util::{
-    Proc, Server, TempDir, assert_exit_0, assert_fails_with, free_port, spawn_listening,
+    Proc, Server, TempDir, assert_exit_0, assert_fails_with, contains, free_port, spawn_listening,
 };
 
 /// microsocks on a free port, with a user and password if given.
@@ -216,4 +217,205 @@ fn proxy_usage_errors_are_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
+}
+
+/// `curl` through `sockit proxy` with `ARGS...` to `url`: its exit code and body.
+fn curl_through(args: &[&str], url: &str) -> (Option<i32>, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    (out.status.code(), out.stdout)
+}
+
+#[test]
+fn sockit_proxy_serves_curl_by_socks5_and_http_connect_and_sockit_connect() {
+    let dir = TempDir::new("proxy-server");
+    std::fs::write(dir.path("page.txt"), b"through sockit proxy\n").unwrap();
+    let site = Server::start(&[
+        "http",
+        "serve",
+        dir.path("").to_str().unwrap(),
+        "127.0.0.1:0",
+    ]);
+    let url = format!("http://127.0.0.1:{}/page.txt", site.port());
+    let proxy = Server::start(&["proxy", "127.0.0.1:0", "--allow-dest", "127.0.0.1"]);
+    let p = proxy.port();
+    for args in [
+        vec!["--socks5-hostname".to_owned(), format!("127.0.0.1:{p}")],
+        vec!["--socks5".to_owned(), format!("127.0.0.1:{p}")],
+        // -p: a CONNECT tunnel for an http:// URL too (without it curl sends the proxy a
+        // GET, which a tunnel-only proxy answers 405).
+        vec![
+            "-p".to_owned(),
+            "-x".to_owned(),
+            format!("http://127.0.0.1:{p}"),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, body) = curl_through(&args, &url);
+        assert_eq!(code, Some(0), "{args:?}");
+        assert_eq!(body, b"through sockit proxy\n", "{args:?}");
+    }
+    // Without -p curl asks the proxy for a GET: refused with 405, not relayed.
+    let (_, body) = curl_through(
+        &["-x", &format!("http://127.0.0.1:{p}"), "-w", "%{http_code}"],
+        &url,
+    );
+    assert!(
+        contains(&body, b"405"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // sockit's own client, both ways, to an echo.
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    round_trip(&format!("socks5h://127.0.0.1:{p}"), &echo.addr(), &[]);
+    round_trip(&format!("http://127.0.0.1:{p}"), &echo.addr(), &[]);
+    echo.stop();
+    site.stop();
+    proxy.stop();
+}
+
+#[test]
+fn sockit_proxy_refuses_private_destinations_unless_allowed_and_denied_ones() {
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    let target = echo.addr();
+    // No --allow-dest: loopback is refused, by name too (localhost resolves to it).
+    let open = Server::start(&["proxy", "127.0.0.1:0"]);
+    let p = open.port();
+    refused(&format!("socks5://127.0.0.1:{p}"), &target, "not allowed");
+    refused(
+        &format!("socks5h://127.0.0.1:{p}"),
+        &format!("localhost:{}", echo.port()),
+        "not allowed",
+    );
+    refused(&format!("http://127.0.0.1:{p}"), &target, "answered 403");
+    // --deny-dest wins over --allow-dest; ports narrow a rule.
+    let ruled = Server::start(&[
+        "proxy",
+        "127.0.0.1:0",
+        "--allow-dest",
+        "127.0.0.0/8",
+        "--deny-dest",
+        &format!("127.0.0.1:{}", echo.port()),
+    ]);
+    refused(
+        &format!("socks5://127.0.0.1:{}", ruled.port()),
+        &target,
+        "not allowed",
+    );
+    let other = Server::start(&["echo", "127.0.0.2:0"]);
+    round_trip(
+        &format!("socks5://127.0.0.1:{}", ruled.port()),
+        &other.addr(),
+        &[],
+    );
+    other.stop();
+    echo.stop();
+    open.stop();
+    ruled.stop();
+}
+
+#[test]
+fn sockit_proxy_with_auth_refuses_clients_without_the_password() {
+    let dir = TempDir::new("proxy-auth");
+    std::fs::write(
+        dir.path("users.txt"),
+        "# users\nalice:s3cret\nbob:hunter2\n",
+    )
+    .unwrap();
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    let target = echo.addr();
+    let proxy = Server::start(&[
+        "proxy",
+        "127.0.0.1:0",
+        "--allow-dest",
+        "127.0.0.1",
+        "--auth-file",
+        dir.path("users.txt").to_str().unwrap(),
+    ]);
+    let p = proxy.port();
+    round_trip(&format!("socks5://bob:hunter2@127.0.0.1:{p}"), &target, &[]);
+    round_trip(&format!("http://alice:s3cret@127.0.0.1:{p}"), &target, &[]);
+    refused(
+        &format!("socks5://127.0.0.1:{p}"),
+        &target,
+        "requires a user and password",
+    );
+    refused(
+        &format!("socks5://bob:wrong@127.0.0.1:{p}"),
+        &target,
+        "refused the user name or password",
+    );
+    refused(
+        &format!("http://127.0.0.1:{p}"),
+        &target,
+        "requires a user and password",
+    );
+    refused(
+        &format!("http://alice:wrong@127.0.0.1:{p}"),
+        &target,
+        "refused the user name or password",
+    );
+    // curl, with and without the credentials.
+    let site_dir = TempDir::new("proxy-auth-site");
+    std::fs::write(site_dir.path("x.txt"), b"x\n").unwrap();
+    let site = Server::start(&[
+        "http",
+        "serve",
+        site_dir.path("").to_str().unwrap(),
+        "127.0.0.1:0",
+    ]);
+    let url = format!("http://127.0.0.1:{}/x.txt", site.port());
+    let (code, body) = curl_through(
+        &["-x", &format!("socks5h://alice:s3cret@127.0.0.1:{p}")],
+        &url,
+    );
+    assert_eq!((code, body.as_slice()), (Some(0), &b"x\n"[..]));
+    let (code, _) = curl_through(&["-x", &format!("socks5h://127.0.0.1:{p}")], &url);
+    assert_ne!(code, Some(0));
+    let (code, body) = curl_through(
+        &["-p", "-x", &format!("http://alice:s3cret@127.0.0.1:{p}")],
+        &url,
+    );
+    assert_eq!((code, body.as_slice()), (Some(0), &b"x\n"[..]));
+    site.stop();
+    echo.stop();
+    proxy.stop();
+}
+
+#[test]
+fn sockit_proxy_drops_silent_and_garbage_clients_without_harming_others() {
+    use std::io::{Read, Write};
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    let proxy = Server::start(&[
+        "proxy",
+        "127.0.0.1:0",
+        "--allow-dest",
+        "127.0.0.1",
+        "--header-timeout",
+        "1s",
+    ]);
+    let addr = format!("127.0.0.1:{}", proxy.port());
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut garbage = std::net::TcpStream::connect(&addr).unwrap();
+    garbage.write_all(b"\x16\x03\x01\x00\x05hello").unwrap();
+    // A good client is served meanwhile.
+    round_trip(
+        &format!("socks5://127.0.0.1:{}", proxy.port()),
+        &echo.addr(),
+        &[],
+    );
+    for s in [&mut silent, &mut garbage] {
+        s.set_read_timeout(Some(crate::util::WAIT)).unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+    echo.stop();
+    proxy.stop();
 }

@@ -161,6 +161,33 @@ async fn connection(
     }
 }
 
+/// Relays a plain client connection (as accepted) and a plain target connection with
+/// forward's relay (splice, half-close, reset, idle timeout): the relay of `forward` and of
+/// the proxy server after a CONNECT, one relay for both.
+pub(crate) async fn relay_plain(
+    client: TokioStream,
+    target: TokioStream,
+    peer: &Peer,
+    idle: Option<Duration>,
+) {
+    let legs = into_std(client)
+        .and_then(|c| Ok((c, into_std(target)?)))
+        .map_err(|e| Error::io("prepare connection", e))
+        .and_then(|(c, t)| Ok((register(Wire::Plain(c))?, register(Wire::Plain(t))?)));
+    let (mut client, mut target) = match legs {
+        Ok(legs) => legs,
+        Err(e) => {
+            tracing::warn!(%peer, "cannot relay: {e}");
+            return;
+        }
+    };
+    match stream::relay(&mut client, &mut target, idle).await {
+        Ended::Closed => tracing::debug!(%peer, "relay ended"),
+        Ended::Idle => tracing::info!(%peer, "relay closed: idle"),
+        Ended::Reset(e) => tracing::debug!(%peer, "relay reset: {e}"),
+    }
+}
+
 /// Both legs of a connection: the client's (TLS terminated on it if need be) and the
 /// target's (connected within the connect timeout); `None`, with one warning, when either
 /// fails.

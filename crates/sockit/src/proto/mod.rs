@@ -8,7 +8,7 @@
 //! | [`transfer`] | the messages, path rules and the receiver's state machine | [`crate::transfer`] (`send` over a [`crate::socket::Stream`], `recv` as a [`crate::server::StreamService`] with the files) |
 //! | [`exec`] | the messages, the token check, permits and the session | [`crate::exec`] (one tokio task per connection, with the child process) |
 //! | [`chat`] | nicks, rooms, history and the cluster view | [`crate::chat`] (one tokio thread, per-client queues, the Redis backplane) |
-//! | [`proxy`] | SOCKS5 and HTTP CONNECT steps of a client and of a proxy; HAProxy's PROXY header (v1, v2) | the `proxy` driver (`--proxy`: the SOCKS5 and CONNECT client steps) and `forward` (the PROXY header); the proxy server steps and the policy await the `sockit proxy` command |
+//! | [`proxy`] | SOCKS5 and HTTP CONNECT steps of a client and of a proxy; HAProxy's PROXY header (v1, v2) | the `proxy` driver (`--proxy`: the client steps; `sockit proxy`: the server steps and the policy) and `forward` (the PROXY header) |
 
 pub mod chat;
 pub mod echo;

@@ -1,6 +1,6 @@
 //! Proxies, the driver side of [`crate::proto::proxy`]: [`Proxy`] is a client's way
 //! through a SOCKS5 or HTTP proxy (`--proxy URL`), used by `connect` and `http get` to
-//! open their stream.
+//! open their stream; [`server`] is `sockit proxy`, the proxy itself.
 //!
 //! [`Proxy::dial`] is the one place a stream goes through a proxy: it connects to the
 //! proxy, speaks the core's steps with a deadline, and returns the [`Stream`] positioned
@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::proto::proxy::socks5::{self, ClientStep, Target};
 use crate::proto::proxy::{Credentials, ProxyError, connect};
 use crate::socket::Stream;
+
+pub mod server;
 
 /// How long a proxy has to answer, when the caller sets no timeout: a proxy that
 /// accepted the connection and says nothing must not hang the client for ever.
