@@ -45,6 +45,9 @@ use crate::args::{
 ///   sockit forward 127.0.0.1:2222 10.0.0.5:22 --allow 127.0.0.1 --max-conns 100
 ///   sockit forward udp://127.0.0.1:5353 udp://127.0.0.1:53
 ///   sockit forward 0.0.0.0:80 127.0.0.1:8080 --proxy-protocol v2
+///   sockit forward 127.0.0.1:2222 10.0.0.5:22 --proxy socks5h://bastion:1080
+// Clap's help text: `[USER:PASS@]` is text, not a rustdoc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -84,6 +87,10 @@ pub struct Args {
     /// balancer); a client without a valid one within --header-timeout is refused.
     #[arg(long)]
     accept_proxy_protocol: bool,
+    /// Reach TARGET (tcp:// or tls://) through this proxy: socks5://[USER:PASS@]HOST:PORT,
+    /// socks5h://... (the proxy resolves TARGET's name) or http://[USER:PASS@]HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<sockit::proxy::Proxy>,
     #[command(flatten)]
     server_tls: TlsServerArgs,
     #[command(flatten)]
@@ -102,6 +109,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(crate::usage(
             "--proxy-protocol and --accept-proxy-protocol are for streams, not datagrams",
         ));
+    }
+    if args.proxy.is_some() && !matches!(args.target, Endpoint::Tcp(_) | Endpoint::Tls(_)) {
+        return Err(crate::usage(format!(
+            "--proxy needs a tcp:// or tls:// TARGET, not {}",
+            args.target
+        )));
     }
     // Before binding: a bad certificate, key or CA file is reported with nothing bound.
     let server_tls = args.server_tls.server_tls(&args.listen)?;
@@ -128,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         handshake_timeout: args.header_timeout,
         send_proxy: args.proxy_protocol,
         accept_proxy: args.accept_proxy_protocol,
+        proxy: args.proxy,
     };
     sockit::forward::serve(server, forward)?;
     Ok(ExitCode::SUCCESS)

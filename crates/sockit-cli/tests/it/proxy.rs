@@ -419,3 +419,53 @@ fn sockit_proxy_drops_silent_and_garbage_clients_without_harming_others() {
     echo.stop();
     proxy.stop();
 }
+
+/// `forward --proxy`: the target is reached through a proxy (microsocks, and sockit's
+/// own by CONNECT); a proxy that refuses costs that client only.
+#[test]
+fn forward_reaches_its_target_through_a_proxy() {
+    let echo = Server::start(&["echo", "127.0.0.1:0"]);
+    let (_socks, socks) = microsocks(None);
+    let ours = Server::start(&["proxy", "127.0.0.1:0", "--allow-dest", "127.0.0.1"]);
+    for proxy in [
+        format!("socks5h://127.0.0.1:{socks}"),
+        format!("http://127.0.0.1:{}", ours.port()),
+    ] {
+        let fwd = Server::start(&["forward", "127.0.0.1:0", &echo.addr(), "--proxy", &proxy]);
+        let mut c = Proc::sockit(&["connect", &fwd.addr()]);
+        c.write(b"via forward and proxy\n");
+        c.wait_stdout_contains("via forward and proxy\n");
+        c.close_stdin();
+        assert_exit_0(&mut c);
+        fwd.stop();
+    }
+    // A proxy that refuses the destination (loopback, not allowed): the client is closed,
+    // the forwarder goes on.
+    let strict = Server::start(&["proxy", "127.0.0.1:0"]);
+    let fwd = Server::start(&[
+        "forward",
+        "127.0.0.1:0",
+        &echo.addr(),
+        "--proxy",
+        &format!("socks5://127.0.0.1:{}", strict.port()),
+    ]);
+    let mut c = Proc::sockit(&["connect", &fwd.addr(), "--recv-only"]);
+    let status = c.wait_exit(crate::util::WAIT);
+    assert!(c.stdout().is_empty(), "{status}");
+    // Bad usage: a proxy for a Unix target.
+    let out = crate::util::sockit()
+        .args([
+            "forward",
+            "127.0.0.1:0",
+            "unix:/tmp/x",
+            "--proxy",
+            "socks5://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    fwd.stop();
+    strict.stop();
+    ours.stop();
+    echo.stop();
+}

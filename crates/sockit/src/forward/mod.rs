@@ -78,6 +78,9 @@ pub struct Forward {
     /// load balancer): a client without a valid one is refused. The addresses it gives
     /// are the client's for the logs and for `send_proxy`.
     pub accept_proxy: bool,
+    /// Reaches a `tcp://` or `tls://` target through this SOCKS5 or HTTP proxy
+    /// (`--proxy`): for a target only the proxy can see.
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 /// Serves `server` by relaying every connection (or, on a datagram endpoint, every
@@ -324,6 +327,19 @@ async fn connect_leg(forward: &Forward, header: Option<&[u8]>) -> Result<AsyncFd
     let target = &forward.target;
     let what = || format!("connect {target}");
     let mut sock = match target {
+        Endpoint::Tcp(hp) | Endpoint::Tls(hp) if forward.proxy.is_some() => {
+            // The proxy client is blocking (a few bytes each way, once per connection):
+            // it runs on tokio's blocking pool, bounded by the connect timeout.
+            let proxy = forward.proxy.clone().expect("checked");
+            let (hp, timeout) = (hp.clone(), forward.connect_timeout);
+            let stream = tokio::task::spawn_blocking(move || proxy.dial(&hp, Some(timeout)))
+                .await
+                .map_err(|e| Error::io(what(), std::io::Error::other(e)))??;
+            stream
+                .set_nonblocking(true)
+                .and_then(|()| TokioStream::from_std(stream))
+                .map_err(|e| Error::io(what(), e))?
+        }
         Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
             let addrs = tokio::net::lookup_host((hp.host.as_str(), hp.port))
                 .await
