@@ -37,6 +37,51 @@ pub struct ServerArgs {
     pub deny: Vec<Network>,
 }
 
+/// What a relaying server (`forward`, `proxy`) takes on its command line: no --model (it
+/// runs as tokio tasks: a waiting relay must cost no thread), the rest as every server.
+#[derive(Debug, clap::Args)]
+pub struct RelayServerArgs {
+    /// How long a client has for its head (its TLS handshake, PROXY header or proxy
+    /// request), e.g. 5s.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub header_timeout: Duration,
+    /// Runtime threads. Default: one per CPU.
+    #[arg(long, short = 'w', value_parser = parse_positive)]
+    pub workers: Option<usize>,
+    /// Connections relayed at once (at least 1); more are refused (closed at once).
+    /// Datagrams: sessions at once (default 10000); a new client's datagrams are dropped.
+    #[arg(long, value_parser = parse_positive)]
+    pub max_conns: Option<usize>,
+    /// Close a relayed connection when nothing moved either way for this long (e.g. 5m).
+    /// Datagrams: end a session after this long (default 60s).
+    #[arg(long, value_parser = parse_nonzero_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<Network>,
+    /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<Network>,
+}
+
+impl RelayServerArgs {
+    /// Binds `endpoint` with these options (the async model) and prints `listening on ...`.
+    pub fn bind(&self, endpoint: &Endpoint) -> anyhow::Result<Server> {
+        let config = Config {
+            model: Model::Async,
+            workers: self.workers,
+            max_conns: self.max_conns,
+            idle_timeout: self.idle_timeout,
+            header_timeout: Some(self.header_timeout),
+            access: AccessList::new(self.allow.clone(), self.deny.clone()),
+        };
+        let server = Server::bind(endpoint, config)
+            .with_context(|| format!("cannot listen on {endpoint}"))?;
+        announce(&server)?;
+        Ok(server)
+    }
+}
+
 impl ServerArgs {
     /// The library configuration these options describe.
     pub fn config(&self) -> Config {

@@ -4,15 +4,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use sockit::forward::Forward;
-use sockit::server::{Config, Model, Server};
-use sockit::socket::{AccessList, Network};
 use sockit::{Endpoint, Transport};
 
 use crate::args::{
-    ProxyVersion, TlsClientArgs, TlsServerArgs, announce, announce_fingerprint,
-    parse_nonzero_duration, parse_positive, parse_proxy_version,
+    ProxyVersion, RelayServerArgs, TlsClientArgs, TlsServerArgs, announce_fingerprint,
+    parse_nonzero_duration, parse_proxy_version,
 };
 
 /// Port forwarder: relays every connection accepted on LISTEN to TARGET, TLS on either.
@@ -53,32 +50,13 @@ use crate::args::{
 pub struct Args {
     /// Address to accept on: HOST:PORT, tcp://, tls://, unix:PATH, udp://, unix-dgram:PATH.
     listen: Endpoint,
+    #[command(flatten)]
+    server: RelayServerArgs,
     /// Where to relay each connection: the same kinds (a datagram LISTEN, a datagram TARGET).
     target: Endpoint,
     /// How long connecting to TARGET (with its TLS handshake) may take.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
     connect_timeout: Duration,
-    /// How long a client has for its head: the PROXY header (--accept-proxy-protocol) and
-    /// the TLS handshake of a tls:// LISTEN (e.g. 5s).
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
-    header_timeout: Duration,
-    /// Runtime threads. Default: one per CPU.
-    #[arg(long, short = 'w', value_parser = parse_positive)]
-    workers: Option<usize>,
-    /// Connections relayed at once (at least 1); more are refused (closed at once).
-    /// Datagrams: sessions at once (default 10000); a new client's datagrams are dropped.
-    #[arg(long, value_parser = parse_positive)]
-    max_conns: Option<usize>,
-    /// Close a relayed connection when nothing moved either way for this long (e.g. 5m).
-    /// Datagrams: end a session after this long (default 60s).
-    #[arg(long, value_parser = parse_nonzero_duration)]
-    idle_timeout: Option<Duration>,
-    /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
-    #[arg(long, value_name = "CIDR")]
-    allow: Vec<Network>,
-    /// Refuse clients in these networks (CIDR or address; repeatable). Deny wins over --allow.
-    #[arg(long, value_name = "CIDR")]
-    deny: Vec<Network>,
     /// Send HAProxy's PROXY header (v1: text, v2: binary) to TARGET first, so it learns
     /// the real client's address (in clear, before any TLS to TARGET).
     #[arg(long, value_name = "v1|v2", value_parser = parse_proxy_version)]
@@ -119,17 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before binding: a bad certificate, key or CA file is reported with nothing bound.
     let server_tls = args.server_tls.server_tls(&args.listen)?;
     let client_tls = args.client_tls.client_tls(&args.target)?;
-    let config = Config {
-        model: Model::Async,
-        workers: args.workers,
-        max_conns: args.max_conns,
-        idle_timeout: args.idle_timeout,
-        header_timeout: Some(args.header_timeout),
-        access: AccessList::new(args.allow, args.deny),
-    };
-    let server = Server::bind(&args.listen, config)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    announce(&server)?;
+    let server = args.server.bind(&args.listen)?;
     if let Some((tls, true)) = &server_tls {
         announce_fingerprint(tls);
     }
@@ -138,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server_tls: server_tls.map(|(tls, _)| tls),
         client_tls,
         connect_timeout: args.connect_timeout,
-        handshake_timeout: args.header_timeout,
+        handshake_timeout: args.server.header_timeout,
         send_proxy: args.proxy_protocol,
         accept_proxy: args.accept_proxy_protocol,
         proxy: args.proxy,

@@ -9,11 +9,9 @@ use anyhow::Context;
 use sockit::proto::proxy::Credentials;
 use sockit::proto::proxy::policy::{Policy, Rule};
 use sockit::proxy::server::ProxyServer;
-use sockit::server::{Config, Model, Server};
-use sockit::socket::{AccessList, Network};
 use sockit::{Endpoint, Transport};
 
-use crate::args::{announce, parse_nonzero_duration, parse_positive};
+use crate::args::{RelayServerArgs, parse_nonzero_duration};
 
 /// Proxy server: SOCKS5 and HTTP CONNECT on one port, with destination rules.
 ///
@@ -48,6 +46,8 @@ pub struct Args {
     /// Address to listen on (HOST:PORT).
     #[arg(default_value = "127.0.0.1:1080")]
     addr: Endpoint,
+    #[command(flatten)]
+    server: RelayServerArgs,
     /// A user and password clients must give (USER:PASS; repeatable).
     #[arg(long, value_name = "USER:PASS", value_parser = parse_user)]
     auth: Vec<Credentials>,
@@ -64,24 +64,6 @@ pub struct Args {
     /// How long connecting to a destination may take.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
     connect_timeout: Duration,
-    /// How long a client has for its whole request, before its tunnel opens.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_nonzero_duration)]
-    header_timeout: Duration,
-    /// Runtime threads. Default: one per CPU.
-    #[arg(long, short = 'w', value_parser = parse_positive)]
-    workers: Option<usize>,
-    /// Clients served at once (at least 1); more are refused (closed at once).
-    #[arg(long, value_parser = parse_positive)]
-    max_conns: Option<usize>,
-    /// Close a tunnel when nothing moved either way for this long (e.g. 5m).
-    #[arg(long, value_parser = parse_nonzero_duration)]
-    idle_timeout: Option<Duration>,
-    /// Only clients in these networks (CIDR or address; repeatable). Deny wins when both match.
-    #[arg(long, value_name = "CIDR")]
-    allow: Vec<Network>,
-    /// Refuse clients in these networks (CIDR or address; repeatable).
-    #[arg(long, value_name = "CIDR")]
-    deny: Vec<Network>,
 }
 
 fn parse_user(s: &str) -> Result<Credentials, String> {
@@ -129,17 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     }
-    let config = Config {
-        model: Model::Async,
-        workers: args.workers,
-        max_conns: args.max_conns,
-        idle_timeout: args.idle_timeout,
-        header_timeout: Some(args.header_timeout),
-        access: AccessList::new(args.allow, args.deny),
-    };
-    let server = Server::bind(&args.addr, config)
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    announce(&server)?;
+    let server = args.server.bind(&args.addr)?;
     let proxy = ProxyServer {
         users,
         policy: Policy {
@@ -147,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             deny: args.deny_dest,
         },
         connect_timeout: args.connect_timeout,
-        head_timeout: args.header_timeout,
+        head_timeout: args.server.header_timeout,
     };
     sockit::proxy::server::serve(server, proxy)?;
     Ok(ExitCode::SUCCESS)
