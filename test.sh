@@ -56,6 +56,14 @@ python3 -c 'import argon2' 2>/dev/null || py_need+=(argon2-cffi)
 python3 -c 'import bcrypt' 2>/dev/null || py_need+=(bcrypt)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "test.sh: installing python packages ${py_need[*]}" >&2
+  # A python3 from Debian's packages comes without pip: add it first.
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+      echo "test.sh: python3 has no pip, and this shell cannot install it (not root, or no apt-get)" >&2
+      exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
   python3 -m pip install -q "${py_need[@]}" 2>/dev/null ||
     python3 -m pip install -q --break-system-packages "${py_need[@]}"
 fi
