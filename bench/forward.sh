@@ -12,6 +12,9 @@
 # (socat's best buffer size; a process per connection), haproxy (mode tcp, one thread,
 # option splice-auto). The relay's CPU is the process tree's (socat's children included).
 #
+# The load generator's (or sender's) own CPU is beside every row: a saturated one measures
+# itself, not the relay.
+#
 # Usage: bench/forward.sh            (ROUNDS=1 SIZE_MIB=2048 DURATION=4s SECS=3)
 # Prints a markdown report. Every run is bounded; only 127.0.0.1 is used.
 set -euo pipefail
@@ -21,7 +24,7 @@ ROUNDS=${ROUNDS:-1}
 SIZE_MIB=${SIZE_MIB:-2048}
 DURATION=${DURATION:-4s}
 SECS=${SECS:-3}
-for tool in socat haproxy wrk taskset; do
+for tool in socat haproxy wrk taskset /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench/forward.sh needs $tool" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -103,8 +106,8 @@ head -c "$bytes" /dev/urandom >"$src"
 emit ""
 emit "#### bulk: $SIZE_MIB MiB through the relay (sender and sink: socat -u -b 262144, on core $LOAD_CPU)"
 emit ""
-emit "| round | relay | s | GB/s | relay CPU s | relay CPU per GB | bytes |"
-emit "|---|---|--:|--:|--:|--:|--:|"
+emit "| round | relay | s | GB/s | relay CPU s | relay CPU per GB | sender CPU | bytes |"
+emit "|---|---|--:|--:|--:|--:|--:|--:|"
 for round in $(seq "$ROUNDS"); do
     for relay in sockit socat haproxy; do
         sport=$(free_port)
@@ -117,7 +120,7 @@ for round in $(seq "$ROUNDS"); do
         sleep 0.3
         before=$(relay_ns)
         t0=$(date +%s%N)
-        taskset -c "$LOAD_CPU" socat -u -b 262144 "OPEN:$src" "TCP:127.0.0.1:$RPORT"
+        /usr/bin/time -o "$work/gen" -f '%U %S' taskset -c "$LOAD_CPU" socat -u -b 262144 "OPEN:$src" "TCP:127.0.0.1:$RPORT"
         wait "$sink" || true
         t1=$(date +%s%N)
         sleep 0.1
@@ -125,9 +128,11 @@ for round in $(seq "$ROUNDS"); do
         read -r ns _ <<<"$(cpu_between "$before" "$after")"
         stop_relay
         got=$(cat "$work/got")
-        emit "$(awk -v r="$round" -v p="$relay" -v b="$bytes" -v g="$got" -v w=$((t1 - t0)) -v c="$ns" 'BEGIN {
-            gb = b / 1e9; printf "| %s | %s | %.2f | %.2f | %.2f | %.2f s | %s%s |", r, p, w / 1e9,
-            gb / (w / 1e9), c / 1e9, c / 1e9 / gb, g, (g == b ? "" : " SHORT") }')"
+        read -r gu gs <"$work/gen"
+        emit "$(awk -v r="$round" -v p="$relay" -v b="$bytes" -v g="$got" -v w=$((t1 - t0)) -v c="$ns" -v gc="$gu $gs" 'BEGIN {
+            split(gc, x, " "); gb = b / 1e9
+            printf "| %s | %s | %.2f | %.2f | %.2f | %.2f s | %.2f s (%.0f%%) | %s%s |", r, p, w / 1e9,
+            gb / (w / 1e9), c / 1e9, c / 1e9 / gb, x[1] + x[2], 100 * (x[1] + x[2]) / (w / 1e9), g, (g == b ? "" : " SHORT") }')"
     done
 done
 rm -f "$src"
@@ -142,22 +147,24 @@ wait_port "$tport"
 emit ""
 emit "#### short: wrk -t1 -c50 -d$DURATION -H 'Connection: close' through the relay to sockit http serve (64 B file), both on core $LOAD_CPU"
 emit ""
-emit "| round | relay | connections/s | relay CPU per connection | wrk errors |"
-emit "|---|---|--:|--:|---|"
+emit "| round | relay | connections/s | relay CPU per connection | wrk CPU | wrk errors |"
+emit "|---|---|--:|--:|--:|---|"
 for round in $(seq "$ROUNDS"); do
     for relay in sockit socat haproxy; do
         start_relay "$relay" "$tport"
         before=$(relay_ns)
-        out=$(taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"$DURATION" -H 'Connection: close' \
-            "http://127.0.0.1:$RPORT/64.txt" 2>&1)
+        out=$(/usr/bin/time -o "$work/gen" -f '%U %S %e' taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"$DURATION" \
+            -H 'Connection: close' "http://127.0.0.1:$RPORT/64.txt" 2>&1)
         after=$(relay_ns)
         read -r ns _ <<<"$(cpu_between "$before" "$after")"
         stop_relay
         reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")
         rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
         errs=$(sed -n 's/^ *Socket errors: \(.*\)/\1/p' <<<"$out")
-        emit "$(awk -v r="$round" -v p="$relay" -v q="${reqs:-0}" -v s="${rps:-0}" -v c="$ns" -v e="${errs:-0}" 'BEGIN {
-            printf "| %s | %s | %.0f | %.1f µs | %s |", r, p, s, (q > 0 ? c / q / 1e3 : 0), e }')"
+        read -r gu gs ge <"$work/gen"
+        emit "$(awk -v r="$round" -v p="$relay" -v q="${reqs:-0}" -v s="${rps:-0}" -v c="$ns" -v e="${errs:-0}" -v gc="$gu $gs $ge" 'BEGIN {
+            split(gc, x, " ")
+            printf "| %s | %s | %.0f | %.1f µs | %.0f%% | %s |", r, p, s, (q > 0 ? c / q / 1e3 : 0), 100 * (x[1] + x[2]) / x[3], e }')"
     done
 done
 kill "$TPID" 2>/dev/null || true
@@ -170,21 +177,23 @@ wait_port "$tport"
 emit ""
 emit "#### echo: sockit bench echo --conns 50 --size 64 --pipeline 16 --secs $SECS through the relay to sockit echo, both on core $LOAD_CPU"
 emit ""
-emit "| round | relay | msgs/s | relay CPU per message | errors |"
-emit "|---|---|--:|--:|--:|"
+emit "| round | relay | msgs/s | relay CPU per message | bench echo CPU | errors |"
+emit "|---|---|--:|--:|--:|--:|"
 for round in $(seq "$ROUNDS"); do
     for relay in sockit socat haproxy; do
         start_relay "$relay" "$tport"
         before=$(relay_ns)
-        json=$(taskset -c "$LOAD_CPU" "$SOCKIT" bench echo "127.0.0.1:$RPORT" --conns 50 --size 64 \
+        json=$(/usr/bin/time -o "$work/gen" -f '%U %S %e' taskset -c "$LOAD_CPU" "$SOCKIT" bench echo "127.0.0.1:$RPORT" --conns 50 --size 64 \
             --pipeline 16 --secs "$SECS" --json 2>/dev/null || true)
         after=$(relay_ns)
         read -r ns _ <<<"$(cpu_between "$before" "$after")"
         stop_relay
         msgs=$(grep -o '"msgs":[0-9]*' <<<"$json" | cut -d: -f2)
         errs=$(grep -o '"errors":[0-9]*' <<<"$json" | cut -d: -f2)
-        emit "$(awk -v r="$round" -v p="$relay" -v m="${msgs:-0}" -v c="$ns" -v s="$SECS" -v e="${errs:-?}" 'BEGIN {
-            printf "| %s | %s | %.0f | %.0f ns | %s |", r, p, m / s, (m > 0 ? c / m : 0), e }')"
+        read -r gu gs ge <"$work/gen"
+        emit "$(awk -v r="$round" -v p="$relay" -v m="${msgs:-0}" -v c="$ns" -v s="$SECS" -v e="${errs:-?}" -v gc="$gu $gs $ge" 'BEGIN {
+            split(gc, x, " ")
+            printf "| %s | %s | %.0f | %.0f ns | %.0f%% | %s |", r, p, m / s, (m > 0 ? c / m : 0), 100 * (x[1] + x[2]) / x[3], e }')"
     done
 done
 emit ""
